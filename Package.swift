@@ -1,0 +1,90 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+let package = Package(
+    name: "Medic",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "medicd", targets: ["medicd"]),
+        .executable(name: "medic", targets: ["medic"]),
+        .executable(name: "medic-demo", targets: ["medic-demo"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+    ],
+    targets: [
+        // libsystemd, as the system provides it.
+        .systemLibrary(
+            name: "CSystemd",
+            pkgConfig: "libsystemd",
+            providers: [.apt(["libsystemd-dev"])]
+        ),
+        // The only importer of CSystemd: bus, notify, journal.
+        .target(
+            name: "Systemd",
+            dependencies: ["CSystemd"]
+        ),
+        // Plain domain types shared by every layer.
+        .target(name: "MedicCore"),
+        // YAML → validated playbook model, with file:line:column errors.
+        .target(
+            name: "Playbooks",
+            dependencies: ["MedicCore", .product(name: "Yams", package: "Yams")]
+        ),
+        // The outside world → observations.
+        .target(
+            name: "Detectors",
+            dependencies: ["MedicCore", "Systemd", .product(name: "Logging", package: "swift-log")]
+        ),
+        // Incidents and plans; no I/O of its own.
+        .target(
+            name: "Engine",
+            dependencies: ["MedicCore", .product(name: "Logging", package: "swift-log")]
+        ),
+        // One executor per step kind.
+        .target(
+            name: "Actions",
+            dependencies: ["MedicCore", "Engine", "Systemd"]
+        ),
+        // The audit log: SQLite through GRDB, and its queries.
+        .target(
+            name: "Audit",
+            dependencies: ["MedicCore", "Engine", "Systemd", .product(name: "GRDB", package: "GRDB.swift")]
+        ),
+        // A disposable real systemd for tests and the demo.
+        .target(name: "TestHost", dependencies: ["Systemd"]),
+        .executableTarget(
+            name: "medicd",
+            dependencies: [
+                "MedicCore", "Systemd", "Playbooks", "Detectors", "Engine", "Actions", "Audit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
+        .executableTarget(
+            name: "medic",
+            dependencies: [
+                "MedicCore", "Playbooks", "Audit",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(
+            name: "medic-demo",
+            dependencies: ["TestHost", "Systemd"]
+        ),
+        // A tiny HTTP backend in C that starts in a few milliseconds: the demo's and tests' service.
+        .executableTarget(name: "medic-backend"),
+        .testTarget(name: "PlaybooksTests", dependencies: ["Playbooks", "MedicCore"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "MedicCore"]),
+        .testTarget(name: "AuditTests", dependencies: ["Audit", "Engine", "MedicCore"]),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["TestHost", "Systemd", "Audit", "MedicCore", "medicd", "medic", "medic-backend"]
+        ),
+    ]
+)

@@ -1,0 +1,107 @@
+import CSystemd
+import Glibc
+
+/// Syslog priorities, as journald stores them in `PRIORITY=`.
+public enum JournalPriority: Int, Sendable, Comparable {
+    case emergency = 0, alert, critical, error, warning, notice, info, debug
+
+    public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
+}
+
+/// Writes structured entries to journald (sd_journal_sendv).
+public enum JournalWriter {
+    /// Sends one entry with `MESSAGE`, `PRIORITY` and the given extra fields (upper-case names,
+    /// as journald requires). sd_journal_sendv succeeds even where no journald listens, so a
+    /// success is not proof the entry was stored.
+    public static func send(
+        message: String, priority: JournalPriority = .info, fields: [(String, String)] = []
+    ) throws(SystemdError) {
+        var lines = ["MESSAGE=\(message)", "PRIORITY=\(priority.rawValue)"]
+        for (name, value) in fields { lines.append("\(name)=\(value)") }
+        let buffers = lines.map { Array($0.utf8) }
+        let result: Int32 = buffers.withUnsafeIovecs { iovecs in
+            sd_journal_sendv(iovecs.baseAddress, Int32(iovecs.count))
+        }
+        try check(result, "sd_journal_sendv")
+    }
+}
+
+private extension Array where Element == [UInt8] {
+    func withUnsafeIovecs<R>(_ body: (UnsafeBufferPointer<iovec>) -> R) -> R {
+        var storage = self
+        var vectors: [iovec] = []
+        vectors.reserveCapacity(count)
+        return storage.withUnsafeMutableBufferPointer { buffers in
+            for index in buffers.indices {
+                let count = buffers[index].count
+                buffers[index].withUnsafeMutableBytes { bytes in
+                    vectors.append(iovec(iov_base: bytes.baseAddress, iov_len: count))
+                }
+            }
+            return vectors.withUnsafeBufferPointer(body)
+        }
+    }
+}
+
+/// One journal entry: its time and the fields asked for.
+public struct JournalEntry: Sendable, Equatable {
+    /// Wall-clock time of the entry, microseconds since the epoch.
+    public var realtimeUSec: UInt64
+    /// Fields by name (`MESSAGE`, `PRIORITY`, `_PID`, …).
+    public var fields: [String: String]
+
+    public var message: String { fields["MESSAGE"] ?? "" }
+}
+
+/// Reads journal entries, from the local journal or from a journal directory (a test host's
+/// `/run/log/journal`, seen from outside). Owns its handle and closes it exactly once.
+public final class JournalReader {
+    private let journal: OpaquePointer
+
+    /// Opens the local system journal.
+    public init() throws(SystemdError) {
+        var j: OpaquePointer? = nil
+        try check(sd_journal_open(&j, Int32(SD_JOURNAL_LOCAL_ONLY)), "sd_journal_open")
+        journal = j!
+    }
+
+    /// Opens the journal files under `directory` and its per-machine subdirectories.
+    public init(directory: String) throws(SystemdError) {
+        var j: OpaquePointer? = nil
+        try check(sd_journal_open_directory(&j, directory, 0), "sd_journal_open_directory(\(directory))")
+        journal = j!
+    }
+
+    deinit { sd_journal_close(journal) }
+
+    /// The newest `limit` entries of a unit (`_SYSTEMD_UNIT=`), oldest first.
+    public func recentEntries(unit: String, limit: Int, fields: [String] = ["MESSAGE", "PRIORITY"]) throws(SystemdError) -> [JournalEntry] {
+        try recentEntries(matching: ["_SYSTEMD_UNIT=\(unit)"], limit: limit, fields: fields)
+    }
+
+    /// The newest `limit` entries matching every `FIELD=value` in `matches`, oldest first.
+    public func recentEntries(matching matches: [String], limit: Int, fields: [String]) throws(SystemdError) -> [JournalEntry] {
+        sd_journal_flush_matches(journal)
+        for match in matches {
+            try check(sd_journal_add_match(journal, match, 0), "sd_journal_add_match(\(match))")
+        }
+        try check(sd_journal_seek_tail(journal), "sd_journal_seek_tail")
+        var entries: [JournalEntry] = []
+        while entries.count < limit, try check(sd_journal_previous(journal), "sd_journal_previous") > 0 {
+            var usec: UInt64 = 0
+            try check(sd_journal_get_realtime_usec(journal, &usec), "sd_journal_get_realtime_usec")
+            var values: [String: String] = [:]
+            for field in fields {
+                var data: UnsafeRawPointer? = nil
+                var length = 0
+                if sd_journal_get_data(journal, field, &data, &length) >= 0, let data {
+                    let text = String(decoding: UnsafeRawBufferPointer(start: data, count: length), as: UTF8.self)
+                    values[field] = String(text.dropFirst(field.utf8.count + 1))
+                }
+            }
+            entries.append(JournalEntry(realtimeUSec: usec, fields: values))
+        }
+        return entries.reversed()
+    }
+}
+

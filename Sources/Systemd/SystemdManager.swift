@@ -1,0 +1,178 @@
+import Glibc
+
+/// systemd's Manager and units over a `SystemBus`: the operations Medic needs, typed.
+public struct SystemdManager: Sendable {
+    static let destination = "org.freedesktop.systemd1"
+    static let managerPath = "/org/freedesktop/systemd1"
+    static let managerInterface = "org.freedesktop.systemd1.Manager"
+    static let unitInterface = "org.freedesktop.systemd1.Unit"
+    static let serviceInterface = "org.freedesktop.systemd1.Service"
+    static let propertiesInterface = "org.freedesktop.DBus.Properties"
+
+    /// The bus this manager talks over.
+    public let bus: SystemBus
+
+    public init(bus: SystemBus) { self.bus = bus }
+
+    /// How a unit job ended.
+    public enum JobOutcome: Sendable, Equatable {
+        /// JobRemoved arrived: `done`, `canceled`, `timeout`, `failed`, `dependency`, `skipped`.
+        case finished(String)
+        /// The job did not finish in the time allowed.
+        case timedOut
+    }
+
+    // MARK: Manager methods
+
+    /// Loads the unit (if not loaded) and returns its object path.
+    @discardableResult
+    public func loadUnit(_ name: String) async throws -> String {
+        try await bus.perform { loop in
+            try loop.requireConnection().call(
+                destination: Self.destination, path: Self.managerPath, interface: Self.managerInterface,
+                member: "LoadUnit", arguments: [.string(name)]
+            ).readObjectPath()
+        }
+    }
+
+    /// Reads the unit's Unit and Service properties (loading the unit first).
+    public func state(of unit: String) async throws -> UnitState {
+        try await bus.perform { loop in
+            let connection = try loop.requireConnection()
+            let path = try connection.call(
+                destination: Self.destination, path: Self.managerPath, interface: Self.managerInterface,
+                member: "LoadUnit", arguments: [.string(unit)]
+            ).readObjectPath()
+            var state = UnitState()
+            for interface in [Self.unitInterface, Self.serviceInterface] {
+                let reply = try connection.call(
+                    destination: Self.destination, path: path, interface: Self.propertiesInterface,
+                    member: "GetAll", arguments: [.string(interface)])
+                state.merge(UnitState(properties: try reply.readPropertyDictionary()))
+            }
+            return state
+        }
+    }
+
+    /// Reads one string property of the Manager, e.g. `SystemState`.
+    public func managerProperty(_ name: String) async throws -> String {
+        try await bus.perform { loop in
+            let reply = try loop.requireConnection().call(
+                destination: Self.destination, path: Self.managerPath, interface: Self.propertiesInterface,
+                member: "Get", arguments: [.string(Self.managerInterface), .string(name)])
+            switch try reply.readVariant() {
+            case .string(let s): return s
+            case .uint(let v): return String(v)
+            case .int(let v): return String(v)
+            case .bool(let b): return String(b)
+            default: return ""
+            }
+        }
+    }
+
+    /// Starts the unit and waits for its job to finish.
+    public func startUnit(_ name: String, mode: String = "replace", timeout: Duration = .seconds(90)) async throws -> JobOutcome {
+        try await runJob("StartUnit", unit: name, mode: mode, timeout: timeout)
+    }
+
+    /// Stops the unit and waits for its job to finish.
+    public func stopUnit(_ name: String, mode: String = "replace", timeout: Duration = .seconds(90)) async throws -> JobOutcome {
+        try await runJob("StopUnit", unit: name, mode: mode, timeout: timeout)
+    }
+
+    /// Restarts the unit (starts it if it is not running) and waits for its job to finish.
+    public func restartUnit(_ name: String, mode: String = "replace", timeout: Duration = .seconds(90)) async throws -> JobOutcome {
+        try await runJob("RestartUnit", unit: name, mode: mode, timeout: timeout)
+    }
+
+    /// Sends a signal to the unit's processes (`who`: `main`, `control` or `all`).
+    public func killUnit(_ name: String, who: String = "main", signal: Int32) async throws {
+        try await bus.perform { loop in
+            _ = try loop.requireConnection().call(
+                destination: Self.destination, path: Self.managerPath, interface: Self.managerInterface,
+                member: "KillUnit", arguments: [.string(name), .string(who), .int32(signal)])
+        }
+    }
+
+    /// Reloads systemd's unit files (`systemctl daemon-reload`).
+    public func reload() async throws {
+        try await bus.perform { loop in
+            _ = try loop.requireConnection().call(
+                destination: Self.destination, path: Self.managerPath, interface: Self.managerInterface,
+                member: "Reload")
+        }
+    }
+
+    /// Waits until the unit's ActiveState satisfies `until`, checking its current state first.
+    /// Returns the state that satisfied it, or nil if `timeout` passed first.
+    public func waitForActiveState(
+        of unit: String, timeout: Duration, until: @escaping @Sendable (String) -> Bool
+    ) async throws -> String? {
+        try await bus.performDeferred { loop, complete in
+            do {
+                let path = UnitPath.path(ofUnit: unit)
+                let reply = try loop.requireConnection().call(
+                    destination: Self.destination, path: path, interface: Self.propertiesInterface,
+                    member: "Get", arguments: [.string(Self.unitInterface), .string("ActiveState")])
+                if let current = try reply.readVariant()?.string, until(current) {
+                    complete(.success(current))
+                    return
+                }
+                loop.addWaiter(.activeState(unit: unit, until: until), timeoutUSec: timeout.microseconds) { outcome in
+                    switch outcome {
+                    case .resolved(let state): complete(.success(state))
+                    case .timedOut: complete(.success(nil))
+                    case .failed(let error): complete(.failure(error))
+                    }
+                }
+            } catch {
+                complete(.failure(error))
+            }
+        }
+    }
+
+    private func runJob(_ method: String, unit: String, mode: String, timeout: Duration) async throws -> JobOutcome {
+        try await bus.performDeferred { loop, complete in
+            do {
+                let job = try loop.requireConnection().call(
+                    destination: Self.destination, path: Self.managerPath, interface: Self.managerInterface,
+                    member: method, arguments: [.string(unit), .string(mode)]
+                ).readObjectPath()
+                // Registered on the bus thread before any further message is dispatched, so the
+                // job's JobRemoved cannot be missed.
+                loop.addWaiter(.job(path: job), timeoutUSec: timeout.microseconds) { outcome in
+                    switch outcome {
+                    case .resolved(let result): complete(.success(.finished(result)))
+                    case .timedOut: complete(.success(.timedOut))
+                    case .failed(let error): complete(.failure(error))
+                    }
+                }
+            } catch {
+                complete(.failure(error))
+            }
+        }
+    }
+}
+
+extension Duration {
+    /// Whole microseconds, rounded down, never negative.
+    var microseconds: UInt64 {
+        let (seconds, attoseconds) = components
+        if seconds < 0 { return 0 }
+        return UInt64(seconds) * 1_000_000 + UInt64(attoseconds / 1_000_000_000_000)
+    }
+}
+
+extension SystemdManager {
+    /// Reads the Manager's `SystemState` (`initializing`, `starting`, `running`, `degraded`,
+    /// `stopping`, …) over a short-lived connection of its own, without a bus thread: for
+    /// harnesses that wait for a systemd to come up.
+    public static func systemState(at address: BusAddress) throws(SystemdError) -> String {
+        let connection = try BusConnection(address: address)
+        let reply = try connection.call(
+            destination: destination, path: managerPath, interface: propertiesInterface,
+            member: "Get", arguments: [.string(managerInterface), .string("SystemState")],
+            timeoutUSec: 2_000_000)
+        return try reply.readVariant()?.string ?? ""
+    }
+}

@@ -1,0 +1,107 @@
+/// What systemd says of a unit at one moment: the Unit and Service properties Medic reads.
+/// Every field is optional because a PropertiesChanged signal carries only what changed.
+public struct UnitState: Sendable, Equatable, CustomStringConvertible {
+    /// `loaded`, `not-found`, `bad-setting`, `error`, `masked`.
+    public var loadState: String?
+    public var activeState: String?
+    public var subState: String?
+    /// The service's result: `success`, `exit-code`, `signal`, `core-dump`, `oom-kill`,
+    /// `watchdog`, `timeout`, `start-limit-hit`, `resources`, …
+    public var result: String?
+    public var mainPID: UInt32?
+    public var nRestarts: UInt32?
+    /// `CLD_EXITED` (1), `CLD_KILLED` (2) or `CLD_DUMPED` (3) for the last main process.
+    public var execMainCode: Int32?
+    /// Exit status, or signal number when killed.
+    public var execMainStatus: Int32?
+    /// The 128-bit invocation ID as 32 hex digits.
+    public var invocationID: String?
+    /// The service's `Type=` (`simple`, `exec`, `notify`, …).
+    public var serviceType: String?
+
+    public init(
+        loadState: String? = nil, activeState: String? = nil, subState: String? = nil, result: String? = nil,
+        mainPID: UInt32? = nil, nRestarts: UInt32? = nil, execMainCode: Int32? = nil,
+        execMainStatus: Int32? = nil, invocationID: String? = nil, serviceType: String? = nil
+    ) {
+        self.loadState = loadState
+        self.activeState = activeState
+        self.subState = subState
+        self.result = result
+        self.mainPID = mainPID
+        self.nRestarts = nRestarts
+        self.execMainCode = execMainCode
+        self.execMainStatus = execMainStatus
+        self.invocationID = invocationID
+        self.serviceType = serviceType
+    }
+
+    init(properties: [String: PropertyValue]) {
+        loadState = properties["LoadState"]?.string
+        activeState = properties["ActiveState"]?.string
+        subState = properties["SubState"]?.string
+        result = properties["Result"]?.string
+        mainPID = properties["MainPID"]?.uint.map { UInt32(truncatingIfNeeded: $0) }
+        nRestarts = properties["NRestarts"]?.uint.map { UInt32(truncatingIfNeeded: $0) }
+        execMainCode = properties["ExecMainCode"]?.int.map { Int32(truncatingIfNeeded: $0) }
+        execMainStatus = properties["ExecMainStatus"]?.int.map { Int32(truncatingIfNeeded: $0) }
+        invocationID = properties["InvocationID"]?.bytes.flatMap { $0.isEmpty ? nil : $0.hexString }
+        serviceType = properties["Type"]?.string
+    }
+
+    /// Fields present in `newer` replace those here; absent ones keep their value.
+    public mutating func merge(_ newer: UnitState) {
+        loadState = newer.loadState ?? loadState
+        activeState = newer.activeState ?? activeState
+        subState = newer.subState ?? subState
+        result = newer.result ?? result
+        mainPID = newer.mainPID ?? mainPID
+        nRestarts = newer.nRestarts ?? nRestarts
+        execMainCode = newer.execMainCode ?? execMainCode
+        execMainStatus = newer.execMainStatus ?? execMainStatus
+        invocationID = newer.invocationID ?? invocationID
+        serviceType = newer.serviceType ?? serviceType
+    }
+
+    /// True when nothing at all was set.
+    public var isEmpty: Bool { self == UnitState() }
+
+    public var description: String {
+        var parts: [String] = []
+        if let loadState { parts.append("LoadState=\(loadState)") }
+        if let activeState { parts.append("ActiveState=\(activeState)") }
+        if let subState { parts.append("SubState=\(subState)") }
+        if let result { parts.append("Result=\(result)") }
+        if let mainPID { parts.append("MainPID=\(mainPID)") }
+        if let nRestarts { parts.append("NRestarts=\(nRestarts)") }
+        if let execMainCode { parts.append("ExecMainCode=\(execMainCode)") }
+        if let execMainStatus { parts.append("ExecMainStatus=\(execMainStatus)") }
+        if let invocationID { parts.append("InvocationID=\(invocationID)") }
+        return parts.joined(separator: " ")
+    }
+}
+
+extension Array where Element == UInt8 {
+    var hexString: String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(count * 2)
+        for byte in self {
+            out.append(digits[Int(byte >> 4)])
+            out.append(digits[Int(byte & 0xF)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}
+
+/// Something systemd said on the bus, typed.
+public enum BusEvent: Sendable, Equatable {
+    /// Some properties of a unit changed (Unit or Service interface).
+    case unitChanged(unit: String, state: UnitState)
+    /// A job finished: `result` is `done`, `canceled`, `timeout`, `failed`, `dependency` or `skipped`.
+    case jobRemoved(id: UInt32, job: String, unit: String, result: String)
+    /// The bus connection was lost; events may have been missed until `.connected`.
+    case disconnected(SystemdError)
+    /// The connection is (re-)established and subscribed; state must be re-read.
+    case connected
+}

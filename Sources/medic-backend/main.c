@@ -1,0 +1,98 @@
+/*
+ * medic-backend: a tiny HTTP backend that starts in a few milliseconds, for Medic's demo, tests
+ * and benchmarks. It answers every request with 200 and a line naming itself; /health answers
+ * "ok". Usage: medic-backend [--port N] [--name TEXT] [--exit-after-ms N --exit-code N]
+ * With --exit-after-ms it exits with --exit-code after that long, to play a backend that keeps
+ * failing. With NOTIFY_SOCKET set it sends READY=1 once it listens (for Type=notify units).
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+static void notify_ready(void) {
+    const char *path = getenv("NOTIFY_SOCKET");
+    if (!path || !*path) return;
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    size_t len = strlen(path);
+    if (len >= sizeof(addr.sun_path)) return;
+    memcpy(addr.sun_path, path, len);
+    if (addr.sun_path[0] == '@') addr.sun_path[0] = 0;
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return;
+    const char msg[] = "READY=1";
+    sendto(fd, msg, sizeof(msg) - 1, 0, (struct sockaddr *)&addr,
+           (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len));
+    close(fd);
+}
+
+static long now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+int main(int argc, char **argv) {
+    int port = 8080, exit_code = 1;
+    long exit_after_ms = -1;
+    const char *name = "medic-backend";
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "--port")) port = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--name")) name = argv[i + 1];
+        else if (!strcmp(argv[i], "--exit-after-ms")) exit_after_ms = atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--exit-code")) exit_code = atoi(argv[i + 1]);
+        else { fprintf(stderr, "medic-backend: unknown option %s\n", argv[i]); return 2; }
+    }
+    signal(SIGPIPE, SIG_IGN);
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    int server = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    setsockopt(server, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (bind(server, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(server, 128) < 0) {
+        fprintf(stderr, "medic-backend: cannot listen on 127.0.0.1:%d: %s\n", port, strerror(errno));
+        return 1;
+    }
+    printf("%s listening on 127.0.0.1:%d\n", name, port);
+    notify_ready();
+    long deadline = exit_after_ms >= 0 ? now_ms() + exit_after_ms : -1;
+    for (;;) {
+        int timeout = -1;
+        if (deadline >= 0) {
+            long left = deadline - now_ms();
+            if (left <= 0) {
+                printf("%s exiting with status %d as asked\n", name, exit_code);
+                return exit_code;
+            }
+            timeout = (int)left;
+        }
+        struct pollfd p = {.fd = server, .events = POLLIN};
+        if (poll(&p, 1, timeout) <= 0) continue;
+        int client = accept4(server, NULL, NULL, SOCK_CLOEXEC);
+        if (client < 0) continue;
+        char request[2048];
+        ssize_t n = recv(client, request, sizeof(request) - 1, 0);
+        if (n > 0) {
+            request[n] = 0;
+            int health = strncmp(request, "GET /health", 11) == 0;
+            char body[256], response[512];
+            int blen = snprintf(body, sizeof(body), health ? "ok\n" : "hello from %s (pid %d)\n", name, (int)getpid());
+            int rlen = snprintf(response, sizeof(response),
+                                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
+                                "Connection: close\r\n\r\n%s", blen, body);
+            send(client, response, (size_t)rlen, 0);
+        }
+        close(client);
+    }
+}

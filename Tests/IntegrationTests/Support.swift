@@ -1,0 +1,77 @@
+import Foundation
+import Glibc
+import Systemd
+import TestHost
+
+/// Where this package and its built products are.
+enum Paths {
+    /// The package root, from this file's path.
+    static let packageRoot: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+
+    /// The directory of the built products (where the test bundle itself is).
+    static let products: String = {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return (exe as NSString).deletingLastPathComponent
+    }()
+
+    static var medicd: String { products + "/medicd" }
+    static var medic: String { products + "/medic" }
+    static var backend: String { products + "/medic-backend" }
+}
+
+/// Boots a test host that can see this package (and so its built binaries), runs `body`, and
+/// destroys the host whatever happens.
+func withTestHost<T>(_ name: String, _ body: (TestHost) async throws -> T) async throws -> T {
+    let host = try TestHost(name: name, binds: [Paths.packageRoot])
+    defer { host.destroy() }
+    return try await body(host)
+}
+
+/// A simple unit running the test backend on `port`.
+func backendUnit(port: Int, extra: String = "", arguments: String = "") -> String {
+    """
+    [Unit]
+    Description=Medic test backend on port \(port)
+    [Service]
+    ExecStart=\(Paths.backend) --port \(port) --name backend-\(port) \(arguments)
+    \(extra)
+    """
+}
+
+/// A port unlikely to be in use, different per call.
+func freePort() -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = 0
+    var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+    _ = withUnsafeMutablePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) }
+    }
+    _ = withUnsafeMutablePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+    }
+    return Int(UInt16(bigEndian: addr.sin_port))
+}
+
+/// Polls `condition` every 10 ms until it holds or `timeout` passes.
+func eventually(timeout: Duration = .seconds(10), _ condition: () async throws -> Bool) async rethrows -> Bool {
+    let deadline = ContinuousClock.now + timeout
+    while ContinuousClock.now < deadline {
+        if try await condition() { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    return try await condition()
+}
+
+/// Milliseconds since `start` on the continuous clock.
+func milliseconds(since start: ContinuousClock.Instant) -> Double {
+    let elapsed = ContinuousClock.now - start
+    return Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
+}
