@@ -15,6 +15,7 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.0.0"),
     ],
     targets: [
         // libsystemd, as the system provides it.
@@ -33,7 +34,11 @@ let package = Package(
         // YAML → validated playbook model, with file:line:column errors.
         .target(
             name: "Playbooks",
-            dependencies: ["MedicCore", .product(name: "Yams", package: "Yams")]
+            dependencies: [
+                "MedicCore",
+                .product(name: "Yams", package: "Yams"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         // The outside world → observations.
         .target(
@@ -53,7 +58,7 @@ let package = Package(
         // The audit log: SQLite through GRDB, and its queries.
         .target(
             name: "Audit",
-            dependencies: ["MedicCore", "Engine", "Systemd", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["MedicCore", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         // A disposable real systemd for tests and the demo.
         .target(name: "TestHost", dependencies: ["Systemd"]),

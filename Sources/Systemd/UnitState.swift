@@ -9,6 +9,8 @@ public struct UnitState: Sendable, Equatable, CustomStringConvertible {
     /// `watchdog`, `timeout`, `start-limit-hit`, `resources`, …
     public var result: String?
     public var mainPID: UInt32?
+    /// The PID of the last main process, kept after it is gone.
+    public var execMainPID: UInt32?
     public var nRestarts: UInt32?
     /// `CLD_EXITED` (1), `CLD_KILLED` (2) or `CLD_DUMPED` (3) for the last main process.
     public var execMainCode: Int32?
@@ -21,7 +23,7 @@ public struct UnitState: Sendable, Equatable, CustomStringConvertible {
 
     public init(
         loadState: String? = nil, activeState: String? = nil, subState: String? = nil, result: String? = nil,
-        mainPID: UInt32? = nil, nRestarts: UInt32? = nil, execMainCode: Int32? = nil,
+        mainPID: UInt32? = nil, execMainPID: UInt32? = nil, nRestarts: UInt32? = nil, execMainCode: Int32? = nil,
         execMainStatus: Int32? = nil, invocationID: String? = nil, serviceType: String? = nil
     ) {
         self.loadState = loadState
@@ -29,6 +31,7 @@ public struct UnitState: Sendable, Equatable, CustomStringConvertible {
         self.subState = subState
         self.result = result
         self.mainPID = mainPID
+        self.execMainPID = execMainPID
         self.nRestarts = nRestarts
         self.execMainCode = execMainCode
         self.execMainStatus = execMainStatus
@@ -42,6 +45,7 @@ public struct UnitState: Sendable, Equatable, CustomStringConvertible {
         subState = properties["SubState"]?.string
         result = properties["Result"]?.string
         mainPID = properties["MainPID"]?.uint.map { UInt32(truncatingIfNeeded: $0) }
+        execMainPID = properties["ExecMainPID"]?.uint.map { UInt32(truncatingIfNeeded: $0) }
         nRestarts = properties["NRestarts"]?.uint.map { UInt32(truncatingIfNeeded: $0) }
         execMainCode = properties["ExecMainCode"]?.int.map { Int32(truncatingIfNeeded: $0) }
         execMainStatus = properties["ExecMainStatus"]?.int.map { Int32(truncatingIfNeeded: $0) }
@@ -56,6 +60,7 @@ public struct UnitState: Sendable, Equatable, CustomStringConvertible {
         subState = newer.subState ?? subState
         result = newer.result ?? result
         mainPID = newer.mainPID ?? mainPID
+        execMainPID = newer.execMainPID ?? execMainPID
         nRestarts = newer.nRestarts ?? nRestarts
         execMainCode = newer.execMainCode ?? execMainCode
         execMainStatus = newer.execMainStatus ?? execMainStatus
@@ -73,6 +78,7 @@ public struct UnitState: Sendable, Equatable, CustomStringConvertible {
         if let subState { parts.append("SubState=\(subState)") }
         if let result { parts.append("Result=\(result)") }
         if let mainPID { parts.append("MainPID=\(mainPID)") }
+        if let execMainPID { parts.append("ExecMainPID=\(execMainPID)") }
         if let nRestarts { parts.append("NRestarts=\(nRestarts)") }
         if let execMainCode { parts.append("ExecMainCode=\(execMainCode)") }
         if let execMainStatus { parts.append("ExecMainStatus=\(execMainStatus)") }

@@ -32,13 +32,14 @@ func withTestHost<T>(_ name: String, _ body: (TestHost) async throws -> T) async
 }
 
 /// A simple unit running the test backend on `port`.
-func backendUnit(port: Int, extra: String = "", arguments: String = "") -> String {
+func backendUnit(port: Int, unitSection: String = "", serviceSection: String = "") -> String {
     """
     [Unit]
     Description=Medic test backend on port \(port)
+    \(unitSection)
     [Service]
-    ExecStart=\(Paths.backend) --port \(port) --name backend-\(port) \(arguments)
-    \(extra)
+    ExecStart=\(Paths.backend) --port \(port) --name backend-\(port)
+    \(serviceSection)
     """
 }
 

@@ -1,0 +1,69 @@
+import Foundation
+import GRDB
+import MedicCore
+
+/// The audit log: an append-only SQLite database (`STATE/audit.sqlite`) through GRDB.
+///
+/// Durability: WAL journal with `synchronous=FULL`, so every committed transaction is fsynced
+/// to the WAL before `append` returns; a record acknowledged survives `kill -9` of the daemon and
+/// a power cut. Readers (the CLI) use their own connections and never block the writer.
+public final class AuditStore: AuditSink {
+    /// The database file's name inside the state directory.
+    public static let fileName = "audit.sqlite"
+
+    private let pool: DatabasePool
+    private let host: String
+    private let bootID: String
+    /// The path of the database file.
+    public let path: String
+
+    /// Opens (creating if needed) the audit log in `stateDirectory`, migrating it to the current
+    /// schema. With `readOnly`, the file must exist and nothing is written.
+    public init(stateDirectory: String, readOnly: Bool = false) throws {
+        path = stateDirectory + "/" + Self.fileName
+        let fm = FileManager.default
+        if readOnly {
+            guard fm.fileExists(atPath: path) else { throw AuditError.missing(path) }
+        } else {
+            try fm.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        }
+        var configuration = Configuration()
+        configuration.readonly = readOnly
+        configuration.busyMode = .timeout(5)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        pool = try DatabasePool(path: path, configuration: configuration)
+        if !readOnly { try AuditSchema.migrator.migrate(pool) }
+        host = ProcessInfo.processInfo.hostName
+        bootID = ((try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8)) ?? "")
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    public func append(_ records: [AuditRecord]) async throws -> [Int64] {
+        let host = self.host, bootID = self.bootID
+        return try await pool.write { db in
+            try records.map { record in
+                var row = StoredRecord(record, host: host, bootID: bootID)
+                try row.insert(db)
+                return row.seq!
+            }
+        }
+    }
+
+    /// Records matching `query`, oldest first.
+    public func records(_ query: AuditQuery = AuditQuery()) throws -> [StoredRecord] {
+        try pool.read { db in try query.request().fetchAll(db) }
+    }
+}
+
+/// What went wrong opening the audit log.
+public enum AuditError: Error, CustomStringConvertible {
+    case missing(String)
+
+    public var description: String {
+        switch self {
+        case .missing(let path): "no audit log at \(path) (has medicd run with this --state directory?)"
+        }
+    }
+}

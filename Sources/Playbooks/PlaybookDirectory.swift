@@ -1,0 +1,72 @@
+import Foundation
+import MedicCore
+
+/// The playbooks of a directory (`/etc/medic/playbooks`): every `*.yaml` and `*.yml` in it.
+public struct PlaybookDirectory: Sendable {
+    /// The playbooks that validated.
+    public var playbooks: [Playbook]
+    /// Files refused, each with its problems.
+    public var refused: [(file: String, diagnostics: Diagnostics)]
+
+    /// Why a directory could not be read at all.
+    public enum LoadError: Error, CustomStringConvertible {
+        case notFound(String)
+        case notADirectory(String)
+        case unreadable(String, String)
+
+        public var description: String {
+            switch self {
+            case .notFound(let path): "playbook directory \(path) does not exist"
+            case .notADirectory(let path): "playbook path \(path) is not a directory"
+            case .unreadable(let path, let why): "cannot read playbook directory \(path): \(why)"
+            }
+        }
+    }
+
+    /// Loads every playbook file in `path`, in name order. A unit claimed by two playbooks is a
+    /// problem of the second file (the first keeps it).
+    public static func load(_ path: String) throws(LoadError) -> PlaybookDirectory {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw .notFound(path) }
+        guard isDirectory.boolValue else { throw .notADirectory(path) }
+        let names: [String]
+        do {
+            names = try FileManager.default.contentsOfDirectory(atPath: path)
+        } catch {
+            throw .unreadable(path, "\(error)")
+        }
+        let files = names.filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.sorted().map { path + "/" + $0 }
+        return load(files: files)
+    }
+
+    /// Loads the given playbook files, checking them against each other too.
+    public static func load(files: [String]) -> PlaybookDirectory {
+        var result = PlaybookDirectory(playbooks: [], refused: [])
+        var owners: [String: String] = [:]
+        var names: [String: String] = [:]
+        for file in files {
+            switch PlaybookParser.parse(file: file) {
+            case .failure(let diagnostics):
+                result.refused.append((file, diagnostics))
+            case .success(let playbook):
+                var problems: [Diagnostic] = []
+                if let other = names[playbook.name] {
+                    problems.append(Diagnostic(file: file, line: 1, column: 1, message: "playbook name '\(playbook.name)' is already used by \(other)"))
+                }
+                for target in playbook.targets {
+                    if let other = owners[target.unit] {
+                        problems.append(Diagnostic(file: file, line: 1, column: 1, message: "unit \(target.unit) is already a target of \(other); a unit belongs to one playbook"))
+                    }
+                }
+                if problems.isEmpty {
+                    names[playbook.name] = file
+                    for target in playbook.targets { owners[target.unit] = file }
+                    result.playbooks.append(playbook)
+                } else {
+                    result.refused.append((file, Diagnostics(problems)))
+                }
+            }
+        }
+        return result
+    }
+}

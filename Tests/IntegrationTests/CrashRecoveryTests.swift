@@ -1,0 +1,162 @@
+import Audit
+import Foundation
+import MedicCore
+import Systemd
+import TestHost
+import Testing
+
+/// A daemon under test: medicd started against a test host, with its own playbooks and state.
+struct RunningMedicd {
+    let process: ChildProcess
+    let state: String
+    let audit: AuditStore
+
+    /// Writes `playbook` into a fresh directory and starts medicd on the host's bus; returns once
+    /// medicd has said READY=1.
+    static func start(on host: TestHost, playbook: String, arguments: [String] = []) throws -> RunningMedicd {
+        let work = host.directory + "/medicd"
+        try FileManager.default.createDirectory(atPath: work + "/playbooks", withIntermediateDirectories: true)
+        try playbook.write(toFile: work + "/playbooks/test.yaml", atomically: true, encoding: .utf8)
+        let notify = try NotifyListener(directory: work)
+        let process = try ChildProcess(
+            Paths.medicd,
+            ["--playbooks", work + "/playbooks", "--state", work + "/state", "--bus", "unix:path=\(host.directory)/run/dbus/system_bus_socket"] + arguments,
+            environment: ["NOTIFY_SOCKET": notify.path], logPath: work + "/medicd.log")
+        guard notify.wait(for: "READY=1", timeout: .seconds(20)) != nil else {
+            process.stop()
+            throw TestHostError.boot("medicd never said READY=1:\n\(process.output)")
+        }
+        return RunningMedicd(process: process, state: work + "/state", audit: try AuditStore(stateDirectory: work + "/state", readOnly: true))
+    }
+
+    func records(unit: String? = nil, kinds: [AuditRecord.Kind]? = nil) throws -> [StoredRecord] {
+        try audit.records(AuditQuery(unit: unit, kinds: kinds))
+    }
+}
+
+func playbook(unit: String, verify: String = "1s", restartTimeout: String = "10s") -> String {
+    """
+    playbook: test
+    targets:
+      - unit: \(unit)
+    on:
+      - when: crashed
+        do:
+          - restart: { timeout: \(restartTimeout) }
+          - verify: { active-for: \(verify) }
+    """
+}
+
+@Suite("Crash → detected → restarted → audited, on a real systemd", .serialized)
+struct CrashRecoveryTests {
+    @Test("kill -9 of a backend's main process: medicd records the crash, restarts the unit, audits observation → intent → result")
+    func killNine() async throws {
+        try await withTestHost("kill9") { host in
+            let port = freePort()
+            // Five restarts in a few seconds would hit systemd's own start limit (5 in 10s).
+            try host.installUnit("web.service", backendUnit(port: port, unitSection: "StartLimitIntervalSec=0"))
+            let manager = SystemdManager(bus: try SystemBus(address: host.busAddress))
+            defer { manager.bus.close() }
+            try await manager.reload()
+            #expect(try await manager.startUnit("web.service") == .finished("done"))
+            let medicd = try RunningMedicd.start(on: host, playbook: playbook(unit: "web.service"), arguments: ["--restart-limit", "100 in 10m"])
+            defer { medicd.process.stop() }
+
+            var detect: [Double] = [], recover: [Double] = []
+            for round in 1...10 {
+                let before = try await manager.state(of: "web.service")
+                let pids = host.processes(ofUnit: "web.service")
+                try #require(pids.count == 1)
+                let seen = try medicd.records().count
+                let killedAt = ContinuousClock.now
+                let killedWall = Timestamp.now()
+                kill(pids[0], SIGKILL)
+                // The unit is active again with a new main process.
+                let activeAgain = try await eventually {
+                    let state = try await manager.state(of: "web.service")
+                    return state.activeState == "active" && state.mainPID != before.mainPID && state.mainPID != 0
+                }
+                #expect(activeAgain, "round \(round): web.service not active again with a new MainPID")
+                recover.append(milliseconds(since: killedAt))
+                #expect(await eventually { ((try? medicd.records(kinds: [.incidentClosed]).count) ?? 0) == round })
+                let records = try medicd.records().dropFirst(seen)
+                let crash = try #require(records.first { $0.kind == "observation" && $0.message.contains("killed by signal 9") })
+                detect.append(Double(crash.wallMicroseconds - killedWall.wallMicroseconds) / 1000)
+                let incident = try #require(records.first { $0.kind == "incident-opened" })
+                let intent = try #require(records.first { $0.kind == "step-intent" && $0.step == "restart" })
+                let result = try #require(records.first { $0.kind == "step-result" && $0.step == "restart" })
+                let closed = try #require(records.first { $0.kind == "incident-closed" })
+                #expect(crash.seq! < incident.seq! && incident.seq! < intent.seq! && intent.seq! < result.seq! && result.seq! < closed.seq!)
+                #expect(crash.facts["Result"] == "signal")
+                #expect(crash.facts["ExecMainStatus"] == "9")
+                #expect(result.facts["result"] == "succeeded")
+                #expect(closed.facts["outcome"] == "recovered")
+                #expect([intent, result, closed].allSatisfy { $0.incident == incident.seq })
+            }
+            print("kill -9 → observation recorded (ms): \(summary(detect))")
+            print("kill -9 → unit active again, seen from outside (ms): \(summary(recover))")
+        }
+    }
+
+    @Test("a backend that exits with status 1 is restarted")
+    func exitStatusOne() async throws {
+        try await withTestHost("exit1") { host in
+            let port = freePort()
+            // Exits with status 1 after 300 ms the first time only (a marker in the host's /run
+            // says it ran).
+            let marker = "/run/medic-exit1-ran"
+            try host.installUnit("api.service", """
+                [Service]
+                ExecStart=/bin/sh -c 'if [ -e \(marker) ]; then exec \(Paths.backend) --port \(port); fi; touch \(marker); sleep 0.3; exit 1'
+                """)
+            let manager = SystemdManager(bus: try SystemBus(address: host.busAddress))
+            defer { manager.bus.close() }
+            try await manager.reload()
+            let medicd = try RunningMedicd.start(on: host, playbook: playbook(unit: "api.service", verify: "500ms"))
+            defer { medicd.process.stop() }
+            _ = try await manager.startUnit("api.service")
+            #expect(await eventually { ((try? medicd.records(kinds: [.incidentClosed]).count) ?? 0) == 1 })
+            let crash = try #require(try medicd.records(kinds: [.observation]).first { $0.message.contains("exited with status 1") })
+            #expect(crash.facts["Result"] == "exit-code")
+            let closed = try #require(try medicd.records(kinds: [.incidentClosed]).first)
+            #expect(closed.facts["outcome"] == "recovered")
+            #expect(try await manager.state(of: "api.service").activeState == "active")
+        }
+    }
+
+    @Test("a backend that keeps failing ends in a refused restart, not an endless loop")
+    func keepsFailing() async throws {
+        try await withTestHost("flapping") { host in
+            try host.installUnit("flaky.service", """
+                [Service]
+                ExecStart=\(Paths.backend) --port \(freePort()) --exit-after-ms 400 --exit-code 3
+                """)
+            let manager = SystemdManager(bus: try SystemBus(address: host.busAddress))
+            defer { manager.bus.close() }
+            try await manager.reload()
+            let medicd = try RunningMedicd.start(on: host, playbook: playbook(unit: "flaky.service", verify: "100ms"))
+            defer { medicd.process.stop() }
+            _ = try await manager.startUnit("flaky.service")
+            let refused = await eventually(timeout: .seconds(20)) {
+                ((try? medicd.records(kinds: [.stepResult]).contains { $0.facts["result"] == "refused" }) ?? false)
+            }
+            #expect(refused, "no refused restart recorded:\n\(medicd.process.output)")
+            // Nothing more happens after the refusal: three restarts, then the unit stays failed.
+            try await Task.sleep(for: .seconds(1))
+            let restarts = try medicd.records(kinds: [.stepResult]).filter { $0.step == "restart" }
+            #expect(restarts.filter { $0.facts["result"] == "succeeded" }.count == 3)
+            #expect(restarts.filter { $0.facts["result"] == "refused" }.count == 1)
+            #expect(try await manager.state(of: "flaky.service").activeState == "failed")
+            let last = try #require(try medicd.records(kinds: [.incidentClosed]).last)
+            #expect(last.facts["outcome"] == "failed")
+        }
+    }
+}
+
+/// `median 2.1, p90 3.4, max 4.0 (n=5)`.
+func summary(_ values: [Double]) -> String {
+    let sorted = values.sorted()
+    guard !sorted.isEmpty else { return "no samples" }
+    func at(_ q: Double) -> Double { sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * q).rounded()))] }
+    return String(format: "median %.1f, p90 %.1f, max %.1f (n=%d)", at(0.5), at(0.9), sorted.last!, sorted.count)
+}
