@@ -58,7 +58,7 @@ let package = Package(
         // The audit log: SQLite through GRDB, and its queries.
         .target(
             name: "Audit",
-            dependencies: ["MedicCore", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["MedicCore", "Systemd", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         // A disposable real systemd for tests and the demo.
         .target(name: "TestHost", dependencies: ["Systemd"]),

@@ -2,6 +2,14 @@ import Logging
 import MedicCore
 import Systemd
 
+/// What the watcher reports: observations, and the bus coming and going (a gap during which
+/// signals may have been missed, which the audit log must show).
+public enum WatcherEvent: Sendable {
+    case observation(Observation)
+    case busLost(String)
+    case busRestored
+}
+
 /// Watches systemd units over the bus and delivers observations: reads each unit's state at
 /// start (and again after every reconnect, since signals may have been missed), then follows
 /// systemd's PropertiesChanged signals. It never polls.
@@ -17,27 +25,29 @@ public struct UnitWatcher: Sendable {
     }
 
     /// Runs until the bus closes. `ready` is called once every unit has been read and is being
-    /// watched; `deliver` receives each observation in order.
+    /// watched; `deliver` receives each event in order.
     public func run(
         ready: @Sendable () async -> Void,
-        deliver: @Sendable (Observation) async -> Void
+        deliver: @Sendable (WatcherEvent) async -> Void
     ) async throws {
         var tracker = UnitTracker(units: units)
-        for observation in try await snapshot(&tracker) { await deliver(observation) }
+        for observation in try await snapshot(&tracker) { await deliver(.observation(observation)) }
         await ready()
         for await event in manager.bus.events {
             switch event {
             case .disconnected(let error):
                 logger.warning("lost the bus (\(error)); reconnecting")
+                await deliver(.busLost("\(error)"))
             case .connected:
                 logger.notice("bus reconnected; re-reading \(units.count) units")
+                await deliver(.busRestored)
                 do {
-                    for observation in try await snapshot(&tracker) { await deliver(observation) }
+                    for observation in try await snapshot(&tracker) { await deliver(.observation(observation)) }
                 } catch {
                     logger.error("re-reading units after reconnect failed: \(error)")
                 }
             case .unitChanged, .jobRemoved:
-                for observation in tracker.ingest(event, at: .now()) { await deliver(observation) }
+                for observation in tracker.ingest(event, at: .now()) { await deliver(.observation(observation)) }
             }
         }
     }

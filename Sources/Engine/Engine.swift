@@ -33,9 +33,26 @@ public actor Engine {
     private var budget: RestartBudget
     private var open: [String: Incident] = [:]
     private var running: [Int64: Task<Void, Never>] = [:]
-    public private(set) var counters = Counters()
+    /// A summary of the engine's state, for STATUS= lines.
+    public struct Status: Sendable, Equatable {
+        public var counters: Counters
+        public var openIncidents: Int
+    }
 
-    public init(playbooks: [Playbook], runner: StepRunner, audit: AuditSink, budget: RestartBudget = RestartBudget(), logger: Logger) {
+    public private(set) var counters = Counters() {
+        didSet { onChange?(status) }
+    }
+    private let onChange: (@Sendable (Status) -> Void)?
+
+    /// The current summary.
+    public var status: Status { Status(counters: counters, openIncidents: open.count) }
+
+    /// `onChange` is called (on the engine) whenever the counters change.
+    public init(
+        playbooks: [Playbook], runner: StepRunner, audit: AuditSink, budget: RestartBudget = RestartBudget(),
+        logger: Logger, onChange: (@Sendable (Status) -> Void)? = nil
+    ) {
+        self.onChange = onChange
         self.runner = runner
         self.audit = audit
         self.budget = budget
@@ -82,6 +99,11 @@ public actor Engine {
         counters.incidentsOpened += 1
         logger.notice("incident \(incident.id) opened: \(observation.target) \(observation.summary)")
         running[incident.id] = Task { await self.runSteps(rule.steps, incident: incident, playbook: playbook) }
+    }
+
+    /// Records something the daemon itself went through (not about one target).
+    public func note(_ message: String) async {
+        await write([AuditRecord(kind: .daemon, message: message)])
     }
 
     /// Waits until every incident's steps have finished.
@@ -139,10 +161,10 @@ public actor Engine {
                 ? "recovered \(DurationText.format(recoverTime)) after the first observation"
                 : "remedy failed; \(incident.target) needs a human",
             details: ["outcome": outcome, "time_to_recover_ms": String(recoverTime.milliseconds)])])
-        if outcome == "recovered" { counters.recovered += 1 } else { counters.failed += 1 }
-        logger.notice("incident \(incident.id) closed: \(outcome)")
         open[incident.target] = nil
         running[incident.id] = nil
+        if outcome == "recovered" { counters.recovered += 1 } else { counters.failed += 1 }
+        logger.notice("incident \(incident.id) closed: \(outcome)")
     }
 
     private func record(_ observation: Observation, incident: Int64?) -> AuditRecord {

@@ -20,11 +20,13 @@ public struct UnitState: Sendable, Equatable, CustomStringConvertible {
     public var invocationID: String?
     /// The service's `Type=` (`simple`, `exec`, `notify`, …).
     public var serviceType: String?
+    /// The last `STATUS=` the service sent through sd_notify.
+    public var statusText: String?
 
     public init(
         loadState: String? = nil, activeState: String? = nil, subState: String? = nil, result: String? = nil,
         mainPID: UInt32? = nil, execMainPID: UInt32? = nil, nRestarts: UInt32? = nil, execMainCode: Int32? = nil,
-        execMainStatus: Int32? = nil, invocationID: String? = nil, serviceType: String? = nil
+        execMainStatus: Int32? = nil, invocationID: String? = nil, serviceType: String? = nil, statusText: String? = nil
     ) {
         self.loadState = loadState
         self.activeState = activeState
@@ -37,6 +39,7 @@ public struct UnitState: Sendable, Equatable, CustomStringConvertible {
         self.execMainStatus = execMainStatus
         self.invocationID = invocationID
         self.serviceType = serviceType
+        self.statusText = statusText
     }
 
     init(properties: [String: PropertyValue]) {
@@ -51,6 +54,7 @@ public struct UnitState: Sendable, Equatable, CustomStringConvertible {
         execMainStatus = properties["ExecMainStatus"]?.int.map { Int32(truncatingIfNeeded: $0) }
         invocationID = properties["InvocationID"]?.bytes.flatMap { $0.isEmpty ? nil : $0.hexString }
         serviceType = properties["Type"]?.string
+        statusText = properties["StatusText"]?.string
     }
 
     /// Fields present in `newer` replace those here; absent ones keep their value.
@@ -66,6 +70,7 @@ public struct UnitState: Sendable, Equatable, CustomStringConvertible {
         execMainStatus = newer.execMainStatus ?? execMainStatus
         invocationID = newer.invocationID ?? invocationID
         serviceType = newer.serviceType ?? serviceType
+        statusText = newer.statusText ?? statusText
     }
 
     /// True when nothing at all was set.

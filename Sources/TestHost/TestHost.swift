@@ -222,13 +222,14 @@ public final class TestHost: Sendable {
 
     // MARK: Units
 
-    /// Writes a unit file into the host: into its /run/systemd/system (lost at reboot), or
+    /// Writes a unit file (or a drop-in, `NAME.service.d/FILE.conf`) into the host: into its
+    /// /run/systemd/system (lost at reboot), or
     /// `persistent` into the directory bound at /usr/local/lib/systemd/system. Call
     /// `SystemdManager.reload()` afterwards.
     public func installUnit(_ unitName: String, _ contents: String, persistent: Bool = false) throws {
-        let dir = persistent ? unitsDirectory : runtimeUnitsDirectory
-        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        try contents.write(toFile: dir + "/" + unitName, atomically: true, encoding: .utf8)
+        let path = (persistent ? unitsDirectory : runtimeUnitsDirectory) + "/" + unitName
+        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        try contents.write(toFile: path, atomically: true, encoding: .utf8)
     }
 
     /// The PIDs (as seen from this machine) of a unit's processes, read from its cgroup.

@@ -78,14 +78,22 @@ struct MedicDaemon: AsyncParsableCommand {
             for diagnostic in diagnostics.all { logger.error("refused playbook: \(diagnostic)") }
             records.append(AuditRecord(kind: .playbookRefused, message: "refused \(file)", details: ["errors": diagnostics.description]))
         }
-        _ = try await audit.append(records)
+        _ = try await JournalMirror(store: audit).append(records)
 
         let engine = Engine(
             playbooks: directory.playbooks, runner: SystemdStepRunner(manager: SystemdManager(bus: systemBus)),
-            audit: audit, budget: RestartBudget(parsing: restartLimit)!, logger: logger)
+            audit: JournalMirror(store: audit), budget: RestartBudget(parsing: restartLimit)!, logger: logger,
+            onChange: { [count = directory.playbooks.flatMap(\.targets).count] status in
+                Notify.status(StatusLine.text(status, units: count))
+            })
         let supervisor = Supervisor(bus: systemBus, engine: engine, audit: audit, units: await engine.targets, logger: logger)
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: supervisor)]
+        if let interval = Notify.watchdogInterval() {
+            logger.info("systemd watchdog enabled: pinging every \(interval / 2)")
+            services.append(.init(service: WatchdogPinger(interval: interval, engine: engine)))
+        }
         let group = ServiceGroup(configuration: .init(
-            services: [.init(service: supervisor)],
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
         try await group.run()

@@ -18,17 +18,22 @@ struct Supervisor: Service {
     func run() async throws {
         let watcher = UnitWatcher(manager: SystemdManager(bus: bus), units: units, logger: logger)
         let engine = self.engine
-        let status = StatusLine(engine: engine, units: units.count)
         try await withGracefulShutdownHandler {
             try await watcher.run(
                 ready: {
-                    let line = await status.text()
+                    let line = StatusLine.text(await engine.status, units: units.count)
                     Notify.ready(status: line)
                     logger.notice("ready: \(line)")
                 },
-                deliver: { observation in
-                    await engine.handle(observation)
-                    Notify.status(await status.text())
+                deliver: { event in
+                    switch event {
+                    case .observation(let observation):
+                        await engine.handle(observation)
+                    case .busLost(let why):
+                        await engine.note("lost the system bus (\(why)); events may be missed until it is back")
+                    case .busRestored:
+                        await engine.note("system bus reconnected; re-reading every target's state")
+                    }
                 })
         } onGracefulShutdown: {
             Notify.stopping()
@@ -41,14 +46,10 @@ struct Supervisor: Service {
 }
 
 /// The one-line summary sent as STATUS= and logged.
-struct StatusLine {
-    let engine: Engine
-    let units: Int
-
-    func text() async -> String {
-        let counters = await engine.counters
-        let open = await engine.openIncidents.count
-        return "watching \(units) units; \(open) incidents open; \(counters.restarts) restarts, "
+enum StatusLine {
+    static func text(_ status: Engine.Status, units: Int) -> String {
+        let counters = status.counters
+        return "watching \(units) units; \(status.openIncidents) incidents open; \(counters.restarts) restarts, "
             + "\(counters.recovered) recovered, \(counters.failed) failed"
     }
 }

@@ -1,0 +1,44 @@
+import MedicCore
+import Systemd
+
+/// An `AuditSink` that writes to the store and then mirrors each record to journald, with a
+/// MESSAGE_ID per kind and MEDIC_* fields, so a fleet's existing log shipping carries the audit
+/// trail too. The store is the record of truth: a record is acknowledged once it is durable
+/// there; the journal copy is best effort.
+public struct JournalMirror: AuditSink {
+    private let store: AuditSink
+
+    public init(store: AuditSink) { self.store = store }
+
+    /// Stable MESSAGE_IDs, one per kind (`journalctl MESSAGE_ID=…` finds them).
+    public static let messageIDs: [AuditRecord.Kind: String] = [
+        .observation: "7ce46e085d1d4db784940d787c6c4a83",
+        .incidentOpened: "1c17567d607b4601b0aab1e03013bfd9",
+        .incidentClosed: "336c9ab8992042c6a3f63e0aa9366df0",
+        .decision: "2fd0cdcb5c7b42e5ac82aa47699794f4",
+        .stepIntent: "c52616eaf2204d4fab2726876ecf5952",
+        .stepResult: "60639f707e7c402889c5c8cf2595ed8b",
+        .playbookLoaded: "c2e1e53d269e457ab5fa9799137c5451",
+        .playbookRefused: "5f52c54c4bae44d4a72d7beb02131f63",
+        .daemon: "79c02e9434324d2d97b713f93e4fa788",
+    ]
+
+    public func append(_ records: [AuditRecord]) async throws -> [Int64] {
+        let seqs = try await store.append(records)
+        for (record, seq) in zip(records, seqs) {
+            var fields: [(String, String)] = [
+                ("MESSAGE_ID", Self.messageIDs[record.kind] ?? ""),
+                ("MEDIC_SEQ", String(seq)),
+                ("MEDIC_KIND", record.kind.rawValue),
+            ]
+            if let target = record.target { fields.append(("MEDIC_TARGET", target)) }
+            if let incident = record.incident { fields.append(("MEDIC_INCIDENT", String(incident))) }
+            if let playbook = record.playbook { fields.append(("MEDIC_PLAYBOOK", playbook)) }
+            if let step = record.step { fields.append(("MEDIC_STEP", step)) }
+            let priority: JournalPriority = record.kind == .playbookRefused || record.details["result"] == "failed"
+                || record.details["outcome"] == "failed" ? .warning : .info
+            try? JournalWriter.send(message: "audit \(seq) \(record.kind.rawValue): \(record.message)", priority: priority, fields: fields)
+        }
+        return seqs
+    }
+}

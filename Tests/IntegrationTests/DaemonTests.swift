@@ -1,0 +1,106 @@
+import Audit
+import Foundation
+import MedicCore
+import Systemd
+import TestHost
+import Testing
+
+@Suite("medicd as a daemon", .serialized)
+struct DaemonTests {
+    @Test("runs as units/medic.service inside a host: READY=1, STATUS=, healing, and its audit trail in the journal")
+    func asSystemdUnit() async throws {
+        try await withTestHost("unit") { host in
+            let work = host.directory + "/run/medic-test"
+            try FileManager.default.createDirectory(atPath: work + "/playbooks", withIntermediateDirectories: true)
+            try playbook(unit: "web.service", verify: "300ms").write(toFile: work + "/playbooks/web.yaml", atomically: true, encoding: .utf8)
+            try host.installUnit("web.service", backendUnit(port: freePort()))
+            try host.installUnit("medic.service", try String(contentsOfFile: Paths.packageRoot + "/units/medic.service", encoding: .utf8))
+            try host.installUnit("medic.service.d/test.conf", """
+                [Service]
+                ExecStart=
+                ExecStart=\(Paths.medicd) --playbooks /run/medic-test/playbooks --state /run/medic-test/state
+                """)
+            let manager = SystemdManager(bus: try SystemBus(address: host.busAddress))
+            defer { manager.bus.close() }
+            try await manager.reload()
+            _ = try await manager.startUnit("web.service")
+            // Type=notify: the start job is done only once medicd has sent READY=1.
+            #expect(try await manager.startUnit("medic.service", timeout: .seconds(30)) == .finished("done"))
+            let medic = try await manager.state(of: "medic.service")
+            #expect(medic.activeState == "active")
+            #expect(medic.statusText?.hasPrefix("watching 1 units") == true)
+
+            let pid = try #require(host.processes(ofUnit: "web.service").first)
+            kill(pid, SIGKILL)
+            let store = try AuditStore(stateDirectory: work + "/state", readOnly: true)
+            #expect(await eventually { ((try? store.records(AuditQuery(kinds: [.incidentClosed])).count) ?? 0) == 1 })
+            #expect(try store.records(AuditQuery(kinds: [.incidentClosed])).first?.facts["outcome"] == "recovered")
+            #expect(await eventually { (try? await manager.state(of: "medic.service").statusText)?.contains("1 recovered") == true })
+
+            // The journal holds the mirrored audit records and medicd's own log lines, with the
+            // priorities medicd gave them.
+            let found = await eventually {
+                let entries = (try? JournalReader(directory: host.journalDirectory)
+                    .recentEntries(unit: "medic.service", limit: 200, fields: ["MESSAGE", "PRIORITY", "MEDIC_KIND", "MESSAGE_ID"])) ?? []
+                return entries.contains { $0.fields["MEDIC_KIND"] == "incident-opened" && $0.fields["MESSAGE_ID"] == JournalMirror.messageIDs[.incidentOpened] }
+                    && entries.contains { $0.message.hasPrefix("incident") && $0.message.contains("opened") && $0.fields["PRIORITY"] == "5" }
+            }
+            #expect(found, "journal of medic.service lacks the mirrored records or the log lines")
+
+            // SIGTERM: medicd stops cleanly and records it.
+            #expect(try await manager.stopUnit("medic.service") == .finished("done"))
+            #expect(try await manager.state(of: "medic.service").result == "success")
+            #expect(try store.records(AuditQuery(kinds: [.daemon])).last?.message == "medicd stopped")
+        }
+    }
+
+    @Test("reconnects when the bus goes away (dbus restarted) and keeps healing")
+    func reconnectsAfterDbusRestart() async throws {
+        try await withTestHost("reconnect") { host in
+            try host.installUnit("web.service", backendUnit(port: freePort()))
+            let manager = SystemdManager(bus: try SystemBus(address: host.busAddress))
+            try await manager.reload()
+            _ = try await manager.startUnit("web.service")
+            let medicd = try RunningMedicd.start(on: host, playbook: playbook(unit: "web.service", verify: "300ms"))
+            defer { medicd.process.stop() }
+            // Restarting dbus drops every client, ours included.
+            _ = try? await manager.restartUnit("dbus.service", timeout: .seconds(5))
+            manager.bus.close()
+            #expect(await eventually { ((try? medicd.records(kinds: [.daemon]).contains { $0.message.hasPrefix("system bus reconnected") }) ?? false) })
+            let pid = try #require(host.processes(ofUnit: "web.service").first)
+            kill(pid, SIGKILL)
+            #expect(await eventually { ((try? medicd.records(kinds: [.incidentClosed]).count) ?? 0) == 1 }, "\(medicd.process.output)")
+            #expect(try medicd.records(kinds: [.daemon]).contains { $0.message.hasPrefix("lost the system bus") })
+            #expect(try medicd.records(kinds: [.incidentClosed]).first?.facts["outcome"] == "recovered")
+        }
+    }
+
+    @Test("exits non-zero naming the problem when the playbook directory does not exist")
+    func missingPlaybookDirectory() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let run = try ChildProcess(Paths.medicd, ["--playbooks", dir + "/nope", "--state", dir + "/state", "--bus", "unix:path=\(dir)/bus"], logPath: dir + "/out")
+        let status = run.waitForExit(timeout: .seconds(10))
+        #expect(status != nil && status != 0)
+        #expect(run.output.contains("playbook directory \(dir)/nope does not exist"))
+    }
+
+    @Test("exits non-zero naming the bus when it cannot reach it")
+    func unreachableBus() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createDirectory(atPath: dir + "/playbooks", withIntermediateDirectories: true)
+        let run = try ChildProcess(Paths.medicd, ["--playbooks", dir + "/playbooks", "--state", dir + "/state", "--bus", "unix:path=\(dir)/no-bus"], logPath: dir + "/out")
+        let status = run.waitForExit(timeout: .seconds(10))
+        #expect(status != nil && status != 0)
+        #expect(run.output.contains("cannot reach the system bus at unix:path=\(dir)/no-bus"))
+        #expect(run.output.contains("ENOENT"))
+    }
+}
+
+/// A fresh directory under /tmp, for one test.
+func temporaryDirectory() throws -> String {
+    var template = Array("/tmp/medic-test.XXXXXX".utf8CString)
+    guard let made = mkdtemp(&template) else { throw TestHostError.setup("mkdtemp failed") }
+    return String(cString: made)
+}
