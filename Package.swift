@@ -85,8 +85,9 @@ let package = Package(
         // A tiny HTTP backend in C that starts in a few milliseconds: the demo's and tests' service.
         .executableTarget(name: "medic-backend"),
         .testTarget(name: "PlaybooksTests", dependencies: ["Playbooks", "MedicCore"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "MedicCore"]),
-        .testTarget(name: "AuditTests", dependencies: ["Audit", "Engine", "MedicCore"]),
+        .testTarget(name: "DetectorsTests", dependencies: ["Detectors", "Systemd", "MedicCore"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Audit", "MedicCore"]),
+        .testTarget(name: "AuditTests", dependencies: ["Audit", "MedicCore"]),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["TestHost", "Systemd", "Audit", "MedicCore", "medicd", "medic", "medic-backend"]

@@ -46,8 +46,21 @@ public final class AuditStore: AuditSink {
             try records.map { record in
                 var row = StoredRecord(record, host: host, bootID: bootID)
                 try row.insert(db)
+                if record.kind == .incidentOpened, row.incident == nil {
+                    // An incident's ID is the sequence number of the record that opened it.
+                    row.incident = row.seq
+                    try row.update(db)
+                }
                 return row.seq!
             }
+        }
+    }
+
+    /// SQLite's journal mode and synchronous level as the store's connections see them
+    /// (`wal` and 2, FULL).
+    public func durability() throws -> (journalMode: String, synchronous: Int) {
+        try pool.read { db in
+            (try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "", try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1)
         }
     }
 

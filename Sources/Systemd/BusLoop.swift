@@ -57,25 +57,19 @@ final class BusLoop: @unchecked Sendable {
     /// Opens the connection, installs the signal handlers and subscribes to systemd's signals.
     func connect() throws(SystemdError) {
         let connection = try BusConnection(address: address)
+        // The loop outlives its connections, so the handlers may hold it unretained.
         let me = Unmanaged.passUnretained(self).toOpaque()
+        let handler: sd_bus_message_handler_t = { message, userdata, _ in
+            guard let message, let userdata else { return 0 }
+            Unmanaged<BusLoop>.fromOpaque(userdata).takeUnretainedValue().dispatch(BusMessage(borrowing: message))
+            return 0
+        }
         try connection.matchSignal(
-            sender: "org.freedesktop.systemd1", path: "/org/freedesktop/systemd1",
-            interface: "org.freedesktop.systemd1.Manager", member: "JobRemoved",
-            handler: { message, userdata, _ in
-                guard let message, let userdata else { return 0 }
-                Unmanaged<BusLoop>.fromOpaque(userdata).takeUnretainedValue()
-                    .jobRemoved(BusMessage(borrowing: message))
-                return 0
-            }, userdata: me)
+            sender: SystemdManager.destination, path: SystemdManager.managerPath,
+            interface: SystemdManager.managerInterface, member: "JobRemoved", handler: handler, userdata: me)
         try connection.matchSignal(
-            sender: "org.freedesktop.systemd1", path: nil,
-            interface: "org.freedesktop.DBus.Properties", member: "PropertiesChanged",
-            handler: { message, userdata, _ in
-                guard let message, let userdata else { return 0 }
-                Unmanaged<BusLoop>.fromOpaque(userdata).takeUnretainedValue()
-                    .propertiesChanged(BusMessage(borrowing: message))
-                return 0
-            }, userdata: me)
+            sender: SystemdManager.destination, path: nil,
+            interface: SystemdManager.propertiesInterface, member: "PropertiesChanged", handler: handler, userdata: me)
         _ = try connection.call(
             destination: SystemdManager.destination, path: SystemdManager.managerPath,
             interface: SystemdManager.managerInterface, member: "Subscribe")
@@ -181,6 +175,14 @@ final class BusLoop: @unchecked Sendable {
     }
 
     // MARK: Signals
+
+    private func dispatch(_ message: BusMessage) {
+        switch message.member {
+        case "JobRemoved": jobRemoved(message)
+        case "PropertiesChanged": propertiesChanged(message)
+        default: break
+        }
+    }
 
     private func jobRemoved(_ message: BusMessage) {
         guard

@@ -18,28 +18,19 @@ public enum JournalWriter {
     ) throws(SystemdError) {
         var lines = ["MESSAGE=\(message)", "PRIORITY=\(priority.rawValue)"]
         for (name, value) in fields { lines.append("\(name)=\(value)") }
-        let buffers = lines.map { Array($0.utf8) }
-        let result: Int32 = buffers.withUnsafeIovecs { iovecs in
-            sd_journal_sendv(iovecs.baseAddress, Int32(iovecs.count))
-        }
-        try check(result, "sd_journal_sendv")
-    }
-}
-
-private extension Array where Element == [UInt8] {
-    func withUnsafeIovecs<R>(_ body: (UnsafeBufferPointer<iovec>) -> R) -> R {
-        var storage = self
+        // One buffer holds every field; the iovecs point into it while sd_journal_sendv runs.
+        let bytes = lines.map { Array($0.utf8) }
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: max(1, bytes.reduce(0) { $0 + $1.count }), alignment: 1)
+        defer { buffer.deallocate() }
         var vectors: [iovec] = []
-        vectors.reserveCapacity(count)
-        return storage.withUnsafeMutableBufferPointer { buffers in
-            for index in buffers.indices {
-                let count = buffers[index].count
-                buffers[index].withUnsafeMutableBytes { bytes in
-                    vectors.append(iovec(iov_base: bytes.baseAddress, iov_len: count))
-                }
-            }
-            return vectors.withUnsafeBufferPointer(body)
+        var offset = 0
+        for field in bytes {
+            let start = buffer.baseAddress! + offset
+            start.copyMemory(from: field, byteCount: field.count)
+            vectors.append(iovec(iov_base: start, iov_len: field.count))
+            offset += field.count
         }
+        try check(sd_journal_sendv(vectors, Int32(vectors.count)), "sd_journal_sendv")
     }
 }
 

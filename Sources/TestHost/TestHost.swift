@@ -232,6 +232,27 @@ public final class TestHost: Sendable {
         try contents.write(toFile: path, atomically: true, encoding: .utf8)
     }
 
+    /// Runs a command inside the host (in its namespaces, as its systemd sees the world), e.g.
+    /// `["systemctl", "daemon-reexec"]`, and returns its output; throws if it fails.
+    @discardableResult
+    public func runInside(_ command: [String]) throws -> String {
+        guard let pid = systemdPID else { throw TestHostError.command("host \(name) is not running") }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/nsenter")
+        process.arguments = ["-t", String(pid), "-m", "-p", "-u", "-i", "-C", "--"] + command
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = output
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        let text = String(decoding: data, as: UTF8.self)
+        guard process.terminationStatus == 0 else {
+            throw TestHostError.command("\(command.joined(separator: " ")) in \(name) exited \(process.terminationStatus): \(text)")
+        }
+        return text
+    }
+
     /// The PIDs (as seen from this machine) of a unit's processes, read from its cgroup.
     public func processes(ofUnit unitName: String, slice: String = "system.slice") -> [pid_t] {
         let text = (try? String(contentsOfFile: "\(cgroup)/\(slice)/\(unitName)/cgroup.procs", encoding: .utf8)) ?? ""

@@ -75,6 +75,24 @@ struct DaemonTests {
         }
     }
 
+    @Test("keeps receiving systemd's signals after systemd re-executes itself")
+    func survivesDaemonReexec() async throws {
+        try await withTestHost("reexec") { host in
+            try host.installUnit("web.service", backendUnit(port: freePort()))
+            let manager = SystemdManager(bus: try SystemBus(address: host.busAddress))
+            defer { manager.bus.close() }
+            try await manager.reload()
+            _ = try await manager.startUnit("web.service")
+            let medicd = try RunningMedicd.start(on: host, playbook: playbook(unit: "web.service", verify: "300ms"))
+            defer { medicd.process.stop() }
+            try host.runInside(["systemctl", "daemon-reexec"])
+            let pid = try #require(host.processes(ofUnit: "web.service").first)
+            kill(pid, SIGKILL)
+            #expect(await eventually { ((try? medicd.records(kinds: [.incidentClosed]).count) ?? 0) == 1 }, "\(medicd.process.output)")
+            #expect(try medicd.records(kinds: [.incidentClosed]).first?.facts["outcome"] == "recovered")
+        }
+    }
+
     @Test("exits non-zero naming the problem when the playbook directory does not exist")
     func missingPlaybookDirectory() throws {
         let dir = try temporaryDirectory()

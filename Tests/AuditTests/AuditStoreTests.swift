@@ -1,0 +1,69 @@
+import Audit
+import Foundation
+import MedicCore
+import Testing
+
+func scratchDirectory() -> String {
+    let dir = NSTemporaryDirectory() + "medic-audit-\(UUID().uuidString)"
+    try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+    return dir
+}
+
+@Suite("Audit store (real SQLite)")
+struct AuditStoreTests {
+    @Test("records come back in order with gapless sequence numbers, host, boot and details")
+    func appendAndRead() async throws {
+        let dir = scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try AuditStore(stateDirectory: dir)
+        let seqs = try await store.append([
+            AuditRecord(kind: .observation, target: "a.service", message: "one", details: ["Result": "signal"]),
+            AuditRecord(kind: .incidentOpened, target: "a.service", message: "two"),
+        ])
+        let third = try await store.append(AuditRecord(kind: .stepIntent, target: "b.service", incident: seqs[1], step: "restart", message: "three"))
+        #expect(seqs == [1, 2])
+        #expect(third == 3)
+        let all = try store.records()
+        #expect(all.map(\.message) == ["one", "two", "three"])
+        #expect(all[0].facts == ["Result": "signal"])
+        #expect(!all[0].bootID.isEmpty && !all[0].host.isEmpty)
+        #expect(try store.records(AuditQuery(unit: "b.service")).map(\.seq) == [3])
+        #expect(try store.records(AuditQuery(incident: 2)).map(\.seq) == [2, 3])
+        #expect(all[1].incident == 2)
+        #expect(try store.records(AuditQuery(kinds: [.observation, .stepIntent])).map(\.seq) == [1, 3])
+        #expect(try store.records(AuditQuery(afterSeq: 2)).map(\.seq) == [3])
+    }
+
+    @Test("what was acknowledged is there when the log is opened again, and reads do not block writes")
+    func reopenAndConcurrentRead() async throws {
+        let dir = scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        do {
+            let store = try AuditStore(stateDirectory: dir)
+            for i in 0..<100 { _ = try await store.append(AuditRecord(kind: .decision, message: "r\(i)")) }
+        }
+        let writer = try AuditStore(stateDirectory: dir)
+        let reader = try AuditStore(stateDirectory: dir, readOnly: true)
+        #expect(try reader.records().count == 100)
+        async let written: Void = {
+            for i in 100..<200 { _ = try await writer.append(AuditRecord(kind: .decision, message: "r\(i)")) }
+        }()
+        var reads = 0
+        for _ in 0..<50 { reads += try reader.records(AuditQuery(afterSeq: 150)).count >= 0 ? 1 : 0 }
+        try await written
+        #expect(reads == 50)
+        #expect(try reader.records().map(\.message) == (0..<200).map { "r\($0)" })
+    }
+
+    @Test("the database is in WAL mode with synchronous=FULL, in a state directory only root can read")
+    func durabilitySettings() throws {
+        let dir = scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try AuditStore(stateDirectory: dir + "/state")
+        let settings = try store.durability()
+        #expect(settings.journalMode == "wal")
+        #expect(settings.synchronous == 2)
+        let attributes = try FileManager.default.attributesOfItem(atPath: dir + "/state")
+        #expect((attributes[.posixPermissions] as? Int) == 0o700)
+    }
+}

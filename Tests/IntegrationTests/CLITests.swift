@@ -1,0 +1,116 @@
+import Audit
+import Foundation
+import MedicCore
+import TestHost
+import Testing
+
+/// Runs the built `medic` and returns its exit status and output.
+func medic(_ arguments: [String]) throws -> (status: Int32, output: String) {
+    let dir = try temporaryDirectory()
+    defer { try? FileManager.default.removeItem(atPath: dir) }
+    let run = try ChildProcess(Paths.medic, arguments, logPath: dir + "/out")
+    let status = run.waitForExit(timeout: .seconds(30)) ?? -1
+    return (status, run.output)
+}
+
+@Suite("medic CLI")
+struct CLITests {
+    @Test("medic check accepts every shipped playbook")
+    func shippedPlaybooksAreValid() throws {
+        let (status, output) = try medic(["check", Paths.packageRoot + "/playbooks"])
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("web-backend.yaml: ok: playbook web-backend"))
+    }
+
+    @Test("medic check refuses a broken playbook with file:line:column for every problem")
+    func brokenPlaybook() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let file = dir + "/broken.yaml"
+        try """
+            playbook: broken
+            tragets:
+              - unit: web.service
+            on:
+              - when: crashed
+                do:
+                  - restrat: { timeout: 30s }
+                  - verify: { active-for: 5 }
+            """.write(toFile: file, atomically: true, encoding: .utf8)
+        let (status, output) = try medic(["check", file])
+        #expect(status == 1)
+        #expect(output.contains("\(file):2:1: unknown key 'tragets' in a playbook (did you mean 'targets'?)"))
+        #expect(output.contains("\(file):1:1: a playbook is missing required key 'targets'"))
+        #expect(output.contains("\(file):7:9: unknown step 'restrat' (did you mean 'restart'?)"))
+        #expect(output.contains("\(file):8:31: 'active-for': '5' is not a duration"))
+
+        let json = try medic(["check", "--json", file])
+        #expect(json.status == 1)
+        let problems = try JSONDecoder().decode([[String: AnyCodable]].self, from: Data(json.output.utf8))
+        #expect(problems.count == 4)
+        #expect(problems.contains { $0["line"]?.int == 7 && $0["column"]?.int == 9 })
+    }
+
+    @Test("medic check reports YAML syntax errors with their position")
+    func syntaxError() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try "playbook: x\ntargets: [ unit: a.service\n".write(toFile: dir + "/bad.yaml", atomically: true, encoding: .utf8)
+        let (status, output) = try medic(["check", dir + "/bad.yaml"])
+        #expect(status == 1)
+        #expect(output.hasPrefix("\(dir)/bad.yaml:3:1: YAML syntax"), "\(output)")
+    }
+
+    @Test("medic audit prints a table, one JSON object a line, and filters by unit and time")
+    func auditOutput() async throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try AuditStore(stateDirectory: dir)
+        let old = Timestamp(wallMicroseconds: Timestamp.now().wallMicroseconds - 3_600_000_000, monotonicNanoseconds: 1)
+        _ = try await store.append([
+            AuditRecord(kind: .observation, time: old, target: "old.service", message: "an hour ago"),
+            AuditRecord(kind: .observation, target: "web.service", message: "main process 42 killed by signal 9 (SIGKILL)", details: ["Result": "signal"]),
+            AuditRecord(kind: .stepIntent, target: "web.service", incident: 2, step: "restart", message: "about to restart"),
+        ])
+        let table = try medic(["audit", "--state", dir])
+        #expect(table.status == 0)
+        #expect(table.output.contains("SEQ"))
+        #expect(table.output.contains("killed by signal 9"))
+        #expect(table.output.contains("3 records"))
+
+        let lines = try medic(["audit", "--state", dir, "--json", "--unit", "web.service"]).output.split(separator: "\n")
+        #expect(lines.count == 2)
+        let first = try JSONDecoder().decode([String: AnyCodable].self, from: Data(lines[0].utf8))
+        #expect(first["kind"]?.string == "observation")
+        #expect(first["details"]?.object?["Result"] == "signal")
+
+        let recent = try medic(["audit", "--state", dir, "--since", "10m"])
+        #expect(!recent.output.contains("an hour ago"))
+        #expect(recent.output.contains("2 records"))
+
+        let bad = try medic(["audit", "--state", dir, "--since", "ten minutes"])
+        #expect(bad.status != 0)
+        #expect(bad.output.contains("--since 'ten minutes' is not a duration"))
+
+        let missing = try medic(["audit", "--state", dir + "/nowhere"])
+        #expect(missing.status == 1)
+        #expect(missing.output.contains("no audit log at \(dir)/nowhere/audit.sqlite"))
+    }
+}
+
+/// Just enough of arbitrary JSON to inspect a decoded value.
+struct AnyCodable: Decodable {
+    let value: Any?
+
+    init(from decoder: Decoder) throws {
+        let container = try decoder.singleValueContainer()
+        if let v = try? container.decode(Int.self) { value = v }
+        else if let v = try? container.decode(String.self) { value = v }
+        else if let v = try? container.decode([String: String].self) { value = v }
+        else { value = nil }
+    }
+
+    var int: Int? { value as? Int }
+    var string: String? { value as? String }
+    var object: [String: String]? { value as? [String: String] }
+}
