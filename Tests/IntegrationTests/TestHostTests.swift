@@ -21,8 +21,8 @@ struct TestHostTests {
 
     @Test("runs several hosts at once, each with its own units")
     func severalHosts() async throws {
-        async let a = Task { try TestHost(name: "multi-a") }.value
-        async let b = Task { try TestHost(name: "multi-b") }.value
+        async let a = Task { try TestHost(name: "multi-a", binds: [Paths.packageRoot]) }.value
+        async let b = Task { try TestHost(name: "multi-b", binds: [Paths.packageRoot]) }.value
         let (hostA, hostB) = try await (a, b)
         defer { hostA.destroy(); hostB.destroy() }
         try hostA.installUnit("only-a.service", backendUnit(port: freePort()))
