@@ -22,7 +22,7 @@ struct Demo {
     static func run() async throws {
         let products = ((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0])
         let bin = (products as NSString).deletingLastPathComponent
-        let port = 18_080 + Int(getpid() % 1000)
+        let port = freePort()
 
         say("Booting a disposable test host: a real systemd as PID 1 of its own namespaces")
         let host = try TestHost(name: "demo", binds: [bin])
@@ -80,7 +80,7 @@ struct Demo {
         var active: Duration?
         while ContinuousClock.now - killedAt < .seconds(15), serving == nil {
             if active == nil, let state = try? await manager.state(of: "web.service"),
-               state.activeState == "active", state.mainPID != before.mainPID {
+               state.activeState == "active", let main = state.mainPID, main != 0, main != before.mainPID {
                 active = ContinuousClock.now - killedAt
             }
             if active != nil, httpGet(port: port) != nil { serving = ContinuousClock.now - killedAt }
