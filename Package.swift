@@ -82,15 +82,13 @@ let package = Package(
             name: "medic-demo",
             dependencies: ["TestHost", "Systemd"]
         ),
-        // A tiny HTTP backend in C that starts in a few milliseconds: the demo's and tests' service.
-        .executableTarget(name: "medic-backend"),
         .testTarget(name: "PlaybooksTests", dependencies: ["Playbooks", "MedicCore"]),
         .testTarget(name: "DetectorsTests", dependencies: ["Detectors", "Systemd", "MedicCore"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Audit", "MedicCore"]),
         .testTarget(name: "AuditTests", dependencies: ["Audit", "MedicCore"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["TestHost", "Systemd", "Audit", "MedicCore", "medicd", "medic", "medic-backend"]
+            dependencies: ["TestHost", "Systemd", "Audit", "MedicCore", "medicd", "medic"]
         ),
     ]
 )

@@ -24,6 +24,17 @@ public struct SystemdManager: Sendable {
 
     // MARK: Manager methods
 
+    /// The object path of a loaded unit; throws (`org.freedesktop.systemd1.NoSuchUnit`) if the
+    /// unit is not loaded. `loadUnit` loads it instead.
+    public func getUnit(_ name: String) async throws -> String {
+        try await bus.perform { loop in
+            try loop.requireConnection().call(
+                destination: Self.destination, path: Self.managerPath, interface: Self.managerInterface,
+                member: "GetUnit", arguments: [.string(name)]
+            ).readObjectPath()
+        }
+    }
+
     /// Loads the unit (if not loaded) and returns its object path.
     @discardableResult
     public func loadUnit(_ name: String) async throws -> String {

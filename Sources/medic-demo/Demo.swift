@@ -25,7 +25,8 @@ struct Demo {
         let port = freePort()
 
         say("Booting a disposable test host: a real systemd as PID 1 of its own namespaces")
-        let host = try TestHost(name: "demo", binds: [bin])
+        let backend = try Backend.path()
+        let host = try TestHost(name: "demo", binds: [bin, Backend.packageRoot])
         defer {
             say("Powering the test host off and removing it")
             host.destroy()
@@ -37,7 +38,7 @@ struct Demo {
             [Unit]
             Description=Demo web backend
             [Service]
-            ExecStart=\(bin)/medic-backend --port \(port) --name web
+            ExecStart=\(backend) --port \(port) --name web
             """)
         let manager = SystemdManager(bus: try SystemBus(address: host.busAddress))
         defer { manager.bus.close() }

@@ -54,7 +54,7 @@ struct CrashRecoveryTests {
         try await withTestHost("kill9") { host in
             let port = freePort()
             // Five restarts in a few seconds would hit systemd's own start limit (5 in 10s).
-            try host.installUnit("web.service", backendUnit(port: port, unitSection: "StartLimitIntervalSec=0"))
+            try host.installUnit("web.service", try backendUnit(port: port, unitSection: "StartLimitIntervalSec=0"))
             let manager = SystemdManager(bus: try SystemBus(address: host.busAddress))
             defer { manager.bus.close() }
             try await manager.reload()
@@ -101,7 +101,7 @@ struct CrashRecoveryTests {
             // The same kill against systemd's own Restart=always, RestartSec=0, for comparison,
             // after the same idle time as medicd's rounds (an idle VM wakes up more slowly:
             // systemd's start job takes ~2.5 ms back to back, 7–20 ms after 300 ms of idling).
-            try host.installUnit("baseline.service", backendUnit(
+            try host.installUnit("baseline.service", try backendUnit(
                 port: freePort(), unitSection: "StartLimitIntervalSec=0", serviceSection: "Restart=always\nRestartSec=0"))
             try await manager.reload()
             _ = try await manager.startUnit("baseline.service")
@@ -135,7 +135,7 @@ struct CrashRecoveryTests {
             let marker = "/run/medic-exit1-ran"
             try host.installUnit("api.service", """
                 [Service]
-                ExecStart=/bin/sh -c 'if [ -e \(marker) ]; then exec \(Paths.backend) --port \(port); fi; touch \(marker); sleep 0.3; exit 1'
+                ExecStart=/bin/sh -c 'if [ -e \(marker) ]; then exec \(try Paths.backend()) --port \(port); fi; touch \(marker); sleep 0.3; exit 1'
                 """)
             let manager = SystemdManager(bus: try SystemBus(address: host.busAddress))
             defer { manager.bus.close() }
@@ -157,7 +157,7 @@ struct CrashRecoveryTests {
         try await withTestHost("flapping") { host in
             try host.installUnit("flaky.service", """
                 [Service]
-                ExecStart=\(Paths.backend) --port \(freePort()) --exit-after-ms 400 --exit-code 3
+                ExecStart=\(try Paths.backend()) --port \(freePort()) --exit-after-ms 400 --exit-code 3
                 """)
             let manager = SystemdManager(bus: try SystemBus(address: host.busAddress))
             defer { manager.bus.close() }
@@ -177,6 +177,44 @@ struct CrashRecoveryTests {
             #expect(try await manager.state(of: "flaky.service").activeState == "failed")
             let last = try #require(try medicd.records(kinds: [.incidentClosed]).last)
             #expect(last.facts["outcome"] == "failed")
+        }
+    }
+}
+
+@Suite("Crash kinds as medicd reports them, from a real systemd")
+struct CrashKindTests {
+    @Test("a hang caught by systemd's watchdog is reported as a watchdog crash, and healed")
+    func watchdog() async throws {
+        try await withTestHost("watchdog") { host in
+            // The backend never pings: systemd kills it 1 s after it started.
+            try host.installUnit("hang.service", try backendUnit(port: freePort(), serviceSection: "WatchdogSec=1\nNotifyAccess=main"))
+            let manager = SystemdManager(bus: try SystemBus(address: host.busAddress))
+            defer { manager.bus.close() }
+            try await manager.reload()
+            _ = try await manager.startUnit("hang.service")
+            let medicd = try RunningMedicd.start(on: host, playbook: playbook(unit: "hang.service", verify: "100ms"))
+            defer { medicd.process.stop() }
+            #expect(await eventually(timeout: .seconds(10)) { ((try? medicd.records(kinds: [.incidentClosed]).count) ?? 0) >= 1 })
+            let crash = try #require(try medicd.records(kinds: [.observation]).first { $0.facts["Result"] == "watchdog" })
+            #expect(crash.message == "watchdog timeout: the service stopped pinging and was killed")
+            #expect(try medicd.records(kinds: [.incidentOpened]).first?.message.hasPrefix("crashed: watchdog timeout") == true)
+        }
+    }
+
+    @Test("a segfault that dumps core is reported as a core dump")
+    func coreDump() async throws {
+        try await withTestHost("coredump") { host in
+            try host.installUnit("segv.service", try backendUnit(port: freePort(), serviceSection: "LimitCORE=infinity\nWorkingDirectory=/tmp"))
+            let manager = SystemdManager(bus: try SystemBus(address: host.busAddress))
+            defer { manager.bus.close() }
+            try await manager.reload()
+            _ = try await manager.startUnit("segv.service")
+            let medicd = try RunningMedicd.start(on: host, playbook: playbook(unit: "segv.service", verify: "100ms"))
+            defer { medicd.process.stop() }
+            try await manager.killUnit("segv.service", signal: SIGSEGV)
+            #expect(await eventually { ((try? medicd.records(kinds: [.incidentClosed]).count) ?? 0) == 1 }, "\((try? medicd.records().map(\.message)) ?? [])")
+            let crash = try #require(try medicd.records(kinds: [.observation]).first { $0.facts["Result"] == "core-dump" })
+            #expect(crash.message.contains("dumped core (signal 11, SIGSEGV)"))
         }
     }
 }

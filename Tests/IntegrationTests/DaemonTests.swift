@@ -13,7 +13,7 @@ struct DaemonTests {
             let work = host.directory + "/run/medic-test"
             try FileManager.default.createDirectory(atPath: work + "/playbooks", withIntermediateDirectories: true)
             try playbook(unit: "web.service", verify: "300ms").write(toFile: work + "/playbooks/web.yaml", atomically: true, encoding: .utf8)
-            try host.installUnit("web.service", backendUnit(port: freePort()))
+            try host.installUnit("web.service", try backendUnit(port: freePort()))
             try host.installUnit("medic.service", try String(contentsOfFile: Paths.packageRoot + "/units/medic.service", encoding: .utf8))
             try host.installUnit("medic.service.d/test.conf", """
                 [Service]
@@ -57,7 +57,7 @@ struct DaemonTests {
     @Test("reconnects when the bus goes away (dbus restarted) and keeps healing")
     func reconnectsAfterDbusRestart() async throws {
         try await withTestHost("reconnect") { host in
-            try host.installUnit("web.service", backendUnit(port: freePort()))
+            try host.installUnit("web.service", try backendUnit(port: freePort()))
             let manager = SystemdManager(bus: try SystemBus(address: host.busAddress))
             try await manager.reload()
             _ = try await manager.startUnit("web.service")
@@ -78,7 +78,7 @@ struct DaemonTests {
     @Test("keeps receiving systemd's signals after systemd re-executes itself")
     func survivesDaemonReexec() async throws {
         try await withTestHost("reexec") { host in
-            try host.installUnit("web.service", backendUnit(port: freePort()))
+            try host.installUnit("web.service", try backendUnit(port: freePort()))
             let manager = SystemdManager(bus: try SystemBus(address: host.busAddress))
             defer { manager.bus.close() }
             try await manager.reload()

@@ -5,12 +5,8 @@ import TestHost
 
 /// Where this package and its built products are.
 enum Paths {
-    /// The package root, from this file's path.
-    static let packageRoot: String = {
-        var url = URL(fileURLWithPath: #filePath)
-        for _ in 0..<3 { url.deleteLastPathComponent() }
-        return url.path
-    }()
+    /// The package root.
+    static var packageRoot: String { Backend.packageRoot }
 
     /// The directory of the built products (where the test bundle itself is).
     static let products: String = {
@@ -20,7 +16,8 @@ enum Paths {
 
     static var medicd: String { products + "/medicd" }
     static var medic: String { products + "/medic" }
-    static var backend: String { products + "/medic-backend" }
+    /// The C test backend, compiled on first use.
+    static func backend() throws -> String { try Backend.path() }
 }
 
 /// Boots a test host that can see this package (and so its built binaries), runs `body`, and
@@ -32,13 +29,13 @@ func withTestHost<T>(_ name: String, _ body: (TestHost) async throws -> T) async
 }
 
 /// A simple unit running the test backend on `port`.
-func backendUnit(port: Int, unitSection: String = "", serviceSection: String = "") -> String {
+func backendUnit(port: Int, unitSection: String = "", serviceSection: String = "") throws -> String {
     """
     [Unit]
     Description=Medic test backend on port \(port)
     \(unitSection)
     [Service]
-    ExecStart=\(Paths.backend) --port \(port) --name backend-\(port)
+    ExecStart=\(try Paths.backend()) --port \(port) --name backend-\(port)
     \(serviceSection)
     """
 }

@@ -25,7 +25,7 @@ struct TestHostTests {
         async let b = Task { try TestHost(name: "multi-b", binds: [Paths.packageRoot]) }.value
         let (hostA, hostB) = try await (a, b)
         defer { hostA.destroy(); hostB.destroy() }
-        try hostA.installUnit("only-a.service", backendUnit(port: freePort()))
+        try hostA.installUnit("only-a.service", try backendUnit(port: freePort()))
         let busA = try SystemBus(address: hostA.busAddress)
         let busB = try SystemBus(address: hostB.busAddress)
         defer { busA.close(); busB.close() }
@@ -42,8 +42,8 @@ struct TestHostTests {
     @Test("a host that reboots is powered on again, with its disk and persistent units kept")
     func rebootAndPowerOn() async throws {
         try await withTestHost("reboot") { host in
-            try host.installUnit("kept.service", backendUnit(port: freePort()), persistent: true)
-            try host.installUnit("lost.service", backendUnit(port: freePort()))
+            try host.installUnit("kept.service", try backendUnit(port: freePort()), persistent: true)
+            try host.installUnit("lost.service", try backendUnit(port: freePort()))
             let bus = try SystemBus(address: host.busAddress)
             let manager = SystemdManager(bus: bus)
             try await manager.reload()

@@ -1,6 +1,7 @@
 /*
- * medic-backend: a tiny HTTP backend that starts in a few milliseconds, for Medic's demo, tests
- * and benchmarks. It answers every request with 200 and a line naming itself; /health answers
+ * medic-backend: a tiny HTTP backend that starts in about a millisecond, for Medic's demo, tests
+ * and benchmarks. Plain C built with the system's C compiler (TestHost's `Backend`), so that no
+ * language runtime installs crash handlers of its own: a SIGSEGV here dumps core as in the field. It answers every request with 200 and a line naming itself; /health answers
  * "ok". Usage: medic-backend [--port N] [--name TEXT] [--exit-after-ms N --exit-code N]
  * With --exit-after-ms it exits with --exit-code after that long, to play a backend that keeps
  * failing. With NOTIFY_SOCKET set it sends READY=1 once it listens (for Type=notify units).

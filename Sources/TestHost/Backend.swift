@@ -1,0 +1,32 @@
+import Foundation
+
+/// The test backend (`backend/medic-backend.c`), compiled with the system's C compiler on first
+/// use into `.build/medic-backend` beside this package's sources.
+public enum Backend {
+    /// The package root, from this file's place in it.
+    public static let packageRoot: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+
+    /// The path of the compiled backend; compiles it once per process when its source is newer.
+    public static func path() throws -> String {
+        try compiled.get()
+    }
+
+    private static let compiled: Result<String, Error> = Result {
+        let source = packageRoot + "/backend/medic-backend.c"
+        let output = packageRoot + "/.build/medic-backend"
+        let fm = FileManager.default
+        let sourceDate = try fm.attributesOfItem(atPath: source)[.modificationDate] as? Date ?? .distantFuture
+        if let built = try? fm.attributesOfItem(atPath: output)[.modificationDate] as? Date, built >= sourceDate {
+            return output
+        }
+        try fm.createDirectory(atPath: packageRoot + "/.build", withIntermediateDirectories: true)
+        let temporary = output + ".\(getpid())"
+        try run("/usr/bin/cc", ["-O2", "-Wall", "-Werror", "-o", temporary, source])
+        if rename(temporary, output) != 0 { throw TestHostError.setup("rename \(temporary): \(String(cString: strerror(errno)))") }
+        return output
+    }
+}
