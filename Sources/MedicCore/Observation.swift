@@ -30,36 +30,70 @@ public struct Observation: Sendable, Equatable {
     public enum Kind: Sendable, Equatable {
         /// The target's main process is gone for a reason other than a clean stop.
         case crashed(CrashKind)
-        /// The target's state changed (ActiveState/SubState), for the record.
+        /// The target's state changed (ActiveState/SubState in the facts).
         case stateChanged
+        /// Someone else (an operator, a deploy) had systemd stop or restart the target: recorded,
+        /// remediated by nobody. The job type is given.
+        case stoppedByRequest(String)
+        /// The target's probe failed / passed enough times in a row.
+        case unhealthy
+        case healthy
+        case heartbeatMissed
+        case heartbeatLate
+        /// A resource limit held for its duration.
+        case limitExceeded(ResourceLimit)
+        /// A journal line matched a pattern.
+        case journalMatched(String)
+        case hostDown
     }
 
-    /// The unit the observation is about.
+    /// The target the observation is about (a unit name, or `host`).
     public var target: String
     public var kind: Kind
     /// When it was seen.
     public var time: Timestamp
-    /// What systemd said, as `Key=value` pairs, for the audit log.
+    /// When it happened, if the source says (e.g. systemd's ExecMainExitTimestamp).
+    public var occurred: Timestamp?
+    /// What the source said, as `Key=value` pairs, for the audit log.
     public var facts: [String: String]
     /// A one-line human summary: `main process killed by signal 9 (SIGKILL)`.
     public var summary: String
 
-    public init(target: String, kind: Kind, time: Timestamp, facts: [String: String], summary: String) {
+    public init(target: String, kind: Kind, time: Timestamp, occurred: Timestamp? = nil, facts: [String: String], summary: String) {
         self.target = target
         self.kind = kind
         self.time = time
+        self.occurred = occurred
         self.facts = facts
         self.summary = summary
     }
 
-    /// The trigger name a playbook uses for this observation, if it can trigger one.
-    public var trigger: TriggerName? {
-        if case .crashed = kind { return .crashed }
-        return nil
+    /// Whether this observation is the event `trigger` describes.
+    public func matches(_ trigger: Trigger) -> Bool {
+        switch (kind, trigger) {
+        case (.crashed(let kind), .crashed(let kinds)): kinds?.contains(kind) ?? true
+        case (.unhealthy, .unhealthy), (.heartbeatMissed, .heartbeatMissed), (.heartbeatLate, .heartbeatLate),
+             (.hostDown, .hostDown):
+            true
+        case (.limitExceeded(let seen), .limit(let limit)): seen == limit
+        case (.journalMatched(let seen), .journal(let pattern)): seen == pattern
+        default: false
+        }
     }
-}
 
-/// Names of the conditions a playbook can react to.
-public enum TriggerName: String, Sendable, Codable, CaseIterable {
-    case crashed
+    /// What the observation says of the target's health: true healthy, false unhealthy, nil
+    /// nothing either way.
+    public var health: Bool? {
+        switch kind {
+        case .crashed, .unhealthy, .heartbeatMissed, .hostDown: return false
+        case .healthy: return true
+        case .stateChanged, .stoppedByRequest:
+            switch facts["ActiveState"] {
+            case "active", "reloading": return facts["SubState"] == "auto-restart" ? false : true
+            case "failed", "inactive", "deactivating", "activating": return false
+            default: return nil
+            }
+        case .heartbeatLate, .limitExceeded, .journalMatched: return nil
+        }
+    }
 }

@@ -1,4 +1,5 @@
-/// A validated playbook: which units it looks after, and what to do when something happens.
+/// A validated playbook: which targets it looks after, what to do when something happens to
+/// one of them, how to escalate, and the guards that keep a remedy from becoming an outage.
 public struct Playbook: Sendable, Equatable {
     /// The playbook's name (`playbook:`).
     public var name: String
@@ -6,63 +7,242 @@ public struct Playbook: Sendable, Equatable {
     public var file: String
     /// SHA-256 of the file's bytes, so the audit log says exactly which version acted.
     public var contentHash: String
-    public var targets: [Target]
+    /// Record what would be done, do nothing (`dry_run: true`).
+    public var dryRun: Bool
+    public var targets: [TargetSpec]
     public var rules: [Rule]
+    public var guards: Guards
 
-    public init(name: String, file: String, contentHash: String, targets: [Target], rules: [Rule]) {
+    public init(
+        name: String, file: String, contentHash: String, dryRun: Bool = false, targets: [TargetSpec], rules: [Rule],
+        guards: Guards = Guards()
+    ) {
         self.name = name
         self.file = file
         self.contentHash = contentHash
+        self.dryRun = dryRun
         self.targets = targets
         self.rules = rules
+        self.guards = guards
     }
 
-    /// The rule for a trigger, if the playbook has one.
-    public func rule(for trigger: TriggerName) -> Rule? {
-        rules.first { $0.trigger == trigger }
-    }
-}
-
-/// A unit a playbook looks after.
-public struct Target: Sendable, Equatable, Hashable {
-    /// The systemd unit name, e.g. `web.service`.
-    public var unit: String
-
-    public init(unit: String) { self.unit = unit }
-}
-
-/// "When this happens, do these steps."
-public struct Rule: Sendable, Equatable {
-    public var trigger: TriggerName
-    public var steps: [Step]
-
-    public init(trigger: TriggerName, steps: [Step]) {
-        self.trigger = trigger
-        self.steps = steps
+    /// The target spec that covers `unit` (by name or glob), if any.
+    public func target(for unit: String) -> TargetSpec? {
+        targets.first { $0.selector.matches(unit) }
     }
 }
 
-/// One step of a plan.
-public enum Step: Sendable, Equatable, CustomStringConvertible {
-    /// Restart the unit and wait until it is active again, failing after `timeout`.
-    case restart(timeout: Duration)
-    /// Wait (up to `timeout`) for the unit to be active, then require it to stay active for
-    /// `activeFor`.
-    case verify(activeFor: Duration, timeout: Duration)
+/// What a target spec selects.
+public enum TargetSelector: Sendable, Equatable, Hashable, CustomStringConvertible {
+    /// A systemd unit by name, or a glob of names (`web@*.service`).
+    case unit(String)
+    /// This host as a whole.
+    case host
 
-    /// The step's name as written in playbooks.
-    public var name: String {
+    /// The name the host target goes by in observations and the audit log.
+    public static let hostName = "host"
+
+    public func matches(_ name: String) -> Bool {
         switch self {
-        case .restart: "restart"
-        case .verify: "verify"
+        case .unit(let pattern): Glob.matches(pattern, name)
+        case .host: name == Self.hostName
         }
+    }
+
+    /// True for a unit glob rather than one name.
+    public var isPattern: Bool {
+        if case .unit(let pattern) = self { return pattern.contains { "*?[".contains($0) } }
+        return false
     }
 
     public var description: String {
         switch self {
-        case .restart(let timeout): "restart (timeout \(DurationText.format(timeout)))"
-        case .verify(let activeFor, let timeout):
-            "verify (active for \(DurationText.format(activeFor)), within \(DurationText.format(timeout)))"
+        case .unit(let pattern): pattern
+        case .host: Self.hostName
         }
     }
+}
+
+/// One target of a playbook, with what the detectors need to watch it.
+public struct TargetSpec: Sendable, Equatable {
+    public var selector: TargetSelector
+    /// Load-balancer pool membership.
+    public var pool: PoolMembership?
+    public var probe: Probe?
+    public var heartbeat: Heartbeat?
+    /// Resource limits, each a trigger when held.
+    public var limits: [ResourceLimit]
+    /// Units this target needs; while one is unhealthy, this target is not remediated.
+    public var dependsOn: [String]
+
+    public init(
+        selector: TargetSelector, pool: PoolMembership? = nil, probe: Probe? = nil, heartbeat: Heartbeat? = nil,
+        limits: [ResourceLimit] = [], dependsOn: [String] = []
+    ) {
+        self.selector = selector
+        self.pool = pool
+        self.probe = probe
+        self.heartbeat = heartbeat
+        self.limits = limits
+        self.dependsOn = dependsOn
+    }
+}
+
+/// A server in a load balancer's backend.
+public struct PoolMembership: Sendable, Equatable {
+    /// HAProxy's admin socket (a path, or `host:port`).
+    public var haproxy: String
+    public var backend: String
+    public var server: String
+
+    public init(haproxy: String, backend: String, server: String) {
+        self.haproxy = haproxy
+        self.backend = backend
+        self.server = server
+    }
+}
+
+/// A health probe.
+public struct Probe: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        case http(url: String)
+        case tcp(address: String)
+        case exec(command: [String])
+    }
+
+    public var kind: Kind
+    public var every: Duration
+    public var timeout: Duration
+    /// Consecutive failures before `unhealthy`.
+    public var failures: Int
+    /// Consecutive successes before healthy again.
+    public var successes: Int
+
+    public init(kind: Kind, every: Duration, timeout: Duration, failures: Int, successes: Int) {
+        self.kind = kind
+        self.every = every
+        self.timeout = timeout
+        self.failures = failures
+        self.successes = successes
+    }
+}
+
+/// Heartbeats a target must send to medicd's socket.
+public struct Heartbeat: Sendable, Equatable {
+    public var every: Duration
+    /// Intervals without a beat before `heartbeat-missed`.
+    public var missed: Int
+
+    public init(every: Duration, missed: Int) {
+        self.every = every
+        self.missed = missed
+    }
+}
+
+/// "When this happens, do these steps; if that does not help, escalate."
+public struct Rule: Sendable, Equatable {
+    public var condition: Condition
+    /// The text of the condition as written, for the audit log.
+    public var text: String
+    public var steps: [Step]
+    public var escalation: [EscalationLevel]
+
+    public init(condition: Condition, text: String, steps: [Step], escalation: [EscalationLevel] = []) {
+        self.condition = condition
+        self.text = text
+        self.steps = steps
+        self.escalation = escalation
+    }
+}
+
+/// One rung of an escalation ladder.
+public struct EscalationLevel: Sendable, Equatable {
+    public enum After: Sendable, Equatable, Hashable, CustomStringConvertible {
+        /// The plan failed (a step or a verification failed, or a guard stopped it).
+        case failure
+        /// The plan failed this many times in the window.
+        case failures(Int, within: Duration)
+        /// The target was restarted this many times in the window.
+        case restarts(Int, within: Duration)
+
+        public var description: String {
+            switch self {
+            case .failure: "failure"
+            case .failures(let n, let w): "\(n) failures in \(DurationText.format(w))"
+            case .restarts(let n, let w): "\(n) restarts in \(DurationText.format(w))"
+            }
+        }
+    }
+
+    public var after: After
+    public var steps: [Step]
+
+    public init(after: After, steps: [Step]) {
+        self.after = after
+        self.steps = steps
+    }
+}
+
+/// The safety rails of a playbook. Every field has a default.
+public struct Guards: Sendable, Equatable {
+    /// At most `count` runs of a step kind per target in `window` (default: 3 restarts in 10m,
+    /// 1 reboot in 6h).
+    public var rates: [StepKind: RateLimit]
+    /// Waits between successive attempts on one target: `initial`, doubling up to `maximum`.
+    public var backoffInitial: Duration
+    public var backoffMaximum: Duration
+    /// Healthy this long, and back-off and counts are forgiven.
+    public var resetAfter: Duration
+    /// At least this long between the starts of two plans on one target.
+    public var cooldown: Duration
+    /// This many state changes in the window: the target is flapping; automatic action stops.
+    public var flap: RateLimit
+    /// Healthy this long after a remedy, and the incident closes.
+    public var stabilise: Duration
+    /// After escalating, try again this often rather than giving up for good.
+    public var retryEvery: Duration
+    /// More than this share of a playbook's targets triggering within the window holds the group.
+    public var stormShare: Double
+    public var stormWindow: Duration
+
+    public init(
+        rates: [StepKind: RateLimit] = [.restart: RateLimit(count: 3, window: .seconds(600)), .reboot: RateLimit(count: 1, window: .seconds(21_600))],
+        backoffInitial: Duration = .seconds(1), backoffMaximum: Duration = .seconds(300), resetAfter: Duration = .seconds(600),
+        cooldown: Duration = .zero, flap: RateLimit = RateLimit(count: 10, window: .seconds(300)),
+        stabilise: Duration = .seconds(30), retryEvery: Duration = .seconds(600),
+        stormShare: Double = 0.3, stormWindow: Duration = .seconds(60)
+    ) {
+        self.rates = rates
+        self.backoffInitial = backoffInitial
+        self.backoffMaximum = backoffMaximum
+        self.resetAfter = resetAfter
+        self.cooldown = cooldown
+        self.flap = flap
+        self.stabilise = stabilise
+        self.retryEvery = retryEvery
+        self.stormShare = stormShare
+        self.stormWindow = stormWindow
+    }
+}
+
+/// `N in DURATION`.
+public struct RateLimit: Sendable, Equatable, Hashable, CustomStringConvertible {
+    public var count: Int
+    public var window: Duration
+
+    public init(count: Int, window: Duration) {
+        self.count = count
+        self.window = window
+    }
+
+    /// Parses `3 in 10m` (also `3 per 10m`).
+    public init?(parsing text: String) {
+        let parts = text.split(separator: " ", omittingEmptySubsequences: true)
+        guard parts.count == 3, parts[1] == "in" || parts[1] == "per", let count = Int(parts[0]), count >= 0,
+              let window = DurationText.parse(String(parts[2])), window > .zero
+        else { return nil }
+        self.init(count: count, window: window)
+    }
+
+    public var description: String { "\(count) in \(DurationText.format(window))" }
 }

@@ -10,8 +10,15 @@ struct NodeReader {
     init(file: String) { self.file = file }
 
     mutating func report(_ node: Node?, _ message: String) {
+        report(node, offset: 0, message)
+    }
+
+    /// Reports a problem `offset` characters into a scalar's text (for `when:` expressions).
+    mutating func report(_ node: Node?, offset: Int, _ message: String) {
         let mark = node?.mark
-        diagnostics.append(Diagnostic(file: file, line: mark?.line ?? 1, column: mark?.column ?? 1, message: message))
+        var column = (mark?.column ?? 1) + offset
+        if case .scalar(let scalar)? = node, scalar.style == .singleQuoted || scalar.style == .doubleQuoted { column += 1 }
+        diagnostics.append(Diagnostic(file: file, line: mark?.line ?? 1, column: column, message: message))
     }
 
     /// The pairs of a mapping, checking keys against `allowed`; reports unknown keys (with a
@@ -59,6 +66,23 @@ struct NodeReader {
             return nil
         }
         return scalar.string
+    }
+
+    mutating func bool(_ node: Node, what: String) -> Bool? {
+        guard case .scalar(let scalar) = node, let value = Bool(scalar.string.lowercased()) else {
+            report(node, "\(what) must be true or false; found \(describe(node))")
+            return nil
+        }
+        return value
+    }
+
+    /// A positive whole number.
+    mutating func count(_ node: Node, what: String) -> Int? {
+        guard case .scalar(let scalar) = node, let value = Int(scalar.string), value > 0 else {
+            report(node, "\(what) must be a whole number above 0; found \(describe(node))")
+            return nil
+        }
+        return value
     }
 
     mutating func duration(_ node: Node, what: String) -> Duration? {

@@ -23,8 +23,9 @@ public struct PlaybookDirectory: Sendable {
         }
     }
 
-    /// Loads every playbook file in `path`, in name order. A unit claimed by two playbooks is a
-    /// problem of the second file (the first keeps it).
+    /// Loads every playbook file in `path`, in name order. A target (unit, glob or host) named by
+    /// two playbooks is a problem of the second file (the first keeps it). A unit that matches
+    /// globs of two playbooks goes to the first.
     public static func load(_ path: String) throws(LoadError) -> PlaybookDirectory {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw .notFound(path) }
@@ -54,13 +55,13 @@ public struct PlaybookDirectory: Sendable {
                     problems.append(Diagnostic(file: file, line: 1, column: 1, message: "playbook name '\(playbook.name)' is already used by \(other)"))
                 }
                 for target in playbook.targets {
-                    if let other = owners[target.unit] {
-                        problems.append(Diagnostic(file: file, line: 1, column: 1, message: "unit \(target.unit) is already a target of \(other); a unit belongs to one playbook"))
+                    if let other = owners[target.selector.description] {
+                        problems.append(Diagnostic(file: file, line: 1, column: 1, message: "\(target.selector) is already a target of \(other); a target belongs to one playbook"))
                     }
                 }
                 if problems.isEmpty {
                     names[playbook.name] = file
-                    for target in playbook.targets { owners[target.unit] = file }
+                    for target in playbook.targets { owners[target.selector.description] = file }
                     result.playbooks.append(playbook)
                 } else {
                     result.refused.append((file, Diagnostics(problems)))

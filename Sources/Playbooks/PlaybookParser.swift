@@ -3,22 +3,13 @@ import Foundation
 import MedicCore
 import Yams
 
-/// Turns playbook YAML into a validated `Playbook`, or every problem in it as `Diagnostic`s.
+/// Turns playbook YAML into a validated `Playbook`, or every problem in it as `Diagnostics`.
 public enum PlaybookParser {
     /// Files larger than this are refused before parsing.
     public static let maximumFileSize = 1 << 20
     /// YAML trees with more nodes than this (after alias expansion) are refused.
     static let maximumNodes = 50_000
     static let maximumDepth = 64
-
-    static let topKeys = ["playbook", "targets", "on"]
-    static let targetKeys = ["unit"]
-    static let ruleKeys = ["when", "do"]
-    static let stepNames = ["restart", "verify"]
-    static let restartKeys = ["timeout"]
-    static let verifyKeys = ["active-for", "timeout"]
-    static let defaultRestartTimeout: Duration = .seconds(30)
-    static let defaultVerifyTimeout: Duration = .seconds(10)
 
     /// Parses the bytes of a playbook file. `file` is the name used in diagnostics.
     public static func parse(data: [UInt8], file: String) -> Result<Playbook, Diagnostics> {
@@ -47,11 +38,12 @@ public enum PlaybookParser {
         guard root.boundedSize(limit: maximumNodes, depth: maximumDepth) != nil else {
             return fail("document expands to more than \(maximumNodes) nodes or \(maximumDepth) levels (an alias bomb?); refused")
         }
-        var reader = NodeReader(file: file)
+        var reader = PlaybookReader(file: file)
         let hash = SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
-        let playbook = readPlaybook(root, reader: &reader, file: file, hash: hash)
-        if let playbook, reader.diagnostics.isEmpty { return .success(playbook) }
-        return .failure(Diagnostics(reader.diagnostics.sorted { ($0.line, $0.column) < ($1.line, $1.column) }))
+        let playbook = reader.playbook(root, hash: hash)
+        let diagnostics = reader.nodes.diagnostics
+        if let playbook, diagnostics.isEmpty { return .success(playbook) }
+        return .failure(Diagnostics(diagnostics.sorted { ($0.line, $0.column) < ($1.line, $1.column) }))
     }
 
     /// Reads and parses a playbook file.
@@ -62,115 +54,6 @@ public enum PlaybookParser {
         defer { try? handle.close() }
         let data = (try? handle.read(upToCount: maximumFileSize + 1)) ?? Data()
         return parse(data: [UInt8](data), file: file)
-    }
-
-    private static func readPlaybook(_ root: Node, reader: inout NodeReader, file: String, hash: String) -> Playbook? {
-        guard let top = reader.mapping(root, what: "a playbook", allowed: topKeys, required: topKeys) else { return nil }
-        let name = top["playbook"].flatMap { reader.string($0.value, what: "'playbook' (its name)") }
-        var targets: [Target] = []
-        if let node = top["targets"]?.value, let items = reader.sequence(node, what: "'targets'") {
-            if items.isEmpty { reader.report(node, "'targets' is empty; name at least one unit") }
-            for item in items {
-                if let target = readTarget(item, reader: &reader) { targets.append(target) }
-            }
-        }
-        var rules: [Rule] = []
-        if let node = top["on"]?.value, let items = reader.sequence(node, what: "'on'") {
-            if items.isEmpty { reader.report(node, "'on' is empty; give at least one 'when:' with steps") }
-            var seen: Set<TriggerName> = []
-            for item in items {
-                guard let rule = readRule(item, reader: &reader) else { continue }
-                if !seen.insert(rule.trigger).inserted {
-                    reader.report(item, "trigger '\(rule.trigger.rawValue)' appears twice; merge its steps into one 'when:'")
-                }
-                rules.append(rule)
-            }
-        }
-        guard let name else { return nil }
-        return Playbook(name: name, file: file, contentHash: hash, targets: targets, rules: rules)
-    }
-
-    private static func readTarget(_ node: Node, reader: inout NodeReader) -> Target? {
-        guard let keys = reader.mapping(node, what: "a target", allowed: targetKeys, required: ["unit"]),
-              let unitNode = keys["unit"]?.value,
-              let unit = reader.string(unitNode, what: "'unit'")
-        else { return nil }
-        if let problem = UnitName.problem(with: unit) {
-            reader.report(unitNode, "'\(unit)' is not a valid unit name: \(problem)")
-            return nil
-        }
-        return Target(unit: unit)
-    }
-
-    private static func readRule(_ node: Node, reader: inout NodeReader) -> Rule? {
-        guard let keys = reader.mapping(node, what: "an 'on' entry", allowed: ruleKeys, required: ruleKeys) else { return nil }
-        var trigger: TriggerName?
-        if let whenNode = keys["when"]?.value, let text = reader.string(whenNode, what: "'when'") {
-            trigger = TriggerName(rawValue: text)
-            if trigger == nil {
-                let known = TriggerName.allCases.map(\.rawValue)
-                var message = "unknown trigger '\(text)'"
-                if let close = suggestion(for: text, among: known) { message += " (did you mean '\(close)'?)" }
-                reader.report(whenNode, message + "; triggers available: \(known.joined(separator: ", "))")
-            }
-        }
-        var steps: [Step] = []
-        if let doNode = keys["do"]?.value, let items = reader.sequence(doNode, what: "'do'") {
-            if items.isEmpty { reader.report(doNode, "'do' is empty; give at least one step") }
-            for item in items {
-                if let step = readStep(item, reader: &reader) { steps.append(step) }
-            }
-        }
-        guard let trigger else { return nil }
-        return Rule(trigger: trigger, steps: steps)
-    }
-
-    /// A step is a one-key mapping `name: { options }`, or just the step's name.
-    private static func readStep(_ node: Node, reader: inout NodeReader) -> Step? {
-        let nameNode: Node
-        var options: Node?
-        switch node {
-        case .scalar:
-            nameNode = node
-        case .mapping(let mapping) where mapping.count == 1:
-            nameNode = mapping.first!.key
-            options = mapping.first!.value
-        default:
-            reader.report(node, "a step is a step name with its options, e.g. '- restart: { timeout: 30s }'")
-            return nil
-        }
-        guard let name = reader.string(nameNode, what: "a step's name") else { return nil }
-        guard stepNames.contains(name) else {
-            var message = "unknown step '\(name)'"
-            if let close = suggestion(for: name, among: stepNames) { message += " (did you mean '\(close)'?)" }
-            reader.report(nameNode, message + "; steps available: \(stepNames.joined(separator: ", "))")
-            return nil
-        }
-        if let opts = options, case .scalar(let scalar) = opts, scalar.string.isEmpty || scalar.tag.description.hasSuffix(":null") {
-            options = nil
-        }
-        switch name {
-        case "restart":
-            var timeout = defaultRestartTimeout
-            if let options {
-                guard let keys = reader.mapping(options, what: "'restart'", allowed: restartKeys) else { return nil }
-                if let t = keys["timeout"] { guard let d = reader.duration(t.value, what: "'timeout'") else { return nil }; timeout = d }
-            }
-            return .restart(timeout: timeout)
-        default:
-            guard let options,
-                  let keys = reader.mapping(options, what: "'verify'", allowed: verifyKeys, required: ["active-for"])
-            else {
-                if options == nil { reader.report(nameNode, "'verify' needs 'active-for', e.g. '- verify: { active-for: 5s }'") }
-                return nil
-            }
-            var timeout = defaultVerifyTimeout
-            if let t = keys["timeout"] { guard let d = reader.duration(t.value, what: "'timeout'") else { return nil }; timeout = d }
-            guard let activeNode = keys["active-for"]?.value,
-                  let activeFor = reader.duration(activeNode, what: "'active-for'")
-            else { return nil }
-            return .verify(activeFor: activeFor, timeout: timeout)
-        }
     }
 
     private static func diagnostic(for error: YamlError, file: String) -> Diagnostic {
@@ -188,6 +71,185 @@ public enum PlaybookParser {
             return Diagnostic(file: file, line: 1, column: 1, message: "cannot read YAML: \(problem)")
         default:
             return Diagnostic(file: file, line: 1, column: 1, message: "cannot parse YAML: \(error)")
+        }
+    }
+}
+
+/// Reads a playbook's tree into the model, collecting every problem.
+struct PlaybookReader {
+    var nodes: NodeReader
+    let file: String
+
+    init(file: String) {
+        self.file = file
+        nodes = NodeReader(file: file)
+    }
+
+    static let topKeys = ["playbook", "dry_run", "targets", "guards", "on"]
+
+    mutating func playbook(_ root: Node, hash: String) -> Playbook? {
+        guard let top = nodes.mapping(root, what: "a playbook", allowed: Self.topKeys, required: ["playbook", "targets", "on"]) else { return nil }
+        let name = top["playbook"].flatMap { nodes.string($0.value, what: "'playbook' (its name)") }
+        let dryRun = top["dry_run"].flatMap { nodes.bool($0.value, what: "'dry_run'") } ?? false
+        var targets: [(TargetSpec, Node)] = []
+        if let node = top["targets"]?.value, let items = nodes.sequence(node, what: "'targets'") {
+            if items.isEmpty { nodes.report(node, "'targets' is empty; name at least one unit, or host") }
+            for item in items {
+                if let target = target(item) { targets.append((target, item)) }
+            }
+        }
+        let guards = top["guards"].flatMap { guardSettings($0.value) } ?? Guards()
+        var rules: [(Rule, Node)] = []
+        if let node = top["on"]?.value, let items = nodes.sequence(node, what: "'on'") {
+            if items.isEmpty { nodes.report(node, "'on' is empty; give at least one 'when:' with steps") }
+            for item in items {
+                if let rule = rule(item) { rules.append((rule, item)) }
+            }
+        }
+        checkCoverage(targets: targets, rules: rules)
+        guard let name else { return nil }
+        return Playbook(name: name, file: file, contentHash: hash, dryRun: dryRun, targets: targets.map(\.0), rules: rules.map(\.0), guards: guards)
+    }
+
+    /// Every target must be something a rule can fire for, and every trigger must have a target
+    /// it can fire for.
+    private mutating func checkCoverage(targets: [(TargetSpec, Node)], rules: [(Rule, Node)]) {
+        guard !rules.isEmpty else { return }
+        for (target, node) in targets {
+            let used = rules.contains { rule in rule.0.condition.triggers.contains { Self.applies($0, to: target) } }
+            if !used {
+                let triggers = Set(rules.flatMap { $0.0.condition.triggers.map(\.name) }).sorted().joined(separator: ", ")
+                nodes.report(node, "target \(target.selector) is used by no trigger: the rules react to \(triggers), which \(target.selector) cannot set off")
+            }
+        }
+        for (rule, node) in rules {
+            for trigger in rule.condition.triggers where !targets.contains(where: { Self.applies(trigger, to: $0.0) }) {
+                let need = switch trigger {
+                case .unhealthy: "a target with a probe"
+                case .heartbeatMissed: "a target with a heartbeat"
+                case .hostDown: "the host target"
+                case .limit(let limit): if case .disk = limit.resource { "the host target" } else { "a unit target" }
+                default: "a unit target"
+                }
+                nodes.report(node, "trigger '\(trigger)' can never fire: it needs \(need)")
+            }
+        }
+    }
+
+    static func applies(_ trigger: Trigger, to target: TargetSpec) -> Bool {
+        let isHost = target.selector == .host
+        switch trigger {
+        case .crashed, .heartbeatLate, .journal: return !isHost
+        case .unhealthy: return target.probe != nil
+        case .heartbeatMissed: return target.heartbeat != nil
+        case .hostDown: return isHost
+        case .limit(let limit):
+            if case .disk = limit.resource { return isHost }
+            return true
+        }
+    }
+
+    // MARK: Guards
+
+    static let guardKeys = ["rate", "backoff", "cooldown", "flap", "stabilise", "retry_every", "storm"]
+
+    private mutating func guardSettings(_ node: Node) -> Guards? {
+        guard let keys = nodes.mapping(node, what: "'guards'", allowed: Self.guardKeys) else { return nil }
+        var guards = Guards()
+        if let rate = keys["rate"]?.value, let entries = nodes.mapping(rate, what: "'rate'", allowed: StepKind.allCases.map(\.rawValue)) {
+            for (name, pair) in entries {
+                guard let kind = StepKind(rawValue: name), let limit = rateLimit(pair.value, what: "'rate.\(name)'") else { continue }
+                guards.rates[kind] = limit
+            }
+        }
+        if let backoff = keys["backoff"]?.value, let entries = nodes.mapping(backoff, what: "'backoff'", allowed: ["initial", "max", "reset_after"]) {
+            if let d = entries["initial"].flatMap({ nodes.duration($0.value, what: "'initial'") }) { guards.backoffInitial = d }
+            if let d = entries["max"].flatMap({ nodes.duration($0.value, what: "'max'") }) { guards.backoffMaximum = d }
+            if let d = entries["reset_after"].flatMap({ nodes.duration($0.value, what: "'reset_after'") }) { guards.resetAfter = d }
+        }
+        if let d = keys["cooldown"].flatMap({ nodes.duration($0.value, what: "'cooldown'") }) { guards.cooldown = d }
+        if let flap = keys["flap"]?.value, let limit = rateLimit(flap, what: "'flap'") { guards.flap = limit }
+        if let d = keys["stabilise"].flatMap({ nodes.duration($0.value, what: "'stabilise'") }) { guards.stabilise = d }
+        if let d = keys["retry_every"].flatMap({ nodes.duration($0.value, what: "'retry_every'") }) { guards.retryEvery = d }
+        if let storm = keys["storm"]?.value, let text = nodes.string(storm, what: "'storm'") {
+            let parts = text.split(separator: " ")
+            if parts.count == 3, parts[1] == "in", let share = Quantity.parsePercent(String(parts[0])), let window = DurationText.parse(String(parts[2])) {
+                guards.stormShare = share
+                guards.stormWindow = window
+            } else {
+                nodes.report(storm, "'storm' must be 'SHARE in DURATION', e.g. '30% in 1m'")
+            }
+        }
+        return guards
+    }
+
+    mutating func rateLimit(_ node: Node, what: String) -> RateLimit? {
+        guard let text = nodes.string(node, what: what) else { return nil }
+        guard let limit = RateLimit(parsing: text) else {
+            nodes.report(node, "\(what) must be 'N in DURATION', e.g. '3 in 10m'; found '\(text)'")
+            return nil
+        }
+        return limit
+    }
+
+    // MARK: Rules
+
+    mutating func rule(_ node: Node) -> Rule? {
+        guard let keys = nodes.mapping(node, what: "an 'on' entry", allowed: ["when", "do", "escalate"], required: ["when", "do"]) else { return nil }
+        var condition: Condition?
+        var text = ""
+        if let whenNode = keys["when"]?.value, let whenText = nodes.string(whenNode, what: "'when'") {
+            text = whenText
+            switch ConditionParser.parse(whenText) {
+            case .success(let parsed): condition = parsed
+            case .failure(let failure): nodes.report(whenNode, offset: failure.offset, failure.message)
+            }
+        }
+        let steps = keys["do"].map { plan($0.value, what: "'do'") } ?? []
+        var levels: [(EscalationLevel, Node)] = []
+        if let escalate = keys["escalate"]?.value, let items = nodes.sequence(escalate, what: "'escalate'") {
+            for item in items {
+                if let level = escalationLevel(item) { levels.append((level, item)) }
+            }
+            checkLadder(levels)
+        }
+        guard let condition else { return nil }
+        return Rule(condition: condition, text: text, steps: steps, escalation: levels.map(\.0))
+    }
+
+    private mutating func escalationLevel(_ node: Node) -> EscalationLevel? {
+        guard let keys = nodes.mapping(node, what: "an escalation level", allowed: ["after", "do"], required: ["do"]) else { return nil }
+        var after: EscalationLevel.After = .failure
+        if let afterNode = keys["after"]?.value, let text = nodes.string(afterNode, what: "'after'") {
+            if text == "failure" {
+                after = .failure
+            } else {
+                let parts = text.split(separator: " ")
+                if parts.count == 4, let n = Int(parts[0]), n > 0, parts[2] == "in", let window = DurationText.parse(String(parts[3])),
+                   parts[1] == "failures" || parts[1] == "restarts" {
+                    after = parts[1] == "failures" ? .failures(n, within: window) : .restarts(n, within: window)
+                } else {
+                    nodes.report(afterNode, "'after' must be 'failure', 'N failures in DURATION' or 'N restarts in DURATION'; found '\(text)'")
+                    return nil
+                }
+            }
+        }
+        guard let doNode = keys["do"]?.value else { return nil }
+        return EscalationLevel(after: after, steps: plan(doNode, what: "an escalation's 'do'"))
+    }
+
+    /// An escalation ladder that can loop: two rungs with the same condition, or a rung that
+    /// runs after every failure and restarts the target again without a count.
+    private mutating func checkLadder(_ levels: [(EscalationLevel, Node)]) {
+        var seen: [EscalationLevel.After: Int] = [:]
+        for (index, (level, node)) in levels.enumerated() {
+            if let other = seen[level.after] {
+                nodes.report(node, "escalation levels \(other + 1) and \(index + 1) both run after '\(level.after)': the ladder can loop between them; give each a different 'after'")
+            }
+            seen[level.after] = index
+            if level.after == .failure, level.steps.contains(where: { [.restart, .start].contains($0.kind) }) {
+                nodes.report(node, "this escalation restarts the target after every failure, and a restart can fail again: it can loop; use 'after: N failures in DURATION'")
+            }
         }
     }
 }

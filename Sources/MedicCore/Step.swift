@@ -1,0 +1,99 @@
+/// The kinds of step a plan can take.
+public enum StepKind: String, Sendable, Equatable, Hashable, CaseIterable, Codable {
+    case restart, start, stop, reload, kill, verify, wait, collect, pool, reboot, exec, notify
+
+    /// Steps that take something down or away: held by storm and dependency guards.
+    public var isDestructive: Bool {
+        switch self {
+        case .restart, .stop, .kill, .reboot, .exec, .pool: true
+        case .start, .reload, .verify, .wait, .collect, .notify: false
+        }
+    }
+
+    /// Steps the engine runs today; the others are recorded as not yet available.
+    public var isAvailable: Bool {
+        switch self {
+        case .restart, .start, .stop, .reload, .kill, .verify, .wait: true
+        case .collect, .pool, .reboot, .exec, .notify: false
+        }
+    }
+
+    /// Each kind's timeout when the playbook does not give one.
+    public var defaultTimeout: Duration {
+        switch self {
+        case .restart, .start, .stop, .reload: .seconds(30)
+        case .kill: .seconds(10)
+        case .verify: .seconds(30)
+        case .wait: .seconds(3600)
+        case .collect, .pool, .exec, .notify: .seconds(30)
+        case .reboot: .seconds(300)
+        }
+    }
+}
+
+/// One step of a plan, with its options and timeout.
+public struct Step: Sendable, Equatable, CustomStringConvertible {
+    public enum Action: Sendable, Equatable {
+        case restart, start, stop, reload
+        /// Send a signal to the unit's main process.
+        case kill(signal: Int32)
+        /// The target must be healthy within `within`, then stay healthy for `stable`.
+        case verify(within: Duration, stable: Duration)
+        case wait(Duration)
+        /// Keep the last N lines of the unit's journal as evidence.
+        case collect(journalLines: Int)
+        case pool(PoolState)
+        /// Reboot the host, at most `limit` times in its window.
+        case reboot(limit: RateLimit)
+        case exec(command: [String])
+        case notify(recipient: String, message: String?)
+    }
+
+    public var action: Action
+    public var timeout: Duration
+
+    public init(_ action: Action, timeout: Duration? = nil) {
+        self.action = action
+        self.timeout = timeout ?? Self.kind(of: action).defaultTimeout
+    }
+
+    public var kind: StepKind { Self.kind(of: action) }
+    public var name: String { kind.rawValue }
+
+    private static func kind(of action: Action) -> StepKind {
+        switch action {
+        case .restart: .restart
+        case .start: .start
+        case .stop: .stop
+        case .reload: .reload
+        case .kill: .kill
+        case .verify: .verify
+        case .wait: .wait
+        case .collect: .collect
+        case .pool: .pool
+        case .reboot: .reboot
+        case .exec: .exec
+        case .notify: .notify
+        }
+    }
+
+    public var description: String {
+        switch action {
+        case .restart, .start, .stop, .reload: "\(name) (timeout \(DurationText.format(timeout)))"
+        case .kill(let signal): "kill with signal \(signal)"
+        case .verify(let within, let stable):
+            "verify (healthy within \(DurationText.format(within))" + (stable > .zero ? ", for \(DurationText.format(stable)))" : ")")
+        case .wait(let d): "wait \(DurationText.format(d))"
+        case .collect(let lines): "collect the last \(lines) journal lines"
+        case .pool(let state): "pool \(state.rawValue)"
+        case .reboot(let limit): "reboot (at most \(limit))"
+        case .exec(let command): "exec \(command.joined(separator: " "))"
+        case .notify(let recipient, _): "notify \(recipient)"
+        }
+    }
+}
+
+/// A server's state in its load balancer's pool.
+public enum PoolState: String, Sendable, Equatable, CaseIterable {
+    case drain, maint, ready
+}

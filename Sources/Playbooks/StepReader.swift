@@ -1,0 +1,197 @@
+import MedicCore
+import Yams
+
+extension PlaybookReader {
+    /// A list of steps.
+    mutating func plan(_ node: Node, what: String) -> [Step] {
+        guard let items = nodes.sequence(node, what: what) else { return [] }
+        if items.isEmpty { nodes.report(node, "\(what) is empty; give at least one step") }
+        return items.compactMap { step($0) }
+    }
+
+    /// A step is `name`, `name: VALUE` (its main option) or `name: { options }`.
+    mutating func step(_ node: Node) -> Step? {
+        let nameNode: Node
+        var value: Node?
+        switch node {
+        case .scalar:
+            nameNode = node
+        case .mapping(let mapping) where mapping.count == 1:
+            nameNode = mapping.first!.key
+            value = mapping.first!.value
+        default:
+            nodes.report(node, "a step is a step name with its options, e.g. '- restart: { timeout: 30s }'")
+            return nil
+        }
+        guard let name = nodes.string(nameNode, what: "a step's name") else { return nil }
+        guard let kind = StepKind(rawValue: name) else {
+            let names = StepKind.allCases.map(\.rawValue)
+            var message = "unknown step '\(name)'"
+            if let close = suggestion(for: name, among: names) { message += " (did you mean '\(close)'?)" }
+            nodes.report(nameNode, message + "; steps available: \(names.joined(separator: ", "))")
+            return nil
+        }
+        if let v = value, case .scalar(let scalar) = v, scalar.string.isEmpty || scalar.tag.description.hasSuffix(":null") {
+            value = nil
+        }
+        return stepOptions(kind, nameNode: nameNode, value: value)
+    }
+
+    private mutating func options(_ value: Node?, _ kind: StepKind, allowed: [String], required: [String] = []) -> [String: (key: Node, value: Node)]? {
+        guard let value else { return [:] }
+        return nodes.mapping(value, what: "'\(kind.rawValue)'", allowed: allowed + ["timeout"], required: required)
+    }
+
+    private mutating func timeout(_ keys: [String: (key: Node, value: Node)]) -> Duration? {
+        keys["timeout"].flatMap { nodes.duration($0.value, what: "'timeout'") }
+    }
+
+    /// Whether `value` is a plain scalar (the step's main option written without a mapping).
+    private func isScalar(_ value: Node?) -> Bool {
+        if case .scalar? = value { return true }
+        return false
+    }
+
+    private mutating func stepOptions(_ kind: StepKind, nameNode: Node, value: Node?) -> Step? {
+        switch kind {
+        case .restart, .start, .stop, .reload:
+            guard let keys = options(value, kind, allowed: []) else { return nil }
+            let action: Step.Action = switch kind {
+            case .restart: .restart
+            case .start: .start
+            case .stop: .stop
+            default: .reload
+            }
+            return Step(action, timeout: timeout(keys))
+
+        case .kill:
+            if isScalar(value), let value, let text = nodes.string(value, what: "'kill'") {
+                guard let signal = Signals.number(text) else { nodes.report(value, Signals.problem(text)); return nil }
+                return Step(.kill(signal: signal))
+            }
+            guard let keys = options(value, kind, allowed: ["signal"], required: ["signal"]),
+                  let signalNode = keys["signal"]?.value, let text = nodes.string(signalNode, what: "'signal'")
+            else {
+                if value == nil { nodes.report(nameNode, "'kill' needs a signal, e.g. '- kill: SIGTERM'") }
+                return nil
+            }
+            guard let signal = Signals.number(text) else { nodes.report(signalNode, Signals.problem(text)); return nil }
+            return Step(.kill(signal: signal), timeout: timeout(keys))
+
+        case .verify:
+            guard let value, let keys = nodes.mapping(value, what: "'verify'", allowed: ["healthy", "for"], required: ["healthy"]) else {
+                if value == nil { nodes.report(nameNode, "'verify' needs 'healthy: within DURATION', e.g. '- verify: { healthy: within 20s }'") }
+                return nil
+            }
+            guard let healthyNode = keys["healthy"]?.value, let text = nodes.string(healthyNode, what: "'healthy'") else { return nil }
+            let words = text.split(separator: " ")
+            guard words.count == 2, words[0] == "within", let within = DurationText.parse(String(words[1])) else {
+                nodes.report(healthyNode, "'healthy' must be 'within DURATION', e.g. 'within 20s'; found '\(text)'")
+                return nil
+            }
+            let stable = keys["for"].flatMap { nodes.duration($0.value, what: "'for'") } ?? .zero
+            return Step(.verify(within: within, stable: stable), timeout: within + stable)
+
+        case .wait:
+            if isScalar(value), let value {
+                guard let d = nodes.duration(value, what: "'wait'") else { return nil }
+                return Step(.wait(d), timeout: d)
+            }
+            guard let keys = options(value, kind, allowed: ["for"], required: ["for"]),
+                  let d = keys["for"].flatMap({ nodes.duration($0.value, what: "'for'") })
+            else {
+                if value == nil { nodes.report(nameNode, "'wait' needs a duration, e.g. '- wait: 5s'") }
+                return nil
+            }
+            return Step(.wait(d), timeout: d)
+
+        case .collect:
+            guard let keys = options(value, kind, allowed: ["journal"]) else { return nil }
+            let lines = keys["journal"].flatMap { nodes.count($0.value, what: "'journal' (lines)") } ?? 200
+            return Step(.collect(journalLines: lines), timeout: timeout(keys))
+
+        case .pool:
+            if isScalar(value), let value, let text = nodes.string(value, what: "'pool'") {
+                guard let state = PoolState(rawValue: text) else {
+                    nodes.report(value, "pool state '\(text)' is not one of drain, maint, ready")
+                    return nil
+                }
+                return Step(.pool(state))
+            }
+            guard let keys = options(value, kind, allowed: ["state"], required: ["state"]),
+                  let stateNode = keys["state"]?.value, let text = nodes.string(stateNode, what: "'state'")
+            else {
+                if value == nil { nodes.report(nameNode, "'pool' needs a state: drain, maint or ready") }
+                return nil
+            }
+            guard let state = PoolState(rawValue: text) else {
+                nodes.report(stateNode, "pool state '\(text)' is not one of drain, maint, ready")
+                return nil
+            }
+            return Step(.pool(state), timeout: timeout(keys))
+
+        case .reboot:
+            guard let keys = options(value, kind, allowed: ["at_most"]) else { return nil }
+            var limit = RateLimit(count: 1, window: .seconds(21_600))
+            if let atMost = keys["at_most"]?.value {
+                guard let parsed = rateLimit(atMost, what: "'at_most'") else { return nil }
+                limit = parsed
+            }
+            return Step(.reboot(limit: limit), timeout: timeout(keys))
+
+        case .exec:
+            if case .sequence? = value, let value {
+                guard let command = stringList(value, what: "'exec'"), !command.isEmpty else { return nil }
+                return Step(.exec(command: command))
+            }
+            guard let keys = options(value, kind, allowed: ["command"], required: ["command"]),
+                  let commandNode = keys["command"]?.value
+            else {
+                if value == nil { nodes.report(nameNode, "'exec' needs a command as a list: '- exec: [/usr/local/bin/fix, --now]'") }
+                return nil
+            }
+            if case .scalar = commandNode {
+                nodes.report(commandNode, "'command' must be a list of arguments, never a shell string: [/path/to/program, arg1, arg2]")
+                return nil
+            }
+            guard let command = stringList(commandNode, what: "'command'"), !command.isEmpty else { return nil }
+            guard command[0].hasPrefix("/") else {
+                nodes.report(commandNode, "the program '\(command[0])' must be an absolute path")
+                return nil
+            }
+            return Step(.exec(command: command), timeout: timeout(keys))
+
+        case .notify:
+            if isScalar(value), let value, let recipient = nodes.string(value, what: "'notify'") {
+                return Step(.notify(recipient: recipient, message: nil))
+            }
+            guard let keys = options(value, kind, allowed: ["to", "message"], required: ["to"]),
+                  let recipient = keys["to"].flatMap({ nodes.string($0.value, what: "'to'") })
+            else {
+                if value == nil { nodes.report(nameNode, "'notify' needs a recipient, e.g. '- notify: oncall'") }
+                return nil
+            }
+            let message = keys["message"].flatMap { nodes.string($0.value, what: "'message'") }
+            return Step(.notify(recipient: recipient, message: message), timeout: timeout(keys))
+        }
+    }
+}
+
+/// Signal names and numbers as Linux has them.
+enum Signals {
+    static let names = [
+        "HUP": 1, "INT": 2, "QUIT": 3, "ILL": 4, "TRAP": 5, "ABRT": 6, "BUS": 7, "FPE": 8, "KILL": 9, "USR1": 10,
+        "SEGV": 11, "USR2": 12, "PIPE": 13, "ALRM": 14, "TERM": 15, "CONT": 18, "STOP": 19, "TSTP": 20,
+    ]
+
+    /// `SIGTERM`, `TERM` or `15`.
+    static func number(_ text: String) -> Int32? {
+        if let n = Int32(text), n > 0, n < 65 { return n }
+        let name = text.hasPrefix("SIG") ? String(text.dropFirst(3)) : text
+        return names[name].map(Int32.init)
+    }
+
+    static func problem(_ text: String) -> String {
+        "'\(text)' is not a signal; write a name such as SIGTERM, SIGKILL, SIGHUP, or a number"
+    }
+}

@@ -1,0 +1,139 @@
+import MedicCore
+import Yams
+
+extension PlaybookReader {
+    static let targetKeys = ["unit", "host", "pool", "probe", "heartbeat", "limits", "depends_on"]
+
+    /// `- unit: web@*.service` with options, or `- host` / `- host: { limits: … }`.
+    mutating func target(_ node: Node) -> TargetSpec? {
+        if case .scalar(let scalar) = node, scalar.string == "host" { return TargetSpec(selector: .host) }
+        guard let keys = nodes.mapping(node, what: "a target", allowed: Self.targetKeys) else { return nil }
+        let selector: TargetSelector
+        switch (keys["unit"], keys["host"]) {
+        case (let unit?, nil):
+            guard let name = nodes.string(unit.value, what: "'unit'") else { return nil }
+            if let problem = UnitName.problem(with: name) {
+                nodes.report(unit.value, "'\(name)' is not a valid unit name: \(problem)")
+                return nil
+            }
+            selector = .unit(name)
+        case (nil, _?):
+            selector = .host
+        case (_?, _?):
+            nodes.report(node, "a target is either a 'unit' or the 'host', not both")
+            return nil
+        case (nil, nil):
+            nodes.report(node, "a target needs 'unit: NAME' (a unit or a glob such as web@*.service) or 'host'")
+            return nil
+        }
+        var spec = TargetSpec(selector: selector)
+        if let pool = keys["pool"]?.value { spec.pool = poolMembership(pool) }
+        if let probe = keys["probe"]?.value { spec.probe = self.probe(probe) }
+        if let heartbeat = keys["heartbeat"]?.value { spec.heartbeat = self.heartbeat(heartbeat) }
+        if let limits = keys["limits"]?.value { spec.limits = self.limits(limits) }
+        if let depends = keys["depends_on"]?.value, let items = nodes.sequence(depends, what: "'depends_on'") {
+            for item in items {
+                guard let name = nodes.string(item, what: "a dependency") else { continue }
+                if let problem = UnitName.problem(with: name) {
+                    nodes.report(item, "'\(name)' is not a valid unit name: \(problem)")
+                } else {
+                    spec.dependsOn.append(name)
+                }
+            }
+        }
+        if selector == .host, spec.pool != nil || spec.probe != nil || spec.heartbeat != nil || !spec.dependsOn.isEmpty {
+            nodes.report(node, "the host target takes only 'limits'")
+        }
+        return spec
+    }
+
+    private mutating func poolMembership(_ node: Node) -> PoolMembership? {
+        guard let keys = nodes.mapping(node, what: "'pool'", allowed: ["haproxy", "backend", "server"], required: ["haproxy", "backend", "server"]),
+              let haproxy = keys["haproxy"].flatMap({ nodes.string($0.value, what: "'haproxy' (its admin socket)") }),
+              let backend = keys["backend"].flatMap({ nodes.string($0.value, what: "'backend'") }),
+              let server = keys["server"].flatMap({ nodes.string($0.value, what: "'server'") })
+        else { return nil }
+        return PoolMembership(haproxy: haproxy, backend: backend, server: server)
+    }
+
+    private mutating func probe(_ node: Node) -> Probe? {
+        let kinds = ["http", "tcp", "exec"]
+        guard let keys = nodes.mapping(node, what: "'probe'", allowed: kinds + ["every", "timeout", "failures", "successes"]) else { return nil }
+        let given = kinds.filter { keys[$0] != nil }
+        guard given.count == 1, let name = given.first, let value = keys[name]?.value else {
+            nodes.report(node, "a probe is exactly one of http: URL, tcp: HOST:PORT or exec: [COMMAND, ARGS…]")
+            return nil
+        }
+        let kind: Probe.Kind
+        switch name {
+        case "http":
+            guard let url = nodes.string(value, what: "'http'") else { return nil }
+            guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
+                nodes.report(value, "'\(url)' is not an http:// or https:// URL")
+                return nil
+            }
+            kind = .http(url: url)
+        case "tcp":
+            guard let address = nodes.string(value, what: "'tcp'") else { return nil }
+            guard address.split(separator: ":").last.flatMap({ Int($0) }) != nil else {
+                nodes.report(value, "'\(address)' is not HOST:PORT")
+                return nil
+            }
+            kind = .tcp(address: address)
+        default:
+            guard let command = stringList(value, what: "'exec'"), !command.isEmpty else { return nil }
+            kind = .exec(command: command)
+        }
+        let every = keys["every"].flatMap { nodes.duration($0.value, what: "'every'") } ?? .seconds(5)
+        let timeout = keys["timeout"].flatMap { nodes.duration($0.value, what: "'timeout'") } ?? .seconds(2)
+        if timeout > every, let t = keys["timeout"] { nodes.report(t.value, "the probe's timeout is longer than its interval ('every')") }
+        let failures = keys["failures"].flatMap { nodes.count($0.value, what: "'failures'") } ?? 3
+        let successes = keys["successes"].flatMap { nodes.count($0.value, what: "'successes'") } ?? 1
+        return Probe(kind: kind, every: every, timeout: timeout, failures: failures, successes: successes)
+    }
+
+    private mutating func heartbeat(_ node: Node) -> Heartbeat? {
+        guard let keys = nodes.mapping(node, what: "'heartbeat'", allowed: ["every", "missed"], required: ["every"]),
+              let every = keys["every"].flatMap({ nodes.duration($0.value, what: "'every'") })
+        else { return nil }
+        let missed = keys["missed"].flatMap { nodes.count($0.value, what: "'missed'") } ?? 3
+        return Heartbeat(every: every, missed: missed)
+    }
+
+    /// `limits: { memory: 1.5GiB for 1m, cpu: 90% for 5m, fds: 90% }`.
+    private mutating func limits(_ node: Node) -> [ResourceLimit] {
+        guard case .mapping(let mapping) = node else {
+            nodes.report(node, "'limits' must be a mapping such as { memory: 1.5GiB for 1m, cpu: 90% for 5m }")
+            return []
+        }
+        var result: [ResourceLimit] = []
+        for (key, value) in mapping {
+            guard case .scalar(let k) = key, case .scalar(let v) = value else {
+                nodes.report(key, "a limit is 'RESOURCE: THRESHOLD [for DURATION]'")
+                continue
+            }
+            switch ConditionParser.parse("\(k.string) > \(v.string)") {
+            case .success(.trigger(.limit(let limit))):
+                result.append(limit)
+            case .success:
+                nodes.report(key, "'\(k.string)' is not a resource; limits are memory, cpu, fds, tasks and disk PATH")
+            case .failure(let failure):
+                let known = ["memory", "cpu", "fds", "tasks"]
+                if !known.contains(k.string), !k.string.hasPrefix("disk ") {
+                    var message = "unknown resource '\(k.string)'"
+                    if let close = suggestion(for: k.string, among: known) { message += " (did you mean '\(close)'?)" }
+                    nodes.report(key, message + "; resources: memory, cpu, fds, tasks, disk PATH")
+                } else {
+                    nodes.report(value, offset: max(0, failure.offset - k.string.count - 3), failure.message)
+                }
+            }
+        }
+        return result
+    }
+
+    mutating func stringList(_ node: Node, what: String) -> [String]? {
+        guard let items = nodes.sequence(node, what: what) else { return nil }
+        let strings = items.compactMap { nodes.string($0, what: "an argument of \(what)") }
+        return strings.count == items.count ? strings : nil
+    }
+}
