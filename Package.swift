@@ -55,10 +55,12 @@ let package = Package(
             name: "Actions",
             dependencies: ["MedicCore", "Engine", "Systemd"]
         ),
+        // Replays a timeline of observations through the real engine on a virtual clock.
+        .target(name: "Simulation", dependencies: ["MedicCore", "Engine", "Playbooks"]),
         // The audit log: SQLite through GRDB, and its queries.
         .target(
             name: "Audit",
-            dependencies: ["MedicCore", "Systemd", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["MedicCore", "Engine", "Systemd", .product(name: "GRDB", package: "GRDB.swift")]
         ),
         // A disposable real systemd for tests and the demo.
         .target(name: "TestHost", dependencies: ["Systemd"]),
@@ -69,12 +71,13 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(
             name: "medic",
-            dependencies: [
-                "MedicCore", "Playbooks", "Audit",
+                dependencies: [
+                "MedicCore", "Playbooks", "Audit", "Engine", "Simulation",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -84,7 +87,7 @@ let package = Package(
         ),
         .testTarget(name: "PlaybooksTests", dependencies: ["Playbooks", "MedicCore"]),
         .testTarget(name: "DetectorsTests", dependencies: ["Detectors", "Systemd", "MedicCore"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "Audit", "MedicCore"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Simulation", "Playbooks", "Audit", "MedicCore"]),
         .testTarget(name: "AuditTests", dependencies: ["Audit", "MedicCore"]),
         .testTarget(
             name: "IntegrationTests",

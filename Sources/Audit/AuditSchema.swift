@@ -25,6 +25,16 @@ enum AuditSchema {
             try db.create(index: "record_by_incident", on: "record", columns: ["incident", "seq"])
             try db.create(index: "record_by_time", on: "record", columns: ["wallMicroseconds"])
         }
+        migrator.registerMigration("v2: silences") { db in
+            try db.create(table: "silence") { t in
+                t.autoIncrementedPrimaryKey("id")
+                t.column("pattern", .text).notNull()
+                t.column("startMicroseconds", .integer).notNull()
+                t.column("endMicroseconds", .integer).notNull()
+                t.column("reason", .text).notNull()
+                t.column("author", .text).notNull()
+            }
+        }
         return migrator
     }
 }

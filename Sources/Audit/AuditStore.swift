@@ -46,11 +46,6 @@ public final class AuditStore: AuditSink {
             try records.map { record in
                 var row = StoredRecord(record, host: host, bootID: bootID)
                 try row.insert(db)
-                if record.kind == .incidentOpened, row.incident == nil {
-                    // An incident's ID is the sequence number of the record that opened it.
-                    row.incident = row.seq
-                    try row.update(db)
-                }
                 return row.seq!
             }
         }
@@ -63,6 +58,12 @@ public final class AuditStore: AuditSink {
             (try String.fetchOne(db, sql: "PRAGMA journal_mode") ?? "", try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1)
         }
     }
+
+    /// Reads in one transaction.
+    func read<T>(_ body: (Database) throws -> T) throws -> T { try pool.read(body) }
+
+    /// Writes in one transaction, durably.
+    func write<T: Sendable>(_ body: @Sendable @escaping (Database) throws -> T) async throws -> T { try await pool.write(body) }
 
     /// Records matching `query`, oldest first.
     public func records(_ query: AuditQuery = AuditQuery()) throws -> [StoredRecord] {

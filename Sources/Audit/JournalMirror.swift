@@ -21,6 +21,10 @@ public struct JournalMirror: AuditSink {
         .playbookLoaded: "c2e1e53d269e457ab5fa9799137c5451",
         .playbookRefused: "5f52c54c4bae44d4a72d7beb02131f63",
         .daemon: "79c02e9434324d2d97b713f93e4fa788",
+        .guardStopped: "4a5b0f0e8e1f4d0c9b7a4f3e2d1c0b9a",
+        .escalation: "d3c2b1a09f8e4d7c8b6a5f4e3d2c1b0a",
+        .silence: "0f1e2d3c4b5a49687766554433221100",
+        .humanCommand: "8899aabbccdd4eff8011223344556677",
     ]
 
     public func append(_ records: [AuditRecord]) async throws -> [Int64] {

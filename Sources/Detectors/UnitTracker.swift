@@ -14,13 +14,30 @@ public struct UnitTracker: Sendable {
         var state = UnitState()
         var crashOpen = false
     }
-    private var units: [String: Tracked]
+    private var units: [String: Tracked] = [:]
+    private var selectors: [TargetSelector]
 
-    public init(units: [String]) {
-        self.units = Dictionary(uniqueKeysWithValues: units.map { ($0, Tracked()) })
+    /// Tracks the units `selectors` select (names or globs); units matching a glob are taken on
+    /// as they appear.
+    public init(selectors: [TargetSelector]) {
+        self.selectors = selectors
     }
 
-    /// The units tracked.
+    /// Tracks exactly these units.
+    public init(units: [String]) {
+        self.init(selectors: units.map { .unit($0) })
+    }
+
+    /// Changes what is tracked (a reload); units no longer selected are forgotten.
+    public mutating func retarget(_ selectors: [TargetSelector]) {
+        self.selectors = selectors
+        units = units.filter { name, _ in selectors.contains { $0.matches(name) } }
+    }
+
+    /// Whether a unit is (or would be) tracked.
+    public func tracks(_ unit: String) -> Bool { selectors.contains { $0.matches(unit) } }
+
+    /// The units tracked so far.
     public var trackedUnits: [String] { units.keys.sorted() }
 
     /// The last known state of a unit.
@@ -29,7 +46,8 @@ public struct UnitTracker: Sendable {
     /// Takes a full state read with GetAll (at start, or after a reconnect): reports a unit
     /// found crashed, unless that crash was already reported.
     public mutating func snapshot(_ unit: String, _ state: UnitState, at time: Timestamp) -> [Observation] {
-        guard var tracked = units[unit] else { return [] }
+        guard tracks(unit) else { return [] }
+        var tracked = units[unit] ?? Tracked()
         let previous = tracked.state
         tracked.state = state
         var observations: [Observation] = []
@@ -49,7 +67,8 @@ public struct UnitTracker: Sendable {
 
     /// Takes one bus event and returns what it means for the tracked units.
     public mutating func ingest(_ event: BusEvent, at time: Timestamp) -> [Observation] {
-        guard case .unitChanged(let unit, let change) = event, var tracked = units[unit] else { return [] }
+        guard case .unitChanged(let unit, let change) = event, tracks(unit) else { return [] }
+        var tracked = units[unit] ?? Tracked()
         let previous = tracked.state
         tracked.state.merge(change)
         var observations: [Observation] = []
@@ -62,7 +81,14 @@ public struct UnitTracker: Sendable {
             if let kind = CrashKind(systemdResult: result) {
                 if !tracked.crashOpen {
                     tracked.crashOpen = true
-                    observations.append(crash(unit, kind, state, at: time))
+                    if let job = state.job, !job.isNone, !job.ours, ["stop", "restart", "try-restart", "reload-or-start"].contains(job.type) {
+                        // Not a crash: someone asked systemd to take it down.
+                        observations.append(Observation(
+                            target: unit, kind: .stoppedByRequest(job.type), time: time, facts: facts(state),
+                            summary: "taken down by a \(job.type) job someone else asked for (\(CrashDescription.describe(kind, state)))"))
+                    } else {
+                        observations.append(crash(unit, kind, state, at: time))
+                    }
                 }
             } else {
                 tracked.crashOpen = false
@@ -83,7 +109,17 @@ public struct UnitTracker: Sendable {
     }
 
     private func crash(_ unit: String, _ kind: CrashKind, _ state: UnitState, at time: Timestamp) -> Observation {
-        Observation(target: unit, kind: .crashed(kind), time: time, facts: facts(state), summary: CrashDescription.describe(kind, state))
+        Observation(
+            target: unit, kind: .crashed(kind), time: time, occurred: exitTime(state, seen: time), facts: facts(state),
+            summary: CrashDescription.describe(kind, state))
+    }
+
+    /// When the main process exited, from systemd's ExecMainExitTimestamp, on both clocks.
+    private func exitTime(_ state: UnitState, seen: Timestamp) -> Timestamp? {
+        guard let usec = state.execMainExitTimestamp, usec > 0 else { return nil }
+        let wall = Int64(usec)
+        guard wall <= seen.wallMicroseconds, seen.wallMicroseconds - wall < 3_600_000_000 else { return nil }
+        return Timestamp(wallMicroseconds: wall, monotonicNanoseconds: seen.monotonicNanoseconds - (seen.wallMicroseconds - wall) * 1000)
     }
 
     private func facts(_ state: UnitState) -> [String: String] {
@@ -97,6 +133,7 @@ public struct UnitTracker: Sendable {
         facts["ExecMainStatus"] = state.execMainStatus.map(String.init)
         facts["NRestarts"] = state.nRestarts.map(String.init)
         facts["InvocationID"] = state.invocationID
+        if let job = state.job, !job.isNone { facts["Job"] = "\(job.type) \(job.id)\(job.ours ? " (medic)" : "")" }
         return facts
     }
 }

@@ -1,5 +1,6 @@
 import Logging
 import MedicCore
+import Synchronization
 import Systemd
 
 /// What the watcher reports: observations, and the bus coming and going (a gap during which
@@ -10,28 +11,29 @@ public enum WatcherEvent: Sendable {
     case busRestored
 }
 
-/// Watches systemd units over the bus and delivers observations: reads each unit's state at
+/// Watches systemd units over the bus and delivers observations: reads each target's state at
 /// start (and again after every reconnect, since signals may have been missed), then follows
 /// systemd's PropertiesChanged signals. It never polls.
-public struct UnitWatcher: Sendable {
+public actor UnitWatcher {
     private let manager: SystemdManager
-    private let units: [String]
+    private var tracker: UnitTracker
+    private var selectors: [TargetSelector]
     private let logger: Logger
 
-    public init(manager: SystemdManager, units: [String], logger: Logger) {
+    public init(manager: SystemdManager, selectors: [TargetSelector], logger: Logger) {
         self.manager = manager
-        self.units = units
+        self.selectors = selectors.filter { $0 != .host }
+        tracker = UnitTracker(selectors: self.selectors)
         self.logger = logger
     }
 
-    /// Runs until the bus closes. `ready` is called once every unit has been read and is being
-    /// watched; `deliver` receives each event in order.
+    /// Runs until the bus closes. `ready` is called once every target has been read and is
+    /// being watched; `deliver` receives each event in order.
     public func run(
         ready: @Sendable () async -> Void,
         deliver: @Sendable (WatcherEvent) async -> Void
     ) async throws {
-        var tracker = UnitTracker(units: units)
-        for observation in try await snapshot(&tracker) { await deliver(.observation(observation)) }
+        for observation in try await snapshot() { await deliver(.observation(observation)) }
         await ready()
         for await event in manager.bus.events {
             switch event {
@@ -39,10 +41,10 @@ public struct UnitWatcher: Sendable {
                 logger.warning("lost the bus (\(error)); reconnecting")
                 await deliver(.busLost("\(error)"))
             case .connected:
-                logger.notice("bus reconnected; re-reading \(units.count) units")
+                logger.notice("bus reconnected; re-reading the targets")
                 await deliver(.busRestored)
                 do {
-                    for observation in try await snapshot(&tracker) { await deliver(.observation(observation)) }
+                    for observation in try await snapshot() { await deliver(.observation(observation)) }
                 } catch {
                     logger.error("re-reading units after reconnect failed: \(error)")
                 }
@@ -52,9 +54,20 @@ public struct UnitWatcher: Sendable {
         }
     }
 
-    private func snapshot(_ tracker: inout UnitTracker) async throws -> [Observation] {
+    /// Watches a new set of targets (after a reload) and returns what reading the new ones found.
+    public func retarget(_ selectors: [TargetSelector]) async throws -> [Observation] {
+        self.selectors = selectors.filter { $0 != .host }
+        tracker.retarget(self.selectors)
+        return try await snapshot()
+    }
+
+    /// Reads the state of every named target and every loaded unit matching a glob.
+    private func snapshot() async throws -> [Observation] {
+        var names = selectors.filter { !$0.isPattern }.map(\.description)
+        let patterns = selectors.filter(\.isPattern).map(\.description)
+        if !patterns.isEmpty { names += try await manager.listUnits(matching: patterns) }
         var observations: [Observation] = []
-        for unit in units {
+        for unit in Set(names).sorted() {
             let state = try await manager.state(of: unit)
             if state.loadState != "loaded" {
                 logger.warning("\(unit): LoadState=\(state.loadState ?? "unknown"); watching it anyway")

@@ -3,7 +3,7 @@ import MedicCore
 /// How a step ended.
 public struct StepOutcome: Sendable, Equatable {
     public var succeeded: Bool
-    /// One line for people: `unit active again, MainPID 412` or `job failed`.
+    /// One line for people: `active again, MainPID 412` or `job failed`.
     public var summary: String
     /// Facts for the audit log.
     public var details: [String: String]
@@ -23,8 +23,9 @@ public struct StepOutcome: Sendable, Equatable {
     }
 }
 
-/// Runs one step against a target. The Actions module implements it over systemd; the engine
-/// only decides what runs and when.
+/// Runs one step that acts on the world (restart, start, stop, reload, kill) against a target.
+/// The Actions module implements it over systemd; the engine decides what runs and when, and
+/// runs `verify` and `wait` itself, from observations and its clock.
 public protocol StepRunner: Sendable {
     func run(_ step: Step, on target: String) async -> StepOutcome
 }

@@ -15,6 +15,14 @@ public struct AuditRecord: Sendable, Equatable {
         case stepIntent = "step-intent"
         /// A step ran: written after it ran.
         case stepResult = "step-result"
+        /// A guard stopped or held a step (rate limit, back-off, silence, storm, dependency…).
+        case guardStopped = "guard-stopped"
+        /// The plan failed and the engine escalated (a ladder level, or a human).
+        case escalation
+        /// A silence or maintenance window was set or lifted.
+        case silence
+        /// A person did something through the CLI.
+        case humanCommand = "human-command"
         /// A playbook was loaded.
         case playbookLoaded = "playbook-loaded"
         /// A playbook was refused as invalid.

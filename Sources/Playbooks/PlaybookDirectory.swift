@@ -23,9 +23,9 @@ public struct PlaybookDirectory: Sendable {
         }
     }
 
-    /// Loads every playbook file in `path`, in name order. A target (unit, glob or host) named by
-    /// two playbooks is a problem of the second file (the first keeps it). A unit that matches
-    /// globs of two playbooks goes to the first.
+    /// Loads every playbook file in `path`, in name order. A unit (or glob) named by two
+    /// playbooks is a problem of the second file (the first keeps it); a unit matching globs of
+    /// two playbooks goes to the first. The host may be a target of several playbooks.
     public static func load(_ path: String) throws(LoadError) -> PlaybookDirectory {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw .notFound(path) }
@@ -54,7 +54,7 @@ public struct PlaybookDirectory: Sendable {
                 if let other = names[playbook.name] {
                     problems.append(Diagnostic(file: file, line: 1, column: 1, message: "playbook name '\(playbook.name)' is already used by \(other)"))
                 }
-                for target in playbook.targets {
+                for target in playbook.targets where target.selector != .host {
                     if let other = owners[target.selector.description] {
                         problems.append(Diagnostic(file: file, line: 1, column: 1, message: "\(target.selector) is already a target of \(other); a target belongs to one playbook"))
                     }

@@ -114,7 +114,7 @@ struct PlaybookReader {
     /// Every target must be something a rule can fire for, and every trigger must have a target
     /// it can fire for.
     private mutating func checkCoverage(targets: [(TargetSpec, Node)], rules: [(Rule, Node)]) {
-        guard !rules.isEmpty else { return }
+        guard !rules.isEmpty, !targets.isEmpty else { return }
         for (target, node) in targets {
             let used = rules.contains { rule in rule.0.condition.triggers.contains { Self.applies($0, to: target) } }
             if !used {

@@ -142,6 +142,10 @@ extension PlaybookReader {
         case .exec:
             if case .sequence? = value, let value {
                 guard let command = stringList(value, what: "'exec'"), !command.isEmpty else { return nil }
+                guard command[0].hasPrefix("/") else {
+                    nodes.report(value, "the program '\(command[0])' must be an absolute path")
+                    return nil
+                }
                 return Step(.exec(command: command))
             }
             guard let keys = options(value, kind, allowed: ["command"], required: ["command"]),

@@ -13,9 +13,9 @@ enum UnitName {
         if !suffixes.contains(suffix) {
             return "'.\(suffix)' is not a unit type; use one of \(suffixes.map { "." + $0 }.joined(separator: ", "))"
         }
-        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:-_.\\@")
+        let allowed = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:-_.\\@*?[]!^")
         if let bad = name.first(where: { !allowed.contains($0) }) {
-            return "'\(bad)' is not allowed (letters, digits and : - _ . \\ @ only)"
+            return "'\(bad)' is not allowed (letters, digits, : - _ . \\ @, and the globs * ? [ ])"
         }
         return nil
     }

@@ -184,6 +184,15 @@ final class BusLoop: @unchecked Sendable {
         }
     }
 
+    private func jobType(_ path: String) -> String? {
+        guard let connection,
+              let reply = try? connection.call(
+                destination: SystemdManager.destination, path: path, interface: SystemdManager.propertiesInterface,
+                member: "Get", arguments: [.string("org.freedesktop.systemd1.Job"), .string("JobType")], timeoutUSec: 1_000_000)
+        else { return nil }
+        return (try? reply.readVariant())??.string
+    }
+
     private func jobRemoved(_ message: BusMessage) {
         guard
             let id = try? message.readBasic("u", as: UInt32.self),
@@ -205,8 +214,14 @@ final class BusLoop: @unchecked Sendable {
             interface == SystemdManager.unitInterface || interface == SystemdManager.serviceInterface,
             let properties = try? message.readPropertyDictionary()
         else { return }
-        let state = UnitState(properties: properties)
+        var state = UnitState(properties: properties)
         if state.isEmpty { return }
+        if let job = state.job, !job.isNone {
+            // Who asked for the job tells an operator's stop from a crash: look at it now,
+            // while it exists.
+            state.job?.ours = waiters.values.contains { if case .job(let path) = $0.kind { path == job.path } else { false } }
+            state.job?.type = jobType(job.path) ?? "unknown"
+        }
         events.yield(.unitChanged(unit: unit, state: state))
         if let active = state.activeState {
             resolveWaiters { kind in

@@ -28,6 +28,10 @@ final class BusMessage {
             try check(r, "sd_bus_message_append_basic(s)")
         case .int32(var value):
             try check(sd_bus_message_append_basic(pointer, CChar(UInt8(ascii: "i")), &value), "sd_bus_message_append_basic(i)")
+        case .strings(let strings):
+            try check(sd_bus_message_open_container(pointer, CChar(UInt8(ascii: "a")), "s"), "sd_bus_message_open_container(as)")
+            for string in strings { try append(.string(string)) }
+            try check(sd_bus_message_close_container(pointer), "sd_bus_message_close_container(as)")
         }
     }
 
@@ -101,6 +105,12 @@ final class BusMessage {
         case "x": return .int(try readBasic("x", as: Int64.self))
         case "b": return .bool(try readBasic("b", as: Int32.self) != 0)
         case "ay": return .bytes(try readBytes())
+        case "(uo)":
+            try enter("r", "uo")
+            let id = try readBasic("u", as: UInt32.self)
+            let path = try readObjectPath()
+            try exit()
+            return .job(id: id, path: path)
         default:
             try skip(contents)
             return nil
@@ -125,6 +135,7 @@ final class BusMessage {
 enum BusArgument: Sendable {
     case string(String)
     case int32(Int32)
+    case strings([String])
 }
 
 /// A property value as read from the bus.
@@ -134,6 +145,8 @@ enum PropertyValue: Equatable {
     case int(Int64)
     case bool(Bool)
     case bytes([UInt8])
+    /// A unit's pending job, `(uo)`: id 0 for none.
+    case job(id: UInt32, path: String)
 
     var string: String? { if case .string(let s) = self { return s } else { return nil } }
     var uint: UInt64? { if case .uint(let v) = self { return v } else { return nil } }

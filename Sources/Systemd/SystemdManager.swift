@@ -35,6 +35,24 @@ public struct SystemdManager: Sendable {
         }
     }
 
+    /// The names of loaded units matching any of the globs (ListUnitsByPatterns).
+    public func listUnits(matching patterns: [String]) async throws -> [String] {
+        try await bus.perform { loop in
+            let reply = try loop.requireConnection().call(
+                destination: Self.destination, path: Self.managerPath, interface: Self.managerInterface,
+                member: "ListUnitsByPatterns", arguments: [.strings([]), .strings(patterns)])
+            var names: [String] = []
+            try reply.enter("a", "(ssssssouso)")
+            while try reply.enter("r", "ssssssouso") {
+                names.append(try reply.readString())
+                try reply.skip("sssssouso")
+                try reply.exit()
+            }
+            try reply.exit()
+            return names
+        }
+    }
+
     /// Loads the unit (if not loaded) and returns its object path.
     @discardableResult
     public func loadUnit(_ name: String) async throws -> String {
@@ -94,6 +112,11 @@ public struct SystemdManager: Sendable {
     /// Restarts the unit (starts it if it is not running) and waits for its job to finish.
     public func restartUnit(_ name: String, mode: String = "replace", timeout: Duration = .seconds(90)) async throws -> JobOutcome {
         try await runJob("RestartUnit", unit: name, mode: mode, timeout: timeout)
+    }
+
+    /// Reloads the unit's configuration (ExecReload) and waits for its job to finish.
+    public func reloadUnit(_ name: String, mode: String = "replace", timeout: Duration = .seconds(90)) async throws -> JobOutcome {
+        try await runJob("ReloadUnit", unit: name, mode: mode, timeout: timeout)
     }
 
     /// Sends a signal to the unit's processes (`who`: `main`, `control` or `all`).

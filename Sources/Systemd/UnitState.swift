@@ -22,6 +22,10 @@ public struct UnitState: Sendable, Equatable, CustomStringConvertible {
     public var serviceType: String?
     /// The last `STATUS=` the service sent through sd_notify.
     public var statusText: String?
+    /// When the last main process exited (µs since the epoch), 0 if it has not.
+    public var execMainExitTimestamp: UInt64?
+    /// The job pending on the unit, if the signal said (id 0: none).
+    public var job: UnitJob?
 
     public init(
         loadState: String? = nil, activeState: String? = nil, subState: String? = nil, result: String? = nil,
@@ -55,6 +59,8 @@ public struct UnitState: Sendable, Equatable, CustomStringConvertible {
         invocationID = properties["InvocationID"]?.bytes.flatMap { $0.isEmpty ? nil : $0.hexString }
         serviceType = properties["Type"]?.string
         statusText = properties["StatusText"]?.string
+        execMainExitTimestamp = properties["ExecMainExitTimestamp"]?.uint
+        if case .job(let id, let path)? = properties["Job"] { job = UnitJob(id: id, path: path, type: "", ours: false) }
     }
 
     /// Fields present in `newer` replace those here; absent ones keep their value.
@@ -71,6 +77,8 @@ public struct UnitState: Sendable, Equatable, CustomStringConvertible {
         invocationID = newer.invocationID ?? invocationID
         serviceType = newer.serviceType ?? serviceType
         statusText = newer.statusText ?? statusText
+        execMainExitTimestamp = newer.execMainExitTimestamp ?? execMainExitTimestamp
+        job = newer.job ?? job
     }
 
     /// True when nothing at all was set.
@@ -103,6 +111,26 @@ extension Array where Element == UInt8 {
         }
         return String(decoding: out, as: UTF8.self)
     }
+}
+
+/// A job queued on a unit: its type (`start`, `stop`, `restart`, …) and whether this process
+/// asked for it.
+public struct UnitJob: Sendable, Equatable {
+    public var id: UInt32
+    public var path: String
+    public var type: String
+    /// True when the job is one this process started (a remedy), false for anyone else's.
+    public var ours: Bool
+
+    public init(id: UInt32, path: String, type: String, ours: Bool) {
+        self.id = id
+        self.path = path
+        self.type = type
+        self.ours = ours
+    }
+
+    /// No job pending.
+    public var isNone: Bool { id == 0 }
 }
 
 /// Something systemd said on the bus, typed.

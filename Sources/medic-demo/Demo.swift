@@ -52,11 +52,13 @@ struct Demo {
             playbook: web-backend
             targets:
               - unit: web.service
+            guards:
+              stabilise: 2s
             on:
               - when: crashed
                 do:
                   - restart: { timeout: 30s }
-                  - verify: { active-for: 2s }
+                  - verify: { healthy: within 10s, for: 1s }
             """
         try playbook.write(toFile: work + "/playbooks/web-backend.yaml", atomically: true, encoding: .utf8)
         say("Starting medicd with this playbook:")
@@ -91,7 +93,7 @@ struct Demo {
         print("    web.service active again after \(format(active)), serving again after \(format(serving))")
         print("    GET http://127.0.0.1:\(port)/ → \(httpGet(port: port) ?? "no answer")")
 
-        say("Waiting for medicd to verify the recovery (the unit must stay active for 2s)")
+        say("Waiting for medicd to verify the recovery (healthy for 1s, then stable for 2s)")
         let medic = bin + "/medic"
         for _ in 0..<400 {
             if shell(medic, ["audit", "--state", work + "/state", "--kind", "incident-closed"]).contains("recovered") { break }

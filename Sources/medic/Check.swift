@@ -18,19 +18,11 @@ struct Check: ParsableCommand {
     var json = false
 
     func run() throws {
-        var files: [String] = []
         var problems: [Diagnostic] = []
-        for path in paths {
-            var isDirectory: ObjCBool = false
-            if !FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) {
-                problems.append(Diagnostic(file: path, line: 1, column: 1, message: "no such file or directory"))
-            } else if isDirectory.boolValue {
-                let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
-                files += names.filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.sorted().map { path + "/" + $0 }
-            } else {
-                files.append(path)
-            }
+        for path in paths where !FileManager.default.fileExists(atPath: path) {
+            problems.append(Diagnostic(file: path, line: 1, column: 1, message: "no such file or directory"))
         }
+        let files = PlaybookFiles.expand(paths.filter { FileManager.default.fileExists(atPath: $0) })
         let loaded = PlaybookDirectory.load(files: files)
         problems += loaded.refused.flatMap(\.diagnostics.all)
         if json {
@@ -40,7 +32,7 @@ struct Check: ParsableCommand {
         } else {
             for problem in problems { print(problem) }
             for playbook in loaded.playbooks {
-                print("\(playbook.file): ok: playbook \(playbook.name), \(playbook.targets.count) targets, \(playbook.rules.count) triggers")
+                print("\(playbook.file): ok: playbook \(playbook.name), \(playbook.targets.count) targets, \(playbook.rules.count) rules")
             }
         }
         if !problems.isEmpty { throw ExitCode(1) }

@@ -5,6 +5,6 @@ import ArgumentParser
 struct Medic: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "medic",
-        abstract: "Operate Medic: validate playbooks and read the audit log.",
-        subcommands: [Check.self, AuditCommand.self])
+        abstract: "Operate Medic: validate and simulate playbooks, read the audit log, silence targets.",
+        subcommands: [Check.self, Simulate.self, AuditCommand.self, SilenceCommand.self, UnsilenceCommand.self])
 }

@@ -1,6 +1,7 @@
 import Actions
 import ArgumentParser
 import Audit
+import Detectors
 import Engine
 import Foundation
 import Logging
@@ -18,8 +19,9 @@ struct MedicDaemon: AsyncParsableCommand {
         discussion: """
             Loads every *.yaml playbook in the playbook directory, watches each target unit over \
             the system bus (DBUS_SYSTEM_BUS_ADDRESS is honoured), runs the matching playbook when \
-            a unit crashes, and records every observation, step intent and result in \
-            STATE/audit.sqlite. Sends READY=1 once every target is watched.
+            a unit crashes, and records every observation, decision, step intent and result in \
+            STATE/audit.sqlite. Sends READY=1 once every target is watched; SIGHUP reloads the \
+            playbooks (an invalid set is refused and the old one kept); SIGTERM stops cleanly.
             """)
 
     @Option(name: .long, help: "Directory of playbooks (*.yaml).")
@@ -31,14 +33,8 @@ struct MedicDaemon: AsyncParsableCommand {
     @Option(name: .long, help: "D-Bus address of the system bus (default: the system bus).")
     var bus: String?
 
-    @Option(name: .long, help: "Restarts allowed per unit, as 'N in DURATION'; beyond it a restart is refused.")
-    var restartLimit = "3 in 10m"
-
-    func validate() throws {
-        if RestartBudget(parsing: restartLimit) == nil {
-            throw ValidationError("--restart-limit '\(restartLimit)' is not 'N in DURATION', e.g. '3 in 10m'")
-        }
-    }
+    @Flag(name: .long, help: "Record what would be done and do nothing.")
+    var dryRun = false
 
     func run() async throws {
         LoggingSystem.bootstrap { StdoutLogHandler(label: $0) }
@@ -48,46 +44,46 @@ struct MedicDaemon: AsyncParsableCommand {
         do {
             directory = try PlaybookDirectory.load(playbooks)
         } catch {
-            throw fatal(logger, "\(error)")
+            throw fatal("\(error)")
         }
-        let audit: AuditStore
+        let store: AuditStore
         do {
-            audit = try AuditStore(stateDirectory: state)
+            store = try AuditStore(stateDirectory: state)
         } catch {
-            throw fatal(logger, "cannot open the audit log in \(state): \(error)")
+            throw fatal("cannot open the audit log in \(state): \(error)")
         }
         let address: BusAddress = bus.map { .address($0) } ?? .system
         let systemBus: SystemBus
         do {
             systemBus = try SystemBus(address: address)
         } catch {
-            throw fatal(logger, "cannot reach the system bus at \(address): \(error)")
+            throw fatal("cannot reach the system bus at \(address): \(error)")
         }
-
+        let audit = JournalMirror(store: store)
         var records = [AuditRecord(
             kind: .daemon,
-            message: "medicd started (pid \(getpid())) with \(directory.playbooks.count) playbooks from \(playbooks)",
-            details: ["pid": String(getpid()), "playbooks": playbooks, "state": state, "bus": address.description])]
-        for playbook in directory.playbooks {
-            logger.info("loaded playbook \(playbook.name) from \(playbook.file): \(playbook.targets.map(\.unit).joined(separator: ", "))")
-            records.append(AuditRecord(
-                kind: .playbookLoaded, playbook: playbook.name, playbookHash: playbook.contentHash,
-                message: "loaded \(playbook.file)", details: ["targets": playbook.targets.map(\.unit).joined(separator: ",")]))
-        }
-        for (file, diagnostics) in directory.refused {
-            for diagnostic in diagnostics.all { logger.error("refused playbook: \(diagnostic)") }
-            records.append(AuditRecord(kind: .playbookRefused, message: "refused \(file)", details: ["errors": diagnostics.description]))
-        }
-        _ = try await JournalMirror(store: audit).append(records)
+            message: "medicd started (pid \(getpid())) with \(directory.playbooks.count) playbooks from \(playbooks)" + (dryRun ? ", dry-run" : ""),
+            details: ["pid": String(getpid()), "playbooks": playbooks, "state": state, "bus": address.description, "dry_run": String(dryRun)])]
+        records += PlaybookLoading.records(for: directory, logger: logger)
+        _ = try await audit.append(records)
 
+        let now = Timestamp.now()
+        var core = EngineCore(playbooks: directory.playbooks, settings: .init(dryRun: dryRun), firstIncidentID: try store.nextIncidentID())
+        let history = try store.guardHistory(within: .seconds(86_400), now: now)
+        core.restore(stepRuns: history.stepRuns, failures: history.failures)
+        core.setSilences(try store.silences(now: now))
+        let targetCount = directory.playbooks.flatMap(\.targets).count
         let engine = Engine(
-            playbooks: directory.playbooks, runner: SystemdStepRunner(manager: SystemdManager(bus: systemBus)),
-            audit: JournalMirror(store: audit), budget: RestartBudget(parsing: restartLimit)!, logger: logger,
-            onChange: { [count = directory.playbooks.flatMap(\.targets).count] status in
-                Notify.status(StatusLine.text(status, units: count))
-            })
-        let supervisor = Supervisor(bus: systemBus, engine: engine, audit: audit, units: await engine.targets, logger: logger)
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: supervisor)]
+            core: core, runner: SystemdStepRunner(manager: SystemdManager(bus: systemBus)), audit: audit, logger: logger,
+            onChange: { status in Notify.status(StatusLine.text(status, targets: targetCount)) })
+        let watcher = UnitWatcher(
+            manager: SystemdManager(bus: systemBus), selectors: directory.playbooks.flatMap { $0.targets.map(\.selector) }, logger: logger)
+
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: Supervisor(bus: systemBus, engine: engine, watcher: watcher, audit: audit, targets: targetCount, logger: logger)),
+            .init(service: Reloader(directory: playbooks, engine: engine, watcher: watcher, audit: audit, logger: logger)),
+            .init(service: SilenceRefresher(store: store, engine: engine)),
+        ]
         if let interval = Notify.watchdogInterval() {
             logger.info("systemd watchdog enabled: pinging every \(interval / 2)")
             services.append(.init(service: WatchdogPinger(interval: interval, engine: engine)))
@@ -100,7 +96,7 @@ struct MedicDaemon: AsyncParsableCommand {
     }
 
     /// Says why medicd cannot start, on stderr, and gives the exit code for it.
-    private func fatal(_ logger: Logger, _ message: String) -> ExitCode {
+    private func fatal(_ message: String) -> ExitCode {
         FileHandle.standardError.write(Data("medicd: \(message)\n".utf8))
         return ExitCode(1)
     }

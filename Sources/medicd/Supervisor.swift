@@ -11,17 +11,18 @@ import Systemd
 struct Supervisor: Service {
     let bus: SystemBus
     let engine: Engine
-    let audit: AuditStore
-    let units: [String]
+    let watcher: UnitWatcher
+    let audit: AuditSink
+    let targets: Int
     let logger: Logger
 
     func run() async throws {
-        let watcher = UnitWatcher(manager: SystemdManager(bus: bus), units: units, logger: logger)
         let engine = self.engine
+        let targets = self.targets
         try await withGracefulShutdownHandler {
             try await watcher.run(
                 ready: {
-                    let line = StatusLine.text(await engine.status, units: units.count)
+                    let line = StatusLine.text(await engine.status, targets: targets)
                     Notify.ready(status: line)
                     logger.notice("ready: \(line)")
                 },
@@ -40,16 +41,16 @@ struct Supervisor: Service {
             logger.notice("stopping: no new observations; steps in flight will finish")
             bus.close()
         }
-        await engine.waitUntilIdle()
+        await engine.stop()
         _ = try? await audit.append(AuditRecord(kind: .daemon, message: "medicd stopped"))
     }
 }
 
 /// The one-line summary sent as STATUS= and logged.
 enum StatusLine {
-    static func text(_ status: Engine.Status, units: Int) -> String {
+    static func text(_ status: Engine.Status, targets: Int) -> String {
         let counters = status.counters
-        return "watching \(units) units; \(status.openIncidents) incidents open; \(counters.restarts) restarts, "
-            + "\(counters.recovered) recovered, \(counters.failed) failed"
+        return "watching \(targets) targets; \(status.openIncidents) incidents open; \(counters.restarts) restarts, "
+            + "\(counters.recovered) recovered, \(counters.escalations) escalations"
     }
 }

@@ -1,144 +1,225 @@
-import Audit
 import Engine
 import Foundation
-import Logging
 import MedicCore
-import Synchronization
+import Playbooks
+import Simulation
 import Testing
 
-/// Runs steps by script: the engine's decisions are under test here; the steps themselves run
-/// against a real systemd in the integration tests.
-final class ScriptedRunner: StepRunner {
-    private let log = Mutex<[String]>([])
-    private let outcomes: @Sendable (Step, String) -> StepOutcome
-    private let gate: AsyncStream<Void>?
-
-    init(gate: AsyncStream<Void>? = nil, outcomes: @escaping @Sendable (Step, String) -> StepOutcome = { _, _ in .success("ok") }) {
-        self.outcomes = outcomes
-        self.gate = gate
-    }
-
-    var ran: [String] { log.withLock { $0 } }
-
-    func run(_ step: Step, on target: String) async -> StepOutcome {
-        log.withLock { $0.append("\(step.name) \(target)") }
-        if let gate { for await _ in gate { break } }
-        return outcomes(step, target)
-    }
+/// Parses a playbook written inline, as an operator would write it.
+func playbook(_ yaml: String) throws -> Playbook {
+    try PlaybookParser.parse(data: Array(yaml.utf8), file: "inline.yaml").get()
 }
 
-func scratchDirectory() -> String {
-    let dir = NSTemporaryDirectory() + "medic-engine-\(UUID().uuidString)"
-    try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    return dir
+/// Runs a timeline (JSON lines, as `medic simulate` reads them) through the engine.
+func simulate(_ playbooks: [Playbook], _ timeline: String, horizon: Duration = .seconds(3600), dryRun: Bool = false) throws -> [Simulator.Entry] {
+    var simulator = Simulator(playbooks: playbooks, dryRun: dryRun)
+    return simulator.run(try Timeline(jsonLines: timeline, base: Simulator.epoch), horizon: horizon)
 }
 
-/// The engine logs what it does; these tests read the audit log instead.
-let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
-
-func webPlaybook(_ units: [String] = ["web.service"]) -> Playbook {
-    Playbook(
-        name: "web", file: "web.yaml", contentHash: "abc", targets: units.map(Target.init(unit:)),
-        rules: [Rule(trigger: .crashed, steps: [.restart(timeout: .seconds(5)), .verify(activeFor: .seconds(1), timeout: .seconds(5))])])
+extension Array where Element == Simulator.Entry {
+    func of(_ kind: AuditRecord.Kind) -> [Simulator.Entry] { filter { $0.record.kind == kind } }
+    func steps(_ name: String) -> [Simulator.Entry] { of(.stepIntent).filter { $0.record.step == name } }
+    var messages: [String] { map(\.record.message) }
 }
 
-func crash(_ unit: String = "web.service") -> Observation {
-    Observation(target: unit, kind: .crashed(.signal), time: .now(), facts: ["Result": "signal"], summary: "killed")
+let crashRestart = """
+    playbook: web
+    targets:
+      - unit: web@*.service
+    guards:
+      rate: { restart: 3 in 10m }
+      backoff: { initial: 10s, max: 1m, reset_after: 5m }
+      stabilise: 30s
+    on:
+      - when: crashed
+        do:
+          - restart
+          - verify: { healthy: within 20s, for: 5s }
+    """
+
+/// `count` crashes of `unit`, `every` apart, starting at `start` seconds.
+func crashes(_ unit: String = "web@1.service", count: Int, every: Double, start: Double = 0) -> String {
+    (0..<count).map { #"{"at": "\#(start + Double($0) * every)s", "target": "\#(unit)", "event": "crashed", "kind": "signal"}"# }.joined(separator: "\n")
 }
 
-@Suite("Engine")
-final class EngineTests {
-    let dir = scratchDirectory()
-
-    deinit { try? FileManager.default.removeItem(atPath: dir) }
-
-    @Test("a crash opens an incident and records observation → opened → intent → result → closed, in that order")
-    func recordsInOrder() async throws {
-        let store = try AuditStore(stateDirectory: dir)
-        let runner = ScriptedRunner()
-        let engine = Engine(playbooks: [webPlaybook()], runner: runner, audit: store, logger: quiet)
-        await engine.handle(crash())
-        await engine.waitUntilIdle()
-        let kinds = try store.records().map(\.kind)
-        #expect(kinds == ["observation", "incident-opened", "step-intent", "step-result", "step-intent", "step-result", "incident-closed"])
-        #expect(runner.ran == ["restart web.service", "verify web.service"])
-        let records = try store.records()
-        #expect(records.dropFirst().allSatisfy { $0.incident == 2 })
-        #expect(records.last?.facts["outcome"] == "recovered")
-        let counters = await engine.counters
-        let figures: [Int] = [counters.observations, counters.incidentsOpened, counters.recovered, counters.failed, counters.restarts]
-        #expect(figures == [1, 1, 1, 0, 1])
+@Suite("Engine on a virtual clock")
+struct EngineTests {
+    @Test("a crash opens an incident: observation → opened → intent → result → verify → closed after stabilising")
+    func recordsInOrder() throws {
+        let out = try simulate([try playbook(crashRestart)], crashes(count: 1, every: 0))
+        #expect(out.map(\.record.kind) == [.observation, .incidentOpened, .stepIntent, .stepResult, .stepIntent, .stepResult, .incidentClosed])
+        let closed = try #require(out.last)
+        #expect(closed.record.details["outcome"] == "recovered")
+        #expect(closed.at >= .seconds(30))
+        #expect(out.dropFirst().allSatisfy { $0.record.incident == 1 })
     }
 
-    @Test("a second crash of the same target joins the open incident instead of opening another")
-    func joinsOpenIncident() async throws {
-        let store = try AuditStore(stateDirectory: dir)
-        let (gate, open) = AsyncStream.makeStream(of: Void.self)
-        let engine = Engine(playbooks: [webPlaybook()], runner: ScriptedRunner(gate: gate), audit: store, logger: quiet)
-        await engine.handle(crash())
-        await engine.handle(crash())
-        #expect(await engine.openIncidents.count == 1)
-        open.finish()
-        await engine.waitUntilIdle()
-        #expect(try store.records(AuditQuery(kinds: [.incidentOpened])).count == 1)
-        #expect(try store.records(AuditQuery(kinds: [.decision])).first?.message.contains("joined open incident 2") == true)
+    @Test("a crash-looping unit is restarted exactly as often as its rate limit allows, then a human is called")
+    func rateLimit() throws {
+        let out = try simulate([try playbook(crashRestart)], crashes(count: 12, every: 20), horizon: .seconds(300))
+        #expect(out.steps("restart").count == 3)
+        #expect(out.of(.guardStopped).first?.record.message.contains("3 restarts of web@1.service in the last 10m already") == true)
+        #expect(out.of(.escalation).contains { $0.record.message.contains("needs a human") && $0.record.message.contains("trying again every 10m") })
     }
 
-    @Test("a failed step stops the plan and closes the incident as failed")
-    func failedStep() async throws {
-        let store = try AuditStore(stateDirectory: dir)
-        let runner = ScriptedRunner { step, _ in step.name == "restart" ? .failure("job failed") : .success("ok") }
-        let engine = Engine(playbooks: [webPlaybook()], runner: runner, audit: store, logger: quiet)
-        await engine.handle(crash())
-        await engine.waitUntilIdle()
-        #expect(runner.ran == ["restart web.service"])
-        #expect(try store.records(AuditQuery(kinds: [.incidentClosed])).first?.facts["outcome"] == "failed")
+    @Test("back-off doubles between attempts, and is forgiven after a long healthy period")
+    func backoff() throws {
+        let looping = try playbook(crashRestart.replacingOccurrences(of: "3 in 10m", with: "10 in 10m"))
+        let out = try simulate([looping], crashes(count: 4, every: 8, start: 0))
+        let waits = out.of(.decision).compactMap { $0.record.details["backoff_ms"] }.compactMap(Int.init)
+        #expect(waits.count >= 2)
+        #expect(zip(waits, waits.dropFirst()).allSatisfy { $1 > $0 }, "back-off grows: \(waits)")
+        // After five healthy minutes the next crash is restarted at once again.
+        let later = try simulate([looping], crashes(count: 3, every: 8) + "\n" + crashes(count: 1, every: 0, start: 900))
+        let lastIncident = later.of(.incidentOpened).last!.at
+        let restartAfter = later.steps("restart").last!.at
+        #expect(restartAfter == lastIncident, "no back-off after a long healthy period")
     }
 
-    @Test("restarts beyond the budget are refused and recorded, and run nothing")
-    func restartBudget() async throws {
-        let store = try AuditStore(stateDirectory: dir)
-        let runner = ScriptedRunner()
-        let engine = Engine(
-            playbooks: [webPlaybook()], runner: runner, audit: store, budget: RestartBudget(limit: 2, window: .seconds(600)),
-            logger: quiet)
-        for _ in 0..<3 {
-            await engine.handle(crash())
-            await engine.waitUntilIdle()
+    @Test("a flapping unit stops automatic action and calls a human")
+    func flapping() throws {
+        let flappy = try playbook(crashRestart.replacingOccurrences(of: "stabilise: 30s", with: "stabilise: 30s\n  flap: 4 in 5m"))
+        var timeline = ""
+        for i in 0..<4 {
+            timeline += #"{"at": "\#(i * 10)s", "target": "web@1.service", "event": "failed"}"# + "\n"
+            timeline += #"{"at": "\#(i * 10 + 5)s", "target": "web@1.service", "event": "active"}"# + "\n"
         }
-        #expect(runner.ran.filter { $0.hasPrefix("restart") }.count == 2)
-        let refused = try #require(try store.records(AuditQuery(kinds: [.stepResult])).last)
-        #expect(refused.facts["result"] == "refused")
-        #expect(refused.message.contains("2 restarts of web.service in the last 10m"))
+        timeline += crashes(count: 1, every: 0, start: 50)
+        let out = try simulate([flappy], timeline)
+        #expect(out.steps("restart").isEmpty)
+        #expect(out.of(.guardStopped).first?.record.message.contains("flapping") == true)
+        #expect(out.of(.escalation).last?.record.message.contains("stops until a human resumes it") == true)
     }
 
-    @Test("targets' incidents run independently")
-    func independentTargets() async throws {
-        let store = try AuditStore(stateDirectory: dir)
-        let engine = Engine(playbooks: [webPlaybook(["a.service", "b.service"])], runner: ScriptedRunner(), audit: store, logger: quiet)
-        await engine.handle(crash("a.service"))
-        await engine.handle(crash("b.service"))
-        await engine.waitUntilIdle()
-        #expect(try store.records(AuditQuery(kinds: [.incidentClosed])).compactMap(\.target).sorted() == ["a.service", "b.service"])
+    @Test("dry-run records what would be done and does nothing")
+    func dryRun() throws {
+        for out in [
+            try simulate([try playbook(crashRestart)], crashes(count: 1, every: 0), dryRun: true),
+            try simulate([try playbook("dry_run: true\n" + crashRestart)], crashes(count: 1, every: 0)),
+        ] {
+            #expect(out.of(.stepIntent).allSatisfy { $0.record.message.hasPrefix("dry-run: would") })
+            #expect(out.of(.stepResult).allSatisfy { $0.record.details["result"] == "dry-run" })
+            #expect(out.last?.record.details["outcome"] == "dry-run")
+        }
     }
 
-    @Test("observations of units without a playbook are recorded, and nothing runs")
-    func noPlaybook() async throws {
-        let store = try AuditStore(stateDirectory: dir)
-        let runner = ScriptedRunner()
-        let engine = Engine(playbooks: [webPlaybook()], runner: runner, audit: store, logger: quiet)
-        await engine.handle(crash("other.service"))
-        await engine.waitUntilIdle()
-        #expect(runner.ran.isEmpty)
-        #expect(try store.records().map(\.kind) == ["observation"])
+    @Test("an operator's stop is recorded and remediated by nobody")
+    func operatorStop() throws {
+        let out = try simulate([try playbook(crashRestart)], #"{"at": "0s", "target": "web@1.service", "event": "stopped", "job": "stop"}"#)
+        #expect(out.of(.observation).count == 1)
+        #expect(out.of(.incidentOpened).isEmpty)
+        #expect(out.of(.stepIntent).isEmpty)
     }
 
-    @Test("restart budgets parse 'N in DURATION'")
-    func budgetParsing() {
-        let budget = RestartBudget(parsing: "3 in 10m")
-        #expect(budget?.limit == 3)
-        #expect(budget?.window == .seconds(600))
-        #expect(RestartBudget(parsing: "3 per 10m") == nil)
-        #expect(RestartBudget(parsing: "x in 10m") == nil)
+    @Test("escalation climbs the ladder: each level once, the highest whose condition holds")
+    func escalationLadder() throws {
+        let laddered = try playbook("""
+            playbook: api
+            targets:
+              - unit: api.service
+            guards: { backoff: { initial: 1s }, rate: { restart: 10 in 10m } }
+            on:
+              - when: crashed
+                do: [ restart, { verify: { healthy: within 10s } } ]
+                escalate:
+                  - after: failure
+                    do: [ { collect: { journal: 100 } } ]
+                  - after: 3 failures in 10m
+                    do: [ { notify: oncall } ]
+            """)
+        // Every restart fails: the ladder climbs, level by level, then a human is called.
+        var timeline = (0..<4).map { _ in #"{"at": "0s", "target": "api.service", "fail": "restart"}"# }.joined(separator: "\n")
+        timeline += "\n" + crashes("api.service", count: 1, every: 0)
+        let out = try simulate([laddered], timeline, horizon: .seconds(120))
+        let levels = out.of(.escalation).compactMap { $0.record.details["level"] }
+        #expect(levels == ["1", "2"])
+        #expect(out.of(.escalation).last?.record.message.contains("every escalation level ran") == true)
     }
+
+    @Test("a dependency outage restarts none of its dependants; they go once it is back")
+    func dependencies() throws {
+        let app = try playbook("""
+            playbook: app
+            targets:
+              - unit: app.service
+                depends_on: [db.service]
+              - unit: db.service
+            guards: { stabilise: 5s }
+            on:
+              - when: crashed
+                do: [ restart, { verify: { healthy: within 30s } } ]
+            """)
+        let timeline = """
+            {"at": "0s", "target": "db.service", "event": "failed"}
+            {"at": "0.5s", "target": "app.service", "event": "crashed", "kind": "exit-code"}
+            {"at": "60s", "target": "db.service", "event": "active"}
+            """
+        let out = try simulate([app], timeline)
+        let appRestarts = out.steps("restart").filter { $0.record.target == "app.service" }
+        #expect(out.of(.guardStopped).contains { $0.record.message.contains("depends on db.service, which is unhealthy") })
+        #expect(appRestarts.count == 1)
+        #expect(appRestarts.first.map { $0.at >= .seconds(60) } == true, "restarted only after db came back")
+    }
+
+    @Test("a storm across 4 of 10 targets holds the group and calls a human once")
+    func storm() throws {
+        let fleet = try playbook("""
+            playbook: fleet
+            targets:
+            \((1...10).map { "  - unit: web\($0).service" }.joined(separator: "\n"))
+            guards: { storm: 30% in 1m }
+            on:
+              - when: crashed
+                do: [ restart ]
+            """)
+        let timeline = (1...4).map { #"{"at": "\#($0)s", "target": "web\#($0).service", "event": "crashed", "kind": "signal"}"# }.joined(separator: "\n")
+        let out = try simulate([fleet], timeline, horizon: .seconds(30))
+        #expect(out.steps("restart").count == 3, "three are restarted before the fourth makes it a storm")
+        #expect(out.of(.escalation).filter { $0.record.message.hasPrefix("storm") }.count == 1)
+        #expect(out.of(.guardStopped).contains { $0.record.message.contains("storm hold") })
+    }
+
+    @Test("a silence holds automatic action until it ends")
+    func silence() throws {
+        var simulator = Simulator(playbooks: [try playbook(crashRestart)])
+        let end = Simulator.epoch.adding(.seconds(120))
+        simulator.silence(Silence(pattern: "web@*.service", start: Simulator.epoch, end: end, reason: "deploy", author: "uid 0"))
+        let out = simulator.run(try Timeline(jsonLines: crashes(count: 1, every: 0), base: Simulator.epoch))
+        #expect(out.of(.guardStopped).first?.record.message.contains("silenced until") == true)
+        #expect(out.steps("restart").first.map { $0.at >= .seconds(120) } == true)
+    }
+
+    @Test("guard history restored after a daemon restart keeps the rate limit")
+    func restoredHistory() throws {
+        let book = try playbook(crashRestart)
+        var core = EngineCore(playbooks: [book], firstIncidentID: 40)
+        let now = Simulator.epoch
+        core.restore(stepRuns: (1...3).map { ("web@1.service", StepKind.restart, now.adding(.seconds(-60 * $0))) }, failures: [])
+        let commands = core.observe(Observation(target: "web@1.service", kind: .crashed(.signal), time: now, facts: [:], summary: "crashed"))
+        let records = commands.compactMap { if case .record(let r) = $0 { r } else { nil } }
+        #expect(records.first { $0.kind == .incidentOpened }?.incident == 40)
+        #expect(!commands.contains { if case .run = $0 { true } else { false } })
+        #expect(records.contains { $0.kind == .guardStopped && $0.message.contains("3 restarts") })
+    }
+
+    @Test("benchmark: observations matched per second against 100 playbooks", .tags(.benchmark))
+    func throughput() throws {
+        let books = try (0..<100).map { i in
+            try playbook(crashRestart.replacingOccurrences(of: "playbook: web", with: "playbook: web\(i)").replacingOccurrences(of: "web@*.service", with: "svc\(i)-*.service"))
+        }
+        var core = EngineCore(playbooks: books)
+        let count = 100_000
+        let start = ContinuousClock.now
+        for i in 0..<count {
+            _ = core.observe(Observation(
+                target: "other\(i % 500).service", kind: .stateChanged, time: Simulator.epoch.adding(.milliseconds(Int64(i))),
+                facts: ["ActiveState": i % 2 == 0 ? "active" : "activating"], summary: "state"))
+        }
+        let seconds = (ContinuousClock.now - start).seconds
+        print(String(format: "engine: %d observations against 100 playbooks in %.2f s: %.0f observations/s (one core, this build)", count, seconds, Double(count) / seconds))
+    }
+}
+
+extension Tag {
+    @Tag static var benchmark: Self
 }

@@ -35,14 +35,14 @@ struct CLITests {
               - when: crashed
                 do:
                   - restrat: { timeout: 30s }
-                  - verify: { active-for: 5 }
+                  - verify: { healthy: soon }
             """.write(toFile: file, atomically: true, encoding: .utf8)
         let (status, output) = try medic(["check", file])
         #expect(status == 1)
         #expect(output.contains("\(file):2:1: unknown key 'tragets' in a playbook (did you mean 'targets'?)"))
         #expect(output.contains("\(file):1:1: a playbook is missing required key 'targets'"))
         #expect(output.contains("\(file):7:9: unknown step 'restrat' (did you mean 'restart'?)"))
-        #expect(output.contains("\(file):8:31: 'active-for': '5' is not a duration"))
+        #expect(output.contains("\(file):8:28: 'healthy' must be 'within DURATION'"))
 
         let json = try medic(["check", "--json", file])
         #expect(json.status == 1)

@@ -28,7 +28,7 @@ struct DaemonTests {
             #expect(try await manager.startUnit("medic.service", timeout: .seconds(30)) == .finished("done"))
             let medic = try await manager.state(of: "medic.service")
             #expect(medic.activeState == "active")
-            #expect(medic.statusText?.hasPrefix("watching 1 units") == true)
+            #expect(medic.statusText?.hasPrefix("watching 1 targets") == true)
 
             let pid = try #require(host.processes(ofUnit: "web.service").first)
             kill(pid, SIGKILL)

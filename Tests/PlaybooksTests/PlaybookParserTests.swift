@@ -19,18 +19,41 @@ struct PlaybookParserTests {
         let playbook = try parse("""
             playbook: web
             targets:
-              - unit: web@1.service
+              - unit: web@*.service
+                probe: { http: "http://127.0.0.1:8081/health" }
               - unit: api.service
             on:
-              - when: crashed
+              - when: crashed(signal, oom-kill) or unhealthy
                 do:
                   - restart
-                  - verify: { active-for: 1m30s }
+                  - verify: { healthy: within 1m30s, for: 5s }
+                  - kill: SIGTERM
             """).get()
         #expect(playbook.name == "web")
-        #expect(playbook.targets.map(\.unit) == ["web@1.service", "api.service"])
-        #expect(playbook.rule(for: .crashed)?.steps == [.restart(timeout: .seconds(30)), .verify(activeFor: .seconds(90), timeout: .seconds(10))])
+        #expect(playbook.targets.map(\.selector) == [.unit("web@*.service"), .unit("api.service")])
+        #expect(playbook.target(for: "web@3.service")?.probe?.failures == 3)
+        let rule = try #require(playbook.rules.first)
+        #expect(rule.condition == .or(.trigger(.crashed([.signal, .oomKill])), .trigger(.unhealthy)))
+        #expect(rule.steps == [Step(.restart), Step(.verify(within: .seconds(90), stable: .seconds(5)), timeout: .seconds(95)), Step(.kill(signal: 15))])
+        #expect(rule.steps[0].timeout == .seconds(30))
+        #expect(playbook.guards.rates[.restart] == RateLimit(count: 3, window: .seconds(600)))
         #expect(playbook.contentHash.count == 64)
+    }
+
+    @Test("conditions combine triggers, history and the host's pressure")
+    func conditions() throws {
+        let playbook = try parse("""
+            playbook: leak
+            targets: [ { unit: cache.service } ]
+            on:
+              - when: memory > 1.5GiB for 1m and not host.pressure.memory > 40%
+                do: [ restart ]
+              - when: crashed and restarts > 3 in 10m
+                do: [ stop ]
+            """).get()
+        let leak = ResourceLimit(resource: .memory, comparison: .greater, threshold: 1.5 * 1_073_741_824, isPercentage: false, holdFor: .seconds(60))
+        #expect(playbook.rules[0].condition == .and(.trigger(.limit(leak)), .not(.compare(.hostMemoryPressure, .greater, 0.4, within: nil))))
+        #expect(playbook.rules[1].condition == .and(.trigger(.crashed(nil)), .compare(.restarts, .greater, 3, within: .seconds(600))))
     }
 
     @Test("every problem is reported, each at its line and column")
@@ -50,11 +73,11 @@ struct PlaybookParserTests {
             """)
         #expect(found.contains("test.yaml:3:11: 'web' is not a valid unit name: it needs a type suffix, e.g. 'web.service'"))
         #expect(found.contains { $0.hasPrefix("test.yaml:4:5: unknown key 'unti' in a target (did you mean 'unit'?)") })
-        #expect(found.contains { $0.hasPrefix("test.yaml:6:11: unknown trigger 'crashd' (did you mean 'crashed'?)") })
+        #expect(found.contains { $0.hasPrefix("test.yaml:6:11: unknown trigger or metric 'crashd' (did you mean 'crashed'?)") })
         #expect(found.contains("test.yaml:7:9: 'do' is empty; give at least one step"))
         #expect(found.contains { $0.hasPrefix("test.yaml:10:29: 'timeout': 'soon' is not a duration") })
         #expect(found.contains { $0.hasPrefix("test.yaml:10:35: unknown key 'retries' in 'restart'") })
-        #expect(found.contains("test.yaml:11:17: 'verify' is missing required key 'active-for'"))
+        #expect(found.contains("test.yaml:11:17: 'verify' is missing required key 'healthy'"))
     }
 
     @Test("durations must carry units", arguments: [
@@ -101,6 +124,91 @@ let aliasBomb = """
     g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
     """
 
+/// Broken playbooks, each with the position and the start of the message it must produce.
+let brokenCorpus: [(name: String, yaml: String, expected: String)] = [
+    ("bad size", "playbook: p\ntargets: [ { unit: a.service } ]\non:\n  - when: memory > 1.5Gb for 1m\n    do: [restart]\n", "4:20: '1.5Gb' is not a valid threshold for memory"),
+    ("bad percentage", "playbook: p\ntargets: [ { unit: a.service } ]\non:\n  - when: cpu > 190%\n    do: [restart]\n", "4:17: '190%' is not a valid threshold for cpu"),
+    ("unknown crash kind", "playbook: p\ntargets: [ { unit: a.service } ]\non:\n  - when: crashed(segfault)\n    do: [restart]\n", "4:19: unknown crash kind 'segfault'"),
+    ("count without window", "playbook: p\ntargets: [ { unit: a.service } ]\non:\n  - when: crashed and restarts > 3\n    do: [restart]\n", "4:23: restarts counts need a window"),
+    ("no trigger", "playbook: p\ntargets: [ { unit: a.service } ]\non:\n  - when: restarts > 3 in 10m\n    do: [restart]\n", "4:11: 'restarts > 3 in 10m' has no trigger"),
+    ("unknown step", "playbook: p\ntargets: [ { unit: a.service } ]\non:\n  - when: crashed\n    do: [ reboto ]\n", "5:11: unknown step 'reboto' (did you mean 'reboot'?)"),
+    ("kill without signal", "playbook: p\ntargets: [ { unit: a.service } ]\non:\n  - when: crashed\n    do: [ { kill: SIGFOO } ]\n", "5:19: 'SIGFOO' is not a signal"),
+    ("exec as a shell string", "playbook: p\ntargets: [ { unit: a.service } ]\non:\n  - when: crashed\n    do: [ { exec: { command: \"rm -rf /tmp/x\" } } ]\n", "5:31: 'command' must be a list of arguments, never a shell string"),
+    ("relative program", "playbook: p\ntargets: [ { unit: a.service } ]\non:\n  - when: crashed\n    do: [ { exec: [ cleanup, --now ] } ]\n", "5:19: the program 'cleanup' must be an absolute path"),
+    ("bad pool state", "playbook: p\ntargets: [ { unit: a.service } ]\non:\n  - when: crashed\n    do: [ { pool: drained } ]\n", "5:19: pool state 'drained' is not one of drain, maint, ready"),
+    ("unused target", "playbook: p\ntargets:\n  - unit: a.service\n  - host\non:\n  - when: crashed\n    do: [restart]\n", "4:5: target host is used by no trigger"),
+    ("trigger without probe", "playbook: p\ntargets: [ { unit: a.service } ]\non:\n  - when: unhealthy\n    do: [restart]\n", "4:5: trigger 'unhealthy' can never fire: it needs a target with a probe"),
+    ("escalation loop", "playbook: p\ntargets: [ { unit: a.service } ]\non:\n  - when: crashed\n    do: [restart]\n    escalate:\n      - after: failure\n        do: [restart]\n", "7:9: this escalation restarts the target after every failure"),
+    ("duplicate ladder rung", "playbook: p\ntargets: [ { unit: a.service } ]\non:\n  - when: crashed\n    do: [restart]\n    escalate:\n      - after: 2 failures in 1h\n        do: [ { notify: a } ]\n      - after: 2 failures in 1h\n        do: [ { notify: b } ]\n", "9:9: escalation levels 1 and 2 both run after '2 failures in 1h'"),
+    ("bad rate", "playbook: p\ntargets: [ { unit: a.service } ]\nguards: { rate: { restart: often } }\non:\n  - when: crashed\n    do: [restart]\n", "3:28: 'rate.restart' must be 'N in DURATION'"),
+    ("bad probe url", "playbook: p\ntargets: [ { unit: a.service, probe: { http: localhost:80 } } ]\non:\n  - when: unhealthy\n    do: [restart]\n", "2:46: 'localhost:80' is not an http:// or https:// URL"),
+]
+
+@Suite("Broken playbooks")
+struct BrokenPlaybookTests {
+    @Test("each broken playbook gives the expected position and message", arguments: brokenCorpus.map(\.name))
+    func corpus(name: String) {
+        let entry = brokenCorpus.first { $0.name == name }!
+        let found = problems(entry.yaml)
+        #expect(found.contains { $0.hasPrefix("test.yaml:" + entry.expected) }, "\(name): \(found)")
+    }
+
+    @Test("random mutations of valid playbooks never crash the parser, and every error has a position")
+    func mutations() throws {
+        let shipped = try FileManager.default.contentsOfDirectory(atPath: playbooksDirectory).filter { $0.hasSuffix(".yaml") }
+        var generator = SplitMix64(seed: 20261121)
+        var refused = 0
+        for name in shipped {
+            let lines = try String(contentsOfFile: playbooksDirectory + "/" + name, encoding: .utf8).split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            for _ in 0..<150 {
+                var mutated = lines
+                let index = Int(generator.next() % UInt64(max(1, mutated.count)))
+                switch generator.next() % 5 {
+                case 0: mutated.remove(at: index)
+                case 1: mutated.insert(mutated[index], at: index)
+                case 2: mutated[index] = mutated[index].replacingOccurrences(of: ":", with: ": [")
+                case 3: mutated = Array(mutated.prefix(index))
+                default: mutated[index] = String(mutated[index].shuffled(using: &generator))
+                }
+                let result = PlaybookParser.parse(data: Array(mutated.joined(separator: "\n").utf8), file: "m.yaml")
+                if case .failure(let diagnostics) = result {
+                    refused += 1
+                    #expect(!diagnostics.all.isEmpty)
+                    #expect(diagnostics.all.allSatisfy { $0.line >= 1 && $0.column >= 1 && !$0.message.isEmpty })
+                }
+            }
+        }
+        #expect(refused > 0)
+    }
+
+    @Test("every shipped playbook validates")
+    func shipped() throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: playbooksDirectory).filter { $0.hasSuffix(".yaml") }.map { playbooksDirectory + "/" + $0 }
+        #expect(files.count >= 8)
+        let loaded = PlaybookDirectory.load(files: files)
+        #expect(loaded.refused.isEmpty, "\(loaded.refused.map(\.diagnostics))")
+    }
+}
+
+let playbooksDirectory: String = {
+    var url = URL(fileURLWithPath: #filePath)
+    for _ in 0..<3 { url.deleteLastPathComponent() }
+    return url.path + "/playbooks"
+}()
+
+/// A small deterministic random generator, so a failing mutation can be replayed.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
 @Suite("Playbook directories")
 struct PlaybookDirectoryTests {
     @Test("a unit claimed by two playbooks is refused in the second file")
@@ -115,7 +223,7 @@ struct PlaybookDirectoryTests {
         let loaded = try PlaybookDirectory.load(dir)
         #expect(loaded.playbooks.map(\.name) == ["a"])
         #expect(loaded.refused.count == 1)
-        #expect(loaded.refused.first?.diagnostics.description.contains("unit web.service is already a target of \(dir)/a.yaml") == true)
+        #expect(loaded.refused.first?.diagnostics.description.contains("web.service is already a target of \(dir)/a.yaml") == true)
     }
 
     @Test("a missing directory is an error that names it")

@@ -1,0 +1,63 @@
+import Engine
+import Foundation
+import GRDB
+import MedicCore
+
+/// What the engine needs from the audit log when the daemon starts: where incident numbering
+/// goes on, the guard history, and the silences in force.
+extension AuditStore {
+    /// The next free incident ID.
+    public func nextIncidentID() throws -> Int64 {
+        try read { db in (try Int64.fetchOne(db, sql: "SELECT MAX(incident) FROM record") ?? 0) + 1 }
+    }
+
+    /// Steps that ran and plans that failed within `window` before `now`, with their times moved
+    /// onto this boot's monotonic clock, for `EngineCore.restore`.
+    public func guardHistory(within window: Duration, now: Timestamp) throws -> (stepRuns: [(target: String, kind: StepKind, time: Timestamp)], failures: [(target: String, time: Timestamp)]) {
+        let since = now.wallMicroseconds - window.milliseconds * 1000
+        let rows = try records(AuditQuery(sinceWallMicroseconds: since, kinds: [.stepIntent, .decision]))
+        var runs: [(String, StepKind, Timestamp)] = []
+        var failures: [(String, Timestamp)] = []
+        for row in rows {
+            guard let target = row.target else { continue }
+            let time = Timestamp(wallMicroseconds: row.wallMicroseconds, monotonicNanoseconds: now.monotonicNanoseconds - (now.wallMicroseconds - row.wallMicroseconds) * 1000)
+            if row.kind == AuditRecord.Kind.stepIntent.rawValue, let step = row.step.flatMap(StepKind.init(rawValue:)), !row.message.hasPrefix("dry-run") {
+                runs.append((target, step, time))
+            } else if row.facts["failure"] == "true" {
+                failures.append((target, time))
+            }
+        }
+        return (runs, failures)
+    }
+
+    /// Adds a silence and records who set it.
+    public func addSilence(_ silence: Silence) async throws {
+        try await write { db in
+            try db.execute(
+                sql: "INSERT INTO silence (pattern, startMicroseconds, endMicroseconds, reason, author) VALUES (?, ?, ?, ?, ?)",
+                arguments: [silence.pattern, silence.start.wallMicroseconds, silence.end.wallMicroseconds, silence.reason, silence.author])
+        }
+    }
+
+    /// Ends the silences on `pattern` now; returns how many were in force.
+    public func endSilences(_ pattern: String, now: Timestamp) async throws -> Int {
+        try await write { db in
+            try db.execute(
+                sql: "UPDATE silence SET endMicroseconds = ? WHERE pattern = ? AND endMicroseconds > ?",
+                arguments: [now.wallMicroseconds, pattern, now.wallMicroseconds])
+            return db.changesCount
+        }
+    }
+
+    /// Silences that have not ended by `now` (in force, or starting later), on this boot's clocks.
+    public func silences(now: Timestamp) throws -> [Silence] {
+        try read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM silence WHERE endMicroseconds > ? ORDER BY id", arguments: [now.wallMicroseconds]).map { row in
+                func at(_ wall: Int64) -> Timestamp {
+                    Timestamp(wallMicroseconds: wall, monotonicNanoseconds: now.monotonicNanoseconds - (now.wallMicroseconds - wall) * 1000)
+                }
+                return Silence(pattern: row["pattern"], start: at(row["startMicroseconds"]), end: at(row["endMicroseconds"]), reason: row["reason"], author: row["author"])
+            }
+        }
+    }
+}

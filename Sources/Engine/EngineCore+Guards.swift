@@ -1,0 +1,189 @@
+import MedicCore
+
+/// Why a guard stopped a step, and what happens next.
+struct GuardStop {
+    enum Then {
+        /// Hold the plan; retry at this time (or when what it waits for changes).
+        case hold(until: Timestamp?)
+        /// Treat the plan as failed: escalate.
+        case escalate
+        /// Stop all automatic action on the target until a human resumes it.
+        case pause
+    }
+
+    var `guard`: String
+    var message: String
+    var then: Then
+}
+
+extension EngineCore {
+    /// The guards, checked before every step.
+    mutating func guardCheck(_ incident: Incident, _ step: Step, at now: Timestamp) -> GuardStop? {
+        let target = incident.target
+        let guards = incident.playbook.guards
+        guard var state = targets[target] else { return nil }
+        if let silence = silences.first(where: { $0.covers(target, at: now) }) {
+            return GuardStop(
+                guard: "silence", message: "\(target) is silenced until \(silence.end.iso8601) by \(silence.author): \(silence.reason)",
+                then: .hold(until: silence.end))
+        }
+        let changes = state.count(state.transitions, within: guards.flap.window, at: now)
+        if changes >= guards.flap.count {
+            if !state.flapping {
+                state.flapping = true
+                targets[target] = state
+            }
+            return GuardStop(guard: "flap", message: "\(target) is flapping: \(changes) state changes in \(DurationText.format(guards.flap.window)); automatic action stops", then: .pause)
+        } else if state.flapping {
+            targets[target]?.flapping = false
+        }
+        if step.kind.isDestructive {
+            let spec = incident.playbook.target(for: target)
+            for dependency in spec?.dependsOn ?? [] where targets[dependency]?.healthy == false {
+                let parent = targets[dependency]?.incident.map { " (incident \($0))" } ?? ""
+                return GuardStop(guard: "dependency", message: "\(target) depends on \(dependency), which is unhealthy\(parent); waiting for it instead of restarting a victim", then: .hold(until: nil))
+            }
+            if let hold = stormHold(incident.playbook, at: now) { return hold }
+        }
+        var limit = guards.rates[step.kind]
+        if case .reboot(let atMost) = step.action { limit = atMost }
+        if let limit {
+            let used = state.count(state.stepRuns[step.kind] ?? [], within: limit.window, at: now)
+            if used >= limit.count {
+                return GuardStop(guard: "rate", message: "\(used) \(step.name)s of \(target) in the last \(DurationText.format(limit.window)) already (limit \(limit))", then: .escalate)
+            }
+        }
+        return nil
+    }
+
+    /// Storm guard: when more than a share of a playbook's targets trigger within its window,
+    /// destructive steps stop for the whole group and one escalation goes out.
+    mutating func noteTrigger(playbook: Playbook, target: String, at now: Timestamp) {
+        var group = groups[playbook.name] ?? GroupState()
+        group.members.insert(target)
+        for spec in playbook.targets where !spec.selector.isPattern { group.members.insert(spec.selector.description) }
+        group.triggers[target] = now
+        groups[playbook.name] = group
+        _ = stormHold(playbook, at: now)
+    }
+
+    mutating func stormHold(_ playbook: Playbook, at now: Timestamp) -> GuardStop? {
+        guard var group = groups[playbook.name] else { return nil }
+        let window = playbook.guards.stormWindow
+        let recent = group.triggers.filter { now.since($0.value) < window }
+        let size = group.members.count
+        let storming = recent.count >= 3 && Double(recent.count) > playbook.guards.stormShare * Double(size)
+        defer { groups[playbook.name] = group }
+        if storming, !group.holding {
+            group.holding = true
+            counters.escalations += 1
+            emit(.record(AuditRecord(
+                kind: .escalation, time: now, playbook: playbook.name,
+                message: "storm: \(recent.count) of \(size) targets of \(playbook.name) triggered within \(DurationText.format(window)); holding automatic restarts for the group and calling a human (a shared cause is likely)",
+                details: ["guard": "storm", "targets": recent.keys.sorted().joined(separator: ",")])))
+        } else if !storming, group.holding {
+            group.holding = false
+            emit(.record(AuditRecord(kind: .decision, time: now, playbook: playbook.name, message: "storm over for \(playbook.name): automatic action resumes")))
+        }
+        guard group.holding else { return nil }
+        let until = (recent.values.max() ?? now).adding(window)
+        return GuardStop(guard: "storm", message: "storm hold on \(playbook.name): \(recent.count) of \(size) targets triggered within \(DurationText.format(window))", then: .hold(until: until))
+    }
+
+    /// The plan failed: climb the escalation ladder, retry with back-off, or call a human.
+    mutating func planFailed(_ id: Int64, reason: String, at now: Timestamp) {
+        guard var incident = incidents[id] else { return }
+        targets[incident.target]?.failures.append(now)
+        emit(.record(AuditRecord(
+            kind: .decision, time: now, target: incident.target, incident: id, playbook: incident.playbook.name,
+            playbookHash: incident.playbook.contentHash, message: "plan failed: \(reason)", details: ["failure": "true", "plan": incident.planName])))
+        let state = targets[incident.target] ?? TargetState()
+        let levels = incident.rule.escalation
+        let candidates = levels.indices.filter { index in
+            !incident.levelsRun.contains(index) && {
+                switch levels[index].after {
+                case .failure: true
+                case .failures(let n, let window): state.count(state.failures, within: window, at: now) >= n
+                case .restarts(let n, let window): state.count(state.stepRuns[.restart] ?? [], within: window, at: now) >= n
+                }
+            }()
+        }
+        if let level = candidates.last {
+            incident.levelsRun.insert(level)
+            incident.plan = levels[level].steps
+            incident.planName = "escalation \(level + 1)"
+            incident.phase = .idle
+            incidents[id] = incident
+            counters.escalations += 1
+            emit(.record(AuditRecord(
+                kind: .escalation, time: now, target: incident.target, incident: id, playbook: incident.playbook.name,
+                playbookHash: incident.playbook.contentHash,
+                message: "escalating to level \(level + 1) (after \(levels[level].after)): \(reason)",
+                details: ["level": String(level + 1), "steps": levels[level].steps.map(\.name).joined(separator: ",")])))
+            runStep(id, index: 0, at: now)
+            return
+        }
+        if !levels.isEmpty, incident.levelsRun.count == levels.count {
+            needsHuman(id, reason: "every escalation level ran and \(incident.target) is still not healthy (\(reason))", pause: false, at: now)
+            return
+        }
+        if incident.retrySlowly {
+            incident.retrySlowly = false
+            incidents[id] = incident
+            needsHuman(id, reason: reason, pause: false, at: now)
+            return
+        }
+        incident.phase = .idle
+        incidents[id] = incident
+        startAttempt(id, at: now)
+    }
+
+    /// The last resort: a human is called. With `pause`, automatic action on the target stops
+    /// until a human resumes it; otherwise Medic tries again slowly (every `retry_every`).
+    mutating func needsHuman(_ id: Int64, reason: String, pause: Bool, at now: Timestamp) {
+        guard var incident = incidents[id] else { return }
+        counters.escalations += 1
+        let retry = incident.playbook.guards.retryEvery
+        emit(.record(AuditRecord(
+            kind: .escalation, time: now, target: incident.target, incident: id, playbook: incident.playbook.name,
+            playbookHash: incident.playbook.contentHash,
+            message: "needs a human: \(reason); " + (pause
+                ? "automatic action on \(incident.target) stops until a human resumes it"
+                : "trying again every \(DurationText.format(retry))"),
+            details: ["notify": "not yet available in this version of Medic", "paused": String(pause)])))
+        if pause {
+            targets[incident.target]?.paused = true
+            incident.phase = .paused
+            incidents[id] = incident
+            return
+        }
+        let token = token()
+        incident.phase = .backingOff(until: now.adding(retry))
+        incident.token = token
+        incidents[id] = incident
+        emit(.wake(token: token, at: now.adding(retry)))
+    }
+
+    /// Whether `condition` holds for this observation and the target's state.
+    func evaluate(_ condition: Condition, _ observation: Observation, state: TargetState) -> Bool {
+        switch condition {
+        case .trigger(let trigger):
+            return observation.matches(trigger)
+        case .compare(let metric, let comparison, let threshold, let within):
+            let value: Double?
+            switch metric {
+            case .restarts: value = Double(state.count(state.stepRuns[.restart] ?? [], within: within ?? .seconds(600), at: observation.time))
+            case .failures: value = Double(state.count(state.failures, within: within ?? .seconds(600), at: observation.time))
+            default: value = observation.facts[metric.rawValue].flatMap(Double.init)
+            }
+            guard let value else { return false }
+            return comparison.holds(value, threshold)
+        case .not(let inner):
+            return !evaluate(inner, observation, state: state)
+        case .and(let a, let b):
+            return evaluate(a, observation, state: state) && evaluate(b, observation, state: state)
+        case .or(let a, let b):
+            return evaluate(a, observation, state: state) || evaluate(b, observation, state: state)
+        }
+    }
+}

@@ -1,0 +1,315 @@
+import MedicCore
+
+extension EngineCore {
+    /// Opens an incident for `observation` under the playbook's rule and starts its plan.
+    mutating func open(playbook: Playbook, ruleIndex: Int, observation: Observation) {
+        let rule = playbook.rules[ruleIndex]
+        let id = nextIncident
+        nextIncident += 1
+        let now = observation.time
+        var details = ["trigger": rule.text, "steps": rule.steps.map(\.name).joined(separator: ",")]
+        if let occurred = observation.occurred { details["time_to_detect_ms"] = String(now.since(occurred).milliseconds) }
+        emit(.record(AuditRecord(
+            kind: .incidentOpened, time: now, target: observation.target, incident: id, playbook: playbook.name,
+            playbookHash: playbook.contentHash, message: "\(rule.text): \(observation.summary); running playbook \(playbook.name)",
+            details: details)))
+        incidents[id] = Incident(id: id, target: observation.target, playbook: playbook, rule: rule, opened: now, occurred: observation.occurred, stepStarted: now)
+        targets[observation.target, default: TargetState()].incident = id
+        counters.incidentsOpened += 1
+        startAttempt(id, at: now)
+    }
+
+    /// Starts (another) run of the rule's plan, after the guards that apply to a whole attempt.
+    mutating func startAttempt(_ id: Int64, at now: Timestamp) {
+        guard var incident = incidents[id], var state = targets[incident.target] else { return }
+        if state.paused {
+            incident.phase = .paused
+            incidents[id] = incident
+            return
+        }
+        if state.healthy == true, incident.attempt > 0 {
+            // Healthy again on its own (or a dependency came back): watch it stabilise.
+            incident.phase = .stabilising(since: state.healthSince ?? now)
+            incidents[id] = incident
+            scheduleStabilised(id, at: now)
+            return
+        }
+        let guards = incident.playbook.guards
+        if incident.attempt > 0 {
+            if let period = state.lastHealthyPeriod, period >= guards.resetAfter { state.backoffLevel = 0 }
+            let delay = min(guards.backoffInitial * (1 << min(state.backoffLevel, 20)), guards.backoffMaximum)
+            let cooldownEnd = state.lastPlanStart.map { $0.adding(guards.cooldown) }
+            let backoffEnd = (state.failures.last ?? now).adding(delay)
+            let until = max(backoffEnd, cooldownEnd ?? now)
+            if until > now, case .idle = incident.phase {
+                incident.phase = .backingOff(until: until)
+                let token = token()
+                incident.token = token
+                incidents[id] = incident
+                targets[incident.target] = state
+                emit(.record(AuditRecord(
+                    kind: .decision, time: now, target: incident.target, incident: id, playbook: incident.playbook.name,
+                    message: "backing off: attempt \(incident.attempt + 1) in \(DurationText.format(until.since(now)))",
+                    details: ["backoff_ms": String(until.since(now).milliseconds)])))
+                emit(.wake(token: token, at: until))
+                return
+            }
+        } else if let last = state.lastPlanStart, now.since(last) < guards.cooldown {
+            let until = last.adding(guards.cooldown)
+            incident.phase = .backingOff(until: until)
+            let token = token()
+            incident.token = token
+            incidents[id] = incident
+            emit(.record(AuditRecord(
+                kind: .guardStopped, time: now, target: incident.target, incident: id, playbook: incident.playbook.name,
+                message: "cool-down: the last plan on \(incident.target) started \(DurationText.format(now.since(last))) ago (cool-down \(DurationText.format(guards.cooldown)))",
+                details: ["guard": "cooldown"])))
+            emit(.wake(token: token, at: until))
+            return
+        }
+        targets[incident.target] = state
+        beginAttempt(id, at: now)
+    }
+
+    /// Runs the rule's plan from its first step (back-off and cool-down already waited out).
+    mutating func beginAttempt(_ id: Int64, at now: Timestamp) {
+        guard var incident = incidents[id] else { return }
+        if incident.attempt > 0 { targets[incident.target]?.backoffLevel += 1 }
+        incident.attempt += 1
+        incident.plan = incident.rule.steps
+        incident.planName = incident.attempt == 1 ? "plan" : "plan, attempt \(incident.attempt)"
+        incident.phase = .idle
+        incidents[id] = incident
+        targets[incident.target]?.lastPlanStart = now
+        runStep(id, index: 0, at: now)
+    }
+
+    /// Runs step `index` of the incident's current plan, or finishes the plan.
+    mutating func runStep(_ id: Int64, index: Int, at now: Timestamp) {
+        guard var incident = incidents[id] else { return }
+        guard index < incident.plan.count else {
+            planSucceeded(id, at: now)
+            return
+        }
+        let step = incident.plan[index]
+        if let stop = guardCheck(incident, step, at: now) {
+            counters.guardStops += 1
+            emit(.record(AuditRecord(
+                kind: .guardStopped, time: now, target: incident.target, incident: id, playbook: incident.playbook.name,
+                playbookHash: incident.playbook.contentHash, step: step.name, message: "\(step.name) stopped: \(stop.message)",
+                details: ["guard": stop.guard, "result": "refused"])))
+            switch stop.then {
+            case .hold(let until):
+                incident.phase = .held(index, reason: stop.message)
+                if let until {
+                    let token = token()
+                    incident.token = token
+                    emit(.wake(token: token, at: until))
+                }
+                incidents[id] = incident
+            case .escalate:
+                incident.retrySlowly = true
+                incidents[id] = incident
+                planFailed(id, reason: "guard: \(stop.message)", at: now)
+            case .pause:
+                needsHuman(id, reason: stop.message, pause: true, at: now)
+            }
+            return
+        }
+        let dryRun = settings.dryRun || incident.playbook.dryRun
+        let label = "\(index + 1)/\(incident.plan.count) \(step.name)"
+        emit(.record(AuditRecord(
+            kind: .stepIntent, time: now, target: incident.target, incident: id, playbook: incident.playbook.name,
+            playbookHash: incident.playbook.contentHash, step: step.name,
+            message: (dryRun ? "dry-run: would \(step)" : "about to \(step)"), details: ["step": label, "plan": incident.planName])))
+        incident.stepStarted = now
+        incidents[id] = incident
+        targets[incident.target]?.stepRuns[step.kind, default: []].append(now)
+        if step.kind == .restart { counters.restarts += 1 }
+        if dryRun {
+            stepSucceeded(id, index: index, summary: "dry-run: nothing done", at: now, result: "dry-run")
+            return
+        }
+        switch step.action {
+        case .verify(let within, _):
+            let healthySince = targets[incident.target]?.healthy == true ? now : nil
+            incident.phase = .verifying(index, deadline: now.adding(within), healthySince: healthySince)
+            incidents[id] = incident
+            verifyCheck(id, index: index, deadline: now.adding(within), healthySince: healthySince, at: now)
+        case .wait(let duration):
+            incident.phase = .waiting(index)
+            let token = token()
+            incident.token = token
+            incidents[id] = incident
+            emit(.wake(token: token, at: now.adding(duration)))
+        default:
+            guard step.kind.isAvailable else {
+                stepSucceeded(id, index: index, summary: "not yet available in this version of Medic; skipped", at: now, result: "unavailable")
+                return
+            }
+            let token = token()
+            incident.phase = .running(index)
+            incident.token = token
+            incidents[id] = incident
+            emit(.run(token: token, step: step, target: incident.target, incident: id))
+        }
+    }
+
+    mutating func stepSucceeded(_ id: Int64, index: Int, summary: String, at now: Timestamp, result: String = "succeeded") {
+        guard let incident = incidents[id] else { return }
+        let step = incident.plan[index]
+        emit(.record(AuditRecord(
+            kind: .stepResult, time: now, target: incident.target, incident: id, playbook: incident.playbook.name,
+            playbookHash: incident.playbook.contentHash, step: step.name, message: "\(step.name) \(result): \(summary)",
+            details: ["result": result, "step": "\(index + 1)/\(incident.plan.count) \(step.name)", "plan": incident.planName,
+                      "duration_ms": String(now.since(incident.stepStarted).milliseconds)])))
+        nextStep(id, after: index, at: now)
+    }
+
+    mutating func nextStep(_ id: Int64, after index: Int, at now: Timestamp) {
+        guard var incident = incidents[id] else { return }
+        incident.phase = .idle
+        incidents[id] = incident
+        runStep(id, index: index + 1, at: now)
+    }
+
+    /// Checks a running `verify` against the target's health and the time.
+    mutating func verifyCheck(_ id: Int64, index: Int, deadline: Timestamp, healthySince: Timestamp?, at now: Timestamp) {
+        guard var incident = incidents[id], case .verify(_, let stable) = incident.plan[index].action else { return }
+        if let since = healthySince {
+            if now.since(since) >= stable {
+                stepSucceeded(id, index: index, summary: "healthy" + (stable > .zero ? " for \(DurationText.format(stable))" : ""), at: now)
+                return
+            }
+            let token = token()
+            incident.token = token
+            incident.phase = .verifying(index, deadline: deadline, healthySince: since)
+            incidents[id] = incident
+            emit(.wake(token: token, at: since.adding(stable)))
+            return
+        }
+        if now >= deadline {
+            verifyFailed(id, index: index, summary: "not healthy within \(DurationText.format(deadline.since(incident.stepStarted)))", at: now)
+            return
+        }
+        let token = token()
+        incident.token = token
+        incidents[id] = incident
+        emit(.wake(token: token, at: deadline))
+    }
+
+    mutating func verifyFailed(_ id: Int64, index: Int, summary: String, at now: Timestamp) {
+        guard var incident = incidents[id] else { return }
+        emit(.record(AuditRecord(
+            kind: .stepResult, time: now, target: incident.target, incident: id, playbook: incident.playbook.name,
+            playbookHash: incident.playbook.contentHash, step: "verify", message: "verify failed: \(summary)",
+            details: ["result": "failed", "step": "\(index + 1)/\(incident.plan.count) verify", "plan": incident.planName])))
+        incident.token = nil
+        incident.phase = .idle
+        incidents[id] = incident
+        planFailed(id, reason: "verify failed: \(summary)", at: now)
+    }
+
+    /// The target's health changed: move the incidents that wait on it.
+    mutating func healthChanged(_ target: String, healthy: Bool, at now: Timestamp) {
+        if let id = targets[target]?.incident, var incident = incidents[id] {
+            switch incident.phase {
+            case .verifying(let index, let deadline, let since):
+                if healthy, since == nil {
+                    incident.phase = .verifying(index, deadline: deadline, healthySince: now)
+                    incidents[id] = incident
+                    verifyCheck(id, index: index, deadline: deadline, healthySince: now, at: now)
+                } else if !healthy, since != nil {
+                    verifyFailed(id, index: index, summary: "became unhealthy during verification", at: now)
+                }
+            case .stabilising:
+                if !healthy {
+                    incident.phase = .idle
+                    incidents[id] = incident
+                    planFailed(id, reason: "unhealthy again while stabilising", at: now)
+                }
+            default:
+                break
+            }
+        }
+        // Dependants held on this target go at once, without waiting out a back-off.
+        if healthy {
+            for (id, incident) in incidents where incident.playbook.target(for: incident.target)?.dependsOn.contains(target) == true {
+                if case .held(let index, _) = incident.phase {
+                    var resumed = incident
+                    resumed.phase = .idle
+                    resumed.token = nil
+                    incidents[id] = resumed
+                    emit(.record(AuditRecord(
+                        kind: .decision, time: now, target: incident.target, incident: id, playbook: incident.playbook.name,
+                        message: "\(target) is healthy again: resuming \(incident.target) at once")))
+                    runStep(id, index: index, at: now)
+                }
+            }
+        }
+    }
+
+    mutating func planSucceeded(_ id: Int64, at now: Timestamp) {
+        guard var incident = incidents[id] else { return }
+        if settings.dryRun || incident.playbook.dryRun {
+            close(id, outcome: "dry-run", message: "dry-run: the plan was recorded, nothing was done", at: now)
+            return
+        }
+        let state = targets[incident.target]
+        incident.phase = .stabilising(since: state?.healthy == true ? (state?.healthSince ?? now) : now)
+        incidents[id] = incident
+        if state?.healthy != true {
+            incident.phase = .idle
+            incidents[id] = incident
+            planFailed(id, reason: "\(incident.target) is not healthy after the plan", at: now)
+            return
+        }
+        scheduleStabilised(id, at: now)
+    }
+
+    mutating func scheduleStabilised(_ id: Int64, at now: Timestamp) {
+        guard var incident = incidents[id], case .stabilising(let since) = incident.phase else { return }
+        let due = since.adding(incident.playbook.guards.stabilise)
+        if due <= now {
+            recovered(id, at: now)
+            return
+        }
+        let token = token()
+        incident.token = token
+        incidents[id] = incident
+        emit(.wake(token: token, at: due))
+    }
+
+    mutating func recovered(_ id: Int64, at now: Timestamp) {
+        guard let incident = incidents[id] else { return }
+        let start = incident.occurred ?? incident.opened
+        let ttr = now.since(start)
+        var details = ["time_to_recover_ms": String(ttr.milliseconds), "attempts": String(incident.attempt)]
+        if let occurred = incident.occurred { details["time_to_detect_ms"] = String(incident.opened.since(occurred).milliseconds) }
+        close(id, outcome: "recovered", message: "recovered: healthy for \(DurationText.format(incident.playbook.guards.stabilise)), \(DurationText.format(ttr)) after it broke", at: now, details: details)
+        targets[incident.target]?.backoffLevel = 0
+    }
+
+    mutating func close(_ id: Int64, outcome: String, message: String, at now: Timestamp, details: [String: String] = [:]) {
+        guard let incident = incidents.removeValue(forKey: id) else { return }
+        var details = details
+        details["outcome"] = outcome
+        emit(.record(AuditRecord(
+            kind: .incidentClosed, time: now, target: incident.target, incident: id, playbook: incident.playbook.name,
+            playbookHash: incident.playbook.contentHash, message: message, details: details)))
+        if targets[incident.target]?.incident == id { targets[incident.target]?.incident = nil }
+        switch outcome {
+        case "recovered": counters.recovered += 1
+        case "failed", "needs-human": counters.failed += 1
+        default: break
+        }
+    }
+}
+
+extension Timestamp {
+    /// This moment plus a duration (on both clocks).
+    public func adding(_ duration: Duration) -> Timestamp {
+        let ns = duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
+        return Timestamp(wallMicroseconds: wallMicroseconds + ns / 1000, monotonicNanoseconds: monotonicNanoseconds + ns)
+    }
+}

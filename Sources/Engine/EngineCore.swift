@@ -1,0 +1,205 @@
+import MedicCore
+
+/// The engine's decisions, as a plain state machine: observations, step results and timer
+/// wake-ups go in (each with the time they happen); commands come out (records to write, steps
+/// to run, wake-ups to schedule), in the order they must be carried out. It does no I/O and
+/// reads no clock, so the daemon drives it in real time and `medic simulate` on a virtual clock.
+public struct EngineCore: Sendable {
+    /// What the driver must do, in order. A `record` must be durable before any later command
+    /// is carried out (a step's intent is written before the step runs).
+    public enum Command: Sendable, Equatable {
+        case record(AuditRecord)
+        /// Run a step that acts on the world; report back with `stepFinished(token:)`.
+        case run(token: Int, step: Step, target: String, incident: Int64)
+        /// Call `wake(token:)` at this time.
+        case wake(token: Int, at: Timestamp)
+    }
+
+    /// Figures for status lines.
+    public struct Counters: Sendable, Equatable {
+        public var observations = 0
+        public var incidentsOpened = 0
+        public var recovered = 0
+        public var failed = 0
+        public var restarts = 0
+        public var guardStops = 0
+        public var escalations = 0
+    }
+
+    /// Daemon-wide settings.
+    public struct Settings: Sendable, Equatable {
+        /// Record what would be done, do nothing (`medicd --dry-run`).
+        public var dryRun: Bool
+
+        public init(dryRun: Bool = false) { self.dryRun = dryRun }
+    }
+
+    var playbooks: [Playbook]
+    let settings: Settings
+    var targets: [String: TargetState] = [:]
+    var incidents: [Int64: Incident] = [:]
+    var silences: [Silence] = []
+    var groups: [String: GroupState] = [:]
+    var nextIncident: Int64
+    var nextToken = 1
+    var output: [Command] = []
+    public internal(set) var counters = Counters()
+
+    /// `firstIncidentID` continues the numbering of an existing audit log.
+    public init(playbooks: [Playbook], settings: Settings = Settings(), firstIncidentID: Int64 = 1) {
+        self.playbooks = playbooks
+        self.settings = settings
+        nextIncident = max(1, firstIncidentID)
+    }
+
+    /// Incidents currently open, oldest first.
+    public var openIncidents: [(id: Int64, target: String, playbook: String)] {
+        incidents.values.sorted { $0.id < $1.id }.map { ($0.id, $0.target, $0.playbook.name) }
+    }
+
+    /// Targets a human must resume.
+    public var pausedTargets: [String] { targets.filter { $0.value.paused }.map(\.key).sorted() }
+
+    /// The playbook that covers a target, if any.
+    public func playbook(for target: String) -> Playbook? {
+        playbooks.first { $0.target(for: target) != nil }
+    }
+
+    // MARK: Inputs
+
+    /// Replaces the playbooks (a reload). Open incidents finish under the version they started with.
+    public mutating func replacePlaybooks(_ new: [Playbook]) {
+        playbooks = new
+    }
+
+    /// Replaces the silences in force.
+    public mutating func setSilences(_ new: [Silence]) {
+        silences = new
+    }
+
+    /// Restores guard history from the audit log after a daemon restart, so rate limits and
+    /// back-off continue where they were.
+    public mutating func restore(stepRuns: [(target: String, kind: StepKind, time: Timestamp)], failures: [(target: String, time: Timestamp)]) {
+        for run in stepRuns { targets[run.target, default: TargetState()].stepRuns[run.kind, default: []].append(run.time) }
+        for failure in failures { targets[failure.target, default: TargetState()].failures.append(failure.time) }
+    }
+
+    /// A human resumes automatic action on a paused target.
+    public mutating func resume(_ target: String, at now: Timestamp) -> [Command] {
+        guard targets[target]?.paused == true else { return [] }
+        targets[target]?.paused = false
+        emit(.record(AuditRecord(kind: .decision, time: now, target: target, message: "resumed: automatic action on \(target) allowed again")))
+        return flush()
+    }
+
+    /// An observation: recorded, and acted on if it triggers a playbook.
+    public mutating func observe(_ observation: Observation) -> [Command] {
+        counters.observations += 1
+        let now = observation.time
+        let name = observation.target
+        var state = targets[name] ?? TargetState()
+        let openID = state.incident
+        emit(.record(AuditRecord(
+            kind: .observation, time: now, target: name, incident: openID, message: observation.summary,
+            details: observation.facts)))
+        if let health = observation.health { state.noteHealth(health, at: now) }
+        targets[name] = state
+
+        if case .stoppedByRequest(let job) = observation.kind, let id = openID {
+            close(id, outcome: "superseded", message: "\(name) was taken down by a \(job) job someone else asked for; standing down", at: now)
+            return flush()
+        }
+        // The first playbook covering the target with a rule this observation sets off.
+        var match: (Playbook, Int)?
+        for playbook in playbooks where playbook.target(for: name) != nil {
+            if let index = playbook.rules.firstIndex(where: { evaluate($0.condition, observation, state: state) }) {
+                match = (playbook, index)
+                break
+            }
+        }
+        if let (playbook, _) = match {
+            noteTrigger(playbook: playbook, target: name, at: now)
+            if let id = openID, let incident = incidents[id] {
+                emit(.record(AuditRecord(
+                    kind: .decision, time: now, target: name, incident: id, playbook: incident.playbook.name,
+                    playbookHash: incident.playbook.contentHash, message: "joined open incident \(id) instead of opening another")))
+            }
+        }
+        if let health = observation.health { healthChanged(name, healthy: health, at: now) }
+        guard let (playbook, ruleIndex) = match, openID == nil else { return flush() }
+        open(playbook: playbook, ruleIndex: ruleIndex, observation: observation)
+        return flush()
+    }
+
+    /// A step started with `.run` finished.
+    public mutating func stepFinished(token: Int, outcome: StepOutcome, at now: Timestamp) -> [Command] {
+        guard let id = incidents.first(where: { $0.value.token == token })?.key, var incident = incidents[id],
+              case .running(let index) = incident.phase
+        else { return flush() }
+        let step = incident.plan[index]
+        var details = outcome.details
+        details["result"] = outcome.succeeded ? "succeeded" : "failed"
+        details["step"] = "\(index + 1)/\(incident.plan.count) \(step.name)"
+        details["plan"] = incident.planName
+        details["duration_ms"] = String(now.since(incident.stepStarted).milliseconds)
+        emit(.record(AuditRecord(
+            kind: .stepResult, time: now, target: incident.target, incident: id, playbook: incident.playbook.name,
+            playbookHash: incident.playbook.contentHash, step: step.name,
+            message: "\(step.name) \(outcome.succeeded ? "succeeded" : "failed"): \(outcome.summary)", details: details)))
+        if outcome.succeeded, [.restart, .start].contains(step.kind) {
+            // The runner waited until the unit was active (READY=1 for notify units).
+            targets[incident.target]?.noteHealth(true, at: now)
+        }
+        incident.token = nil
+        incident.phase = .idle
+        incidents[id] = incident
+        if outcome.succeeded {
+            nextStep(id, after: index, at: now)
+        } else {
+            planFailed(id, reason: "\(step.name) failed: \(outcome.summary)", at: now)
+        }
+        return flush()
+    }
+
+    /// A wake-up scheduled with `.wake` is due.
+    public mutating func wake(token: Int, at now: Timestamp) -> [Command] {
+        guard let id = incidents.first(where: { $0.value.token == token })?.key, var incident = incidents[id] else { return flush() }
+        incident.token = nil
+        incidents[id] = incident
+        switch incident.phase {
+        case .waiting(let index):
+            stepSucceeded(id, index: index, summary: "waited \(DurationText.format(now.since(incident.stepStarted)))", at: now)
+        case .verifying(let index, let deadline, let healthySince):
+            verifyCheck(id, index: index, deadline: deadline, healthySince: healthySince, at: now)
+        case .backingOff:
+            incident.phase = .idle
+            incidents[id] = incident
+            beginAttempt(id, at: now)
+        case .held(let index, _):
+            incident.phase = .idle
+            incidents[id] = incident
+            runStep(id, index: index, at: now)
+        case .stabilising(let since):
+            if let state = targets[incident.target], state.healthy == true, now.since(since) >= incident.playbook.guards.stabilise {
+                recovered(id, at: now)
+            }
+        case .idle, .running, .paused:
+            break
+        }
+        return flush()
+    }
+
+    // MARK: Output
+
+    mutating func emit(_ command: Command) { output.append(command) }
+
+    mutating func flush() -> [Command] {
+        defer { output.removeAll() }
+        return output
+    }
+
+    mutating func token() -> Int {
+        defer { nextToken += 1 }
+        return nextToken
+    }
+}

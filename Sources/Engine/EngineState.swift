@@ -1,0 +1,90 @@
+import MedicCore
+
+/// What the engine remembers of a target.
+struct TargetState: Sendable {
+    /// Last known health; nil until something said.
+    var healthy: Bool?
+    var healthSince: Timestamp?
+    /// Times of health transitions, for flap detection.
+    var transitions: [Timestamp] = []
+    /// When each kind of step ran on it (for rate limits).
+    var stepRuns: [StepKind: [Timestamp]] = [:]
+    /// When plans failed on it.
+    var failures: [Timestamp] = []
+    /// The open incident, if any.
+    var incident: Int64?
+    /// Back-off level: how many attempts in a row without a long healthy period.
+    var backoffLevel = 0
+    /// When the last plan started, for cool-down.
+    var lastPlanStart: Timestamp?
+    /// Set after the escalation ladder ran out: no automatic action until a human resumes.
+    var paused = false
+    /// Set when flapping was detected, until it calms down.
+    var flapping = false
+    /// How long the last healthy period lasted when it ended.
+    var lastHealthyPeriod: Duration?
+
+    mutating func noteHealth(_ health: Bool, at now: Timestamp) {
+        guard healthy != health else { return }
+        if healthy == true, let since = healthSince { lastHealthyPeriod = now.since(since) }
+        if healthy != nil { transitions.append(now) }
+        if transitions.count > 256 { transitions.removeFirst(transitions.count - 256) }
+        healthy = health
+        healthSince = now
+    }
+
+    func count(_ times: [Timestamp], within window: Duration, at now: Timestamp) -> Int {
+        times.filter { now.since($0) < window }.count
+    }
+}
+
+/// An incident: one per (target, rule) while open.
+struct Incident: Sendable {
+    enum Phase: Sendable, Equatable {
+        /// Between things.
+        case idle
+        /// A step is running in the driver.
+        case running(Int)
+        /// A `wait` step is waiting.
+        case waiting(Int)
+        /// A `verify` step: healthy by `deadline`, and since `healthySince`.
+        case verifying(Int, deadline: Timestamp, healthySince: Timestamp?)
+        /// Waiting before the next attempt.
+        case backingOff(until: Timestamp)
+        /// A guard holds step `index` (silence, storm, dependency) until it clears.
+        case held(Int, reason: String)
+        /// The plan worked; waiting for the target to stay healthy.
+        case stabilising(since: Timestamp)
+        /// Needs a human.
+        case paused
+    }
+
+    let id: Int64
+    let target: String
+    /// The playbook version the incident started with.
+    let playbook: Playbook
+    let rule: Rule
+    let opened: Timestamp
+    let occurred: Timestamp?
+    var phase: Phase = .idle
+    var attempt = 0
+    /// The steps being run: the rule's, or an escalation level's.
+    var plan: [Step] = []
+    var planName = "plan"
+    var stepStarted: Timestamp
+    /// The pending run or wake-up.
+    var token: Int?
+    /// Escalation levels already run in this incident.
+    var levelsRun: Set<Int> = []
+    /// Whether the escalation last run was for a guard's refusal (then retry slowly).
+    var retrySlowly = false
+}
+
+/// Storm detection for a playbook's targets.
+struct GroupState: Sendable {
+    /// When each target last triggered.
+    var triggers: [String: Timestamp] = [:]
+    /// Targets of the group seen so far (globs grow as units appear).
+    var members: Set<String> = []
+    var holding = false
+}

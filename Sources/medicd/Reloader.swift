@@ -1,0 +1,73 @@
+import Audit
+import Detectors
+import Engine
+import Logging
+import MedicCore
+import Playbooks
+import ServiceLifecycle
+import UnixSignals
+
+/// SIGHUP: re-reads the playbook directory. A set with any invalid file is refused whole, its
+/// errors logged and audited, and the running set stays; a valid set replaces it (incidents in
+/// flight finish under the version they started with).
+struct Reloader: Service {
+    let directory: String
+    let engine: Engine
+    let watcher: UnitWatcher
+    let audit: AuditSink
+    let logger: Logger
+
+    func run() async throws {
+        for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
+            await reload()
+        }
+    }
+
+    private func reload() async {
+        logger.notice("SIGHUP: reloading playbooks from \(directory)")
+        let loaded: PlaybookDirectory
+        do {
+            loaded = try PlaybookDirectory.load(directory)
+        } catch {
+            logger.error("reload refused: \(error); keeping the running playbooks")
+            _ = try? await audit.append(AuditRecord(kind: .playbookRefused, message: "reload refused: \(error); the running playbooks stay"))
+            return
+        }
+        var records = PlaybookLoading.records(for: loaded, logger: logger)
+        guard loaded.refused.isEmpty else {
+            logger.error("reload refused: \(loaded.refused.count) invalid playbooks; keeping the running ones")
+            records.append(AuditRecord(kind: .daemon, message: "reload refused: \(loaded.refused.count) invalid playbooks; the running set stays"))
+            _ = try? await audit.append(records.filter { $0.kind != .playbookLoaded })
+            return
+        }
+        records.append(AuditRecord(kind: .daemon, message: "reloaded \(loaded.playbooks.count) playbooks"))
+        _ = try? await audit.append(records)
+        await engine.replacePlaybooks(loaded.playbooks)
+        do {
+            for observation in try await watcher.retarget(loaded.playbooks.flatMap { $0.targets.map(\.selector) }) {
+                await engine.handle(observation)
+            }
+        } catch {
+            logger.error("reading the new targets failed: \(error)")
+        }
+    }
+}
+
+/// Keeps the engine's silences in step with the audit store, where `medic silence` writes them.
+struct SilenceRefresher: Service {
+    let store: AuditStore
+    let engine: Engine
+
+    func run() async throws {
+        do {
+            try await cancelWhenGracefulShutdown {
+                while true {
+                    if let silences = try? store.silences(now: .now()) { await engine.setSilences(silences) }
+                    try await Task.sleep(for: .seconds(1))
+                }
+            }
+        } catch is CancellationError {
+            return
+        }
+    }
+}
