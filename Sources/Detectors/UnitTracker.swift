@@ -8,12 +8,23 @@ import Systemd
 /// often repeated. A crash is reported once per crash episode: when a Service snapshot first
 /// shows a non-success `Result` (the earliest sign, ~2 ms after the process died), or when the
 /// unit enters `failed` without one. A later snapshot with `Result=success` (the unit was
-/// started again) ends the episode; repeated snapshots of a state already seen report nothing.
+/// started again) ends the episode; repeated snapshots of a state already seen report nothing,
+/// and a different result (systemd giving up with start-limit-hit) is reported again.
 public struct UnitTracker: Sendable {
     private struct Tracked: Sendable {
         var state = UnitState()
-        var crashOpen = false
+        /// The result of the crash episode already reported (nil: none open). A new non-success
+        /// result (exit-code, then start-limit-hit) is a new report.
+        var crashReported: String?
+        /// The last job queued for the unit, and when it finished (nil while pending).
+        var job: (id: UInt32, ours: Bool, finished: Timestamp?)?
+        /// Whether the unit got as far as starting its processes since that job was queued.
+        var startedSinceJob = false
     }
+
+    /// A crash this soon after someone else's stop or restart job finished is that job's doing
+    /// (systemd may send the job's end before the unit's new state).
+    static let jobGrace: Duration = .milliseconds(500)
     private var units: [String: Tracked] = [:]
     private var selectors: [TargetSelector]
 
@@ -55,11 +66,11 @@ public struct UnitTracker: Sendable {
             observations.append(stateChanged(unit, tracked.state, at: time, note: "state read from systemd"))
         }
         let crashed = state.result.flatMap(CrashKind.init(systemdResult:))
-        if let crashed, state.activeState != "active", !tracked.crashOpen {
-            tracked.crashOpen = true
+        if let crashed, state.activeState != "active", tracked.crashReported != state.result {
+            tracked.crashReported = state.result
             observations.append(crash(unit, crashed, tracked.state, at: time))
         } else if crashed == nil {
-            tracked.crashOpen = false
+            tracked.crashReported = nil
         }
         units[unit] = tracked
         return observations
@@ -67,35 +78,65 @@ public struct UnitTracker: Sendable {
 
     /// Takes one bus event and returns what it means for the tracked units.
     public mutating func ingest(_ event: BusEvent, at time: Timestamp) -> [Observation] {
+        switch event {
+        case .jobNew(let id, _, let unit, let ours) where tracks(unit):
+            units[unit, default: Tracked()].job = (id, ours, nil)
+            units[unit]?.startedSinceJob = false
+            return []
+        case .jobRemoved(let id, _, let unit, let result) where tracks(unit):
+            guard var tracked = units[unit], tracked.job?.id == id else { return [] }
+            tracked.job?.finished = time
+            var observations: [Observation] = []
+            if result == "failed", !tracked.startedSinceJob, tracked.state.activeState == "failed",
+               tracked.crashReported != CrashKind.startLimitHit.rawValue {
+                // systemd refused to start it at all: the start limit (its Result may still
+                // name the last run's failure).
+                tracked.crashReported = CrashKind.startLimitHit.rawValue
+                observations.append(Observation(
+                    target: unit, kind: .crashed(.startLimitHit), time: time, facts: facts(tracked.state).merging(["Job": "\(id) failed"]) { $1 },
+                    summary: "start limit hit: systemd refused to start the unit again (start request repeated too quickly)"))
+            }
+            units[unit] = tracked
+            return observations
+        default:
+            break
+        }
         guard case .unitChanged(let unit, let change) = event, tracks(unit) else { return [] }
         var tracked = units[unit] ?? Tracked()
         let previous = tracked.state
         tracked.state.merge(change)
         var observations: [Observation] = []
         let state = tracked.state
+        if state.activeState == "active" || (state.activeState == "activating" && state.subState != "auto-restart") {
+            tracked.startedSinceJob = true
+        }
         if previous.activeState != state.activeState || previous.subState != state.subState, change.activeState != nil {
             observations.append(stateChanged(unit, state, at: time, note: nil))
         }
         if let result = change.result {
             // A Service snapshot: its Result is the current run's.
             if let kind = CrashKind(systemdResult: result) {
-                if !tracked.crashOpen {
-                    tracked.crashOpen = true
-                    if let job = state.job, !job.isNone, !job.ours, ["stop", "restart", "try-restart", "reload-or-start"].contains(job.type) {
-                        // Not a crash: someone asked systemd to take it down.
+                if tracked.crashReported != result {
+                    tracked.crashReported = result
+                    if let job = tracked.job, !job.ours, job.finished.map({ time.since($0) < Self.jobGrace }) ?? true,
+                       previous.activeState == "deactivating" {
+                        // Not a crash: someone else's job (a stop or restart) began taking it
+                        // down before the process ended.
+                        var facts = facts(state)
+                        facts["Job"] = String(job.id)
                         observations.append(Observation(
-                            target: unit, kind: .stoppedByRequest(job.type), time: time, facts: facts(state),
-                            summary: "taken down by a \(job.type) job someone else asked for (\(CrashDescription.describe(kind, state)))"))
+                            target: unit, kind: .stoppedByRequest("stop or restart"), time: time, facts: facts,
+                            summary: "taken down by a job someone else asked for, job \(job.id) (\(CrashDescription.describe(kind, state)))"))
                     } else {
                         observations.append(crash(unit, kind, state, at: time))
                     }
                 }
             } else {
-                tracked.crashOpen = false
+                tracked.crashReported = nil
             }
-        } else if change.activeState == "failed", previous.activeState != "failed", !tracked.crashOpen {
+        } else if change.activeState == "failed", previous.activeState != "failed", tracked.crashReported == nil {
             // A unit that entered `failed` without a Service snapshot saying why.
-            tracked.crashOpen = true
+            tracked.crashReported = state.result ?? "failed"
             observations.append(crash(unit, state.result.flatMap(CrashKind.init(systemdResult:)) ?? .other, state, at: time))
         }
         units[unit] = tracked
@@ -133,7 +174,6 @@ public struct UnitTracker: Sendable {
         facts["ExecMainStatus"] = state.execMainStatus.map(String.init)
         facts["NRestarts"] = state.nRestarts.map(String.init)
         facts["InvocationID"] = state.invocationID
-        if let job = state.job, !job.isNone { facts["Job"] = "\(job.type) \(job.id)\(job.ours ? " (medic)" : "")" }
         return facts
     }
 }

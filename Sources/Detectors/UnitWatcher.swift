@@ -48,7 +48,7 @@ public actor UnitWatcher {
                 } catch {
                     logger.error("re-reading units after reconnect failed: \(error)")
                 }
-            case .unitChanged, .jobRemoved:
+            case .unitChanged, .jobNew, .jobRemoved:
                 for observation in tracker.ingest(event, at: .now()) { await deliver(.observation(observation)) }
             }
         }

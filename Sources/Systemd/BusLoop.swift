@@ -68,6 +68,9 @@ final class BusLoop: @unchecked Sendable {
             sender: SystemdManager.destination, path: SystemdManager.managerPath,
             interface: SystemdManager.managerInterface, member: "JobRemoved", handler: handler, userdata: me)
         try connection.matchSignal(
+            sender: SystemdManager.destination, path: SystemdManager.managerPath,
+            interface: SystemdManager.managerInterface, member: "JobNew", handler: handler, userdata: me)
+        try connection.matchSignal(
             sender: SystemdManager.destination, path: nil,
             interface: SystemdManager.propertiesInterface, member: "PropertiesChanged", handler: handler, userdata: me)
         _ = try connection.call(
@@ -178,19 +181,24 @@ final class BusLoop: @unchecked Sendable {
 
     private func dispatch(_ message: BusMessage) {
         switch message.member {
+        case "JobNew": jobNew(message)
         case "JobRemoved": jobRemoved(message)
         case "PropertiesChanged": propertiesChanged(message)
         default: break
         }
     }
 
-    private func jobType(_ path: String) -> String? {
-        guard let connection,
-              let reply = try? connection.call(
-                destination: SystemdManager.destination, path: path, interface: SystemdManager.propertiesInterface,
-                member: "Get", arguments: [.string("org.freedesktop.systemd1.Job"), .string("JobType")], timeoutUSec: 1_000_000)
-        else { return nil }
-        return (try? reply.readVariant())??.string
+    /// Who asked for a job tells an operator's stop from a crash. Our own jobs' waiters are
+    /// registered before any signal is dispatched. (The job's type cannot be read here: systemd
+    /// does not export a job object yet when it announces it.)
+    private func jobNew(_ message: BusMessage) {
+        guard
+            let id = try? message.readBasic("u", as: UInt32.self),
+            let job = try? message.readObjectPath(),
+            let unit = try? message.readString()
+        else { return }
+        let ours = waiters.values.contains { if case .job(let path) = $0.kind { path == job } else { false } }
+        events.yield(.jobNew(id: id, job: job, unit: unit, ours: ours))
     }
 
     private func jobRemoved(_ message: BusMessage) {
@@ -214,14 +222,8 @@ final class BusLoop: @unchecked Sendable {
             interface == SystemdManager.unitInterface || interface == SystemdManager.serviceInterface,
             let properties = try? message.readPropertyDictionary()
         else { return }
-        var state = UnitState(properties: properties)
+        let state = UnitState(properties: properties)
         if state.isEmpty { return }
-        if let job = state.job, !job.isNone {
-            // Who asked for the job tells an operator's stop from a crash: look at it now,
-            // while it exists.
-            state.job?.ours = waiters.values.contains { if case .job(let path) = $0.kind { path == job.path } else { false } }
-            state.job?.type = jobType(job.path) ?? "unknown"
-        }
         events.yield(.unitChanged(unit: unit, state: state))
         if let active = state.activeState {
             resolveWaiters { kind in

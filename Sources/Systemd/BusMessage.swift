@@ -105,12 +105,6 @@ final class BusMessage {
         case "x": return .int(try readBasic("x", as: Int64.self))
         case "b": return .bool(try readBasic("b", as: Int32.self) != 0)
         case "ay": return .bytes(try readBytes())
-        case "(uo)":
-            try enter("r", "uo")
-            let id = try readBasic("u", as: UInt32.self)
-            let path = try readObjectPath()
-            try exit()
-            return .job(id: id, path: path)
         default:
             try skip(contents)
             return nil
@@ -145,8 +139,6 @@ enum PropertyValue: Equatable {
     case int(Int64)
     case bool(Bool)
     case bytes([UInt8])
-    /// A unit's pending job, `(uo)`: id 0 for none.
-    case job(id: UInt32, path: String)
 
     var string: String? { if case .string(let s) = self { return s } else { return nil } }
     var uint: UInt64? { if case .uint(let v) = self { return v } else { return nil } }

@@ -24,8 +24,6 @@ public struct UnitState: Sendable, Equatable, CustomStringConvertible {
     public var statusText: String?
     /// When the last main process exited (µs since the epoch), 0 if it has not.
     public var execMainExitTimestamp: UInt64?
-    /// The job pending on the unit, if the signal said (id 0: none).
-    public var job: UnitJob?
 
     public init(
         loadState: String? = nil, activeState: String? = nil, subState: String? = nil, result: String? = nil,
@@ -60,7 +58,6 @@ public struct UnitState: Sendable, Equatable, CustomStringConvertible {
         serviceType = properties["Type"]?.string
         statusText = properties["StatusText"]?.string
         execMainExitTimestamp = properties["ExecMainExitTimestamp"]?.uint
-        if case .job(let id, let path)? = properties["Job"] { job = UnitJob(id: id, path: path, type: "", ours: false) }
     }
 
     /// Fields present in `newer` replace those here; absent ones keep their value.
@@ -78,7 +75,6 @@ public struct UnitState: Sendable, Equatable, CustomStringConvertible {
         serviceType = newer.serviceType ?? serviceType
         statusText = newer.statusText ?? statusText
         execMainExitTimestamp = newer.execMainExitTimestamp ?? execMainExitTimestamp
-        job = newer.job ?? job
     }
 
     /// True when nothing at all was set.
@@ -113,30 +109,13 @@ extension Array where Element == UInt8 {
     }
 }
 
-/// A job queued on a unit: its type (`start`, `stop`, `restart`, …) and whether this process
-/// asked for it.
-public struct UnitJob: Sendable, Equatable {
-    public var id: UInt32
-    public var path: String
-    public var type: String
-    /// True when the job is one this process started (a remedy), false for anyone else's.
-    public var ours: Bool
-
-    public init(id: UInt32, path: String, type: String, ours: Bool) {
-        self.id = id
-        self.path = path
-        self.type = type
-        self.ours = ours
-    }
-
-    /// No job pending.
-    public var isNone: Bool { id == 0 }
-}
-
 /// Something systemd said on the bus, typed.
 public enum BusEvent: Sendable, Equatable {
     /// Some properties of a unit changed (Unit or Service interface).
     case unitChanged(unit: String, state: UnitState)
+    /// A job was queued for a unit, and whether this process asked for it (a remedy) or someone
+    /// else did (an operator, a deploy).
+    case jobNew(id: UInt32, job: String, unit: String, ours: Bool)
     /// A job finished: `result` is `done`, `canceled`, `timeout`, `failed`, `dependency` or `skipped`.
     case jobRemoved(id: UInt32, job: String, unit: String, result: String)
     /// The bus connection was lost; events may have been missed until `.connected`.

@@ -17,6 +17,7 @@ struct RunningMedicd {
         let work = host.directory + "/medicd"
         try FileManager.default.createDirectory(atPath: work + "/playbooks", withIntermediateDirectories: true)
         try playbook.write(toFile: work + "/playbooks/test.yaml", atomically: true, encoding: .utf8)
+        try? FileManager.default.removeItem(atPath: work + "/notify.sock")
         let notify = try NotifyListener(directory: work)
         let process = try ChildProcess(
             Paths.medicd,
