@@ -81,6 +81,11 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        // Benchmarks that print figures (scripts/bench builds them in release).
+        .executableTarget(
+            name: "medic-bench",
+            dependencies: ["MedicCore", "Engine", "Playbooks", "Audit"]
+        ),
         .executableTarget(
             name: "medic-demo",
             dependencies: ["TestHost", "Systemd"]
@@ -91,7 +96,7 @@ let package = Package(
         .testTarget(name: "AuditTests", dependencies: ["Audit", "MedicCore"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["TestHost", "Systemd", "Audit", "MedicCore", "medicd", "medic"]
+            dependencies: ["TestHost", "Systemd", "Audit", "MedicCore", "medicd", "medic", "medic-bench"]
         ),
     ]
 )

@@ -34,7 +34,11 @@ public struct EngineCore: Sendable {
         public init(dryRun: Bool = false) { self.dryRun = dryRun }
     }
 
-    var playbooks: [Playbook]
+    var playbooks: [Playbook] {
+        didSet { coverage.removeAll() }
+    }
+    /// Which playbooks cover a target, by index, worked out once per target name.
+    var coverage: [String: [Int]] = [:]
     let settings: Settings
     var targets: [String: TargetState] = [:]
     var incidents: [Int64: Incident] = [:]
@@ -60,9 +64,12 @@ public struct EngineCore: Sendable {
     /// Targets a human must resume.
     public var pausedTargets: [String] { targets.filter { $0.value.paused }.map(\.key).sorted() }
 
-    /// The playbook that covers a target, if any.
-    public func playbook(for target: String) -> Playbook? {
-        playbooks.first { $0.target(for: target) != nil }
+    /// The playbooks that cover a target (by name or glob), in order.
+    mutating func covering(_ target: String) -> [Int] {
+        if let known = coverage[target] { return known }
+        let found = playbooks.indices.filter { playbooks[$0].target(for: target) != nil }
+        coverage[target] = found
+        return found
     }
 
     // MARK: Inputs
@@ -111,7 +118,7 @@ public struct EngineCore: Sendable {
         }
         // The first playbook covering the target with a rule this observation sets off.
         var match: (Playbook, Int)?
-        for playbook in playbooks where playbook.target(for: name) != nil {
+        for playbook in covering(name).map({ playbooks[$0] }) {
             if let index = playbook.rules.firstIndex(where: { evaluate($0.condition, observation, state: state) }) {
                 match = (playbook, index)
                 break

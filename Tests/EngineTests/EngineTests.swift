@@ -201,25 +201,4 @@ struct EngineTests {
         #expect(!commands.contains { if case .run = $0 { true } else { false } })
         #expect(records.contains { $0.kind == .guardStopped && $0.message.contains("3 restarts") })
     }
-
-    @Test("benchmark: observations matched per second against 100 playbooks", .tags(.benchmark))
-    func throughput() throws {
-        let books = try (0..<100).map { i in
-            try playbook(crashRestart.replacingOccurrences(of: "playbook: web", with: "playbook: web\(i)").replacingOccurrences(of: "web@*.service", with: "svc\(i)-*.service"))
-        }
-        var core = EngineCore(playbooks: books)
-        let count = 100_000
-        let start = ContinuousClock.now
-        for i in 0..<count {
-            _ = core.observe(Observation(
-                target: "other\(i % 500).service", kind: .stateChanged, time: Simulator.epoch.adding(.milliseconds(Int64(i))),
-                facts: ["ActiveState": i % 2 == 0 ? "active" : "activating"], summary: "state"))
-        }
-        let seconds = (ContinuousClock.now - start).seconds
-        print(String(format: "engine: %d observations against 100 playbooks in %.2f s: %.0f observations/s (one core, this build)", count, seconds, Double(count) / seconds))
-    }
-}
-
-extension Tag {
-    @Tag static var benchmark: Self
 }

@@ -98,6 +98,20 @@ struct CLITests {
     }
 }
 
+@Suite("Benchmarks, smoke run")
+struct BenchmarkSmokeTests {
+    @Test("medic-bench --quick runs and prints its figures")
+    func quick() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let run = try ChildProcess(Paths.products + "/medic-bench", ["--quick"], logPath: dir + "/out")
+        #expect(run.waitForExit(timeout: .seconds(120)) == 0)
+        print(run.output)
+        #expect(run.output.contains("observations/s on one core"))
+        #expect(run.output.contains("durable appends"))
+    }
+}
+
 /// Just enough of arbitrary JSON to inspect a decoded value.
 struct AnyCodable: Decodable {
     let value: Any?

@@ -1,0 +1,51 @@
+import Foundation
+import Testing
+
+@Suite("medic simulate, on the shipped playbooks")
+struct SimulateTests {
+    /// Runs `medic simulate` on a shipped playbook with a timeline given inline.
+    func simulate(_ playbook: String, _ timeline: String, horizon: String = "1h") throws -> (status: Int32, output: String) {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try timeline.write(toFile: dir + "/timeline.jsonl", atomically: true, encoding: .utf8)
+        return try medic(["simulate", Paths.packageRoot + "/playbooks/" + playbook, "--events", dir + "/timeline.jsonl", "--horizon", horizon])
+    }
+
+    @Test("web-backend: a crash loop is restarted three times, then escalated, then retried slowly")
+    func webBackend() throws {
+        let (status, output) = try medic([
+            "simulate", Paths.packageRoot + "/playbooks/web-backend.yaml",
+            "--events", Paths.packageRoot + "/playbooks/timelines/web-backend-crash-loop.jsonl", "--horizon", "15m",
+        ])
+        #expect(status == 0, "\(output)")
+        #expect(output.components(separatedBy: "about to restart").count - 1 == 4)
+        #expect(output.contains("escalating to level 1 (after 3 restarts in 10m)"))
+        #expect(output.contains("trying again every 10m"))
+        #expect(output.contains("recovered"))
+    }
+
+    @Test("crash-loop: start-limit-hit is not restarted; the server leaves the pool and a human is told")
+    func crashLoop() throws {
+        let (status, output) = try simulate("crash-loop.yaml", #"{"at": "0s", "target": "worker.service", "event": "crashed", "kind": "start-limit-hit"}"#, horizon: "5m")
+        #expect(status == 0)
+        #expect(output.contains("about to pool maint"))
+        #expect(output.contains("about to notify oncall"))
+        #expect(!output.contains("about to restart"))
+    }
+
+    @Test("memory-leak: a leak on a host that is itself out of memory is left alone")
+    func memoryLeak() throws {
+        let leak = #"{"at": "0s", "target": "cache.service", "event": "limit", "limit": "memory > 1.5GiB for 1m""#
+        let alone = try simulate("memory-leak.yaml", leak + #", "facts": {"host.pressure.memory": "0.1"}}"#, horizon: "5m")
+        #expect(alone.output.contains("about to restart"))
+        let starving = try simulate("memory-leak.yaml", leak + #", "facts": {"host.pressure.memory": "0.6"}}"#, horizon: "5m")
+        #expect(!starving.output.contains("incident-opened"))
+    }
+
+    @Test("a timeline with a bad line is refused with its line number")
+    func badTimeline() throws {
+        let (status, output) = try simulate("web-backend.yaml", "{\"at\": \"0s\", \"target\": \"web@1.service\", \"event\": \"crashed\"}\n{\"at\": \"soon\", \"target\": \"x\", \"event\": \"failed\"}")
+        #expect(status == 1)
+        #expect(output.contains("line 2: 'at': 'soon' is not a duration"))
+    }
+}
