@@ -194,14 +194,7 @@ struct ConditionParser {
         }
         if case .disk = resource, !percent { throw Failure(offset: valueToken.offset, message: "disk thresholds are percentages, e.g. 95%") }
         if resource == .cpu, !percent { throw Failure(offset: valueToken.offset, message: "cpu thresholds are percentages, e.g. 90%") }
-        var holdFor: Duration?
-        if accept("for") {
-            let d = try next("a duration")
-            guard let duration = DurationText.parse(d.text) else {
-                throw Failure(offset: d.offset, message: "'\(d.text)' is not a duration; write e.g. 30s, 1m, 5m")
-            }
-            holdFor = duration
-        }
+        let holdFor = try durationAfter("for")
         threshold = threshold.isFinite ? threshold : 0
         return ResourceLimit(resource: resource, comparison: op, threshold: threshold, isPercentage: percent, holdFor: holdFor)
     }
@@ -221,16 +214,20 @@ struct ConditionParser {
             }
             value = number
         }
-        var within: Duration?
-        if accept("in") {
-            let d = try next("a duration")
-            guard let duration = DurationText.parse(d.text) else {
-                throw Failure(offset: d.offset, message: "'\(d.text)' is not a duration; write e.g. 10m")
-            }
-            within = duration
-        } else if metric.isCount {
+        let within = try durationAfter("in")
+        if within == nil, metric.isCount {
             throw Failure(offset: name.offset, message: "\(metric.rawValue) counts need a window, e.g. '\(metric.rawValue) > 3 in 10m'")
         }
         return .compare(metric, op, value, within: within)
+    }
+
+    /// `WORD DURATION` if the next token is `word`; nil if it is not there.
+    private mutating func durationAfter(_ word: String) throws -> Duration? {
+        guard accept(word) else { return nil }
+        let token = try next("a duration after '\(word)'")
+        guard let duration = DurationText.parse(token.text) else {
+            throw Failure(offset: token.offset, message: "'\(token.text)' is not a duration; write e.g. 30s, 10m, 1h")
+        }
+        return duration
     }
 }

@@ -57,10 +57,8 @@ struct DaemonTests {
     @Test("reconnects when the bus goes away (dbus restarted) and keeps healing")
     func reconnectsAfterDbusRestart() async throws {
         try await withTestHost("reconnect") { host in
-            try host.installUnit("web.service", try backendUnit(port: freePort()))
-            let manager = SystemdManager(bus: try SystemBus(address: host.busAddress))
-            try await manager.reload()
-            _ = try await manager.startUnit("web.service")
+            let manager = try await installAndStart(host, ["web.service": try backendUnit(port: freePort())], start: ["web.service"])
+            defer { manager.bus.close() }
             let medicd = try RunningMedicd.start(on: host, playbook: playbook(unit: "web.service", verify: "300ms"))
             defer { medicd.process.stop() }
             // Restarting dbus drops every client, ours included.
@@ -78,11 +76,8 @@ struct DaemonTests {
     @Test("keeps receiving systemd's signals after systemd re-executes itself")
     func survivesDaemonReexec() async throws {
         try await withTestHost("reexec") { host in
-            try host.installUnit("web.service", try backendUnit(port: freePort()))
-            let manager = SystemdManager(bus: try SystemBus(address: host.busAddress))
+            let manager = try await installAndStart(host, ["web.service": try backendUnit(port: freePort())], start: ["web.service"])
             defer { manager.bus.close() }
-            try await manager.reload()
-            _ = try await manager.startUnit("web.service")
             let medicd = try RunningMedicd.start(on: host, playbook: playbook(unit: "web.service", verify: "300ms"))
             defer { medicd.process.stop() }
             try host.runInside(["systemctl", "daemon-reexec"])

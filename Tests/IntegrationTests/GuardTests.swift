@@ -60,14 +60,11 @@ struct GuardTests {
     @Test("an operator's stop is recorded, not remediated, even when the service exits non-zero on SIGTERM")
     func operatorStop() async throws {
         try await withTestHost("opstop") { host in
-            try host.installUnit("stubborn.service", """
+            let manager = try await installAndStart(host, ["stubborn.service": """
                 [Service]
                 ExecStart=/bin/sh -c 'trap "exit 1" TERM; while :; do sleep 0.05; done'
-                """)
-            let manager = SystemdManager(bus: try SystemBus(address: host.busAddress))
+                """], start: ["stubborn.service"])
             defer { manager.bus.close() }
-            try await manager.reload()
-            _ = try await manager.startUnit("stubborn.service")
             let medicd = try RunningMedicd.start(on: host, playbook: playbook(unit: "stubborn.service"))
             defer { medicd.process.stop() }
             #expect(try await manager.stopUnit("stubborn.service") == .finished("done"))
@@ -85,13 +82,9 @@ struct GuardTests {
     @Test("SIGHUP reloads the playbooks; an invalid set is refused and the running one keeps healing")
     func reload() async throws {
         try await withTestHost("reload") { host in
-            try host.installUnit("a.service", try backendUnit(port: freePort()))
-            try host.installUnit("b.service", try backendUnit(port: freePort()))
-            let manager = SystemdManager(bus: try SystemBus(address: host.busAddress))
+            let manager = try await installAndStart(
+                host, ["a.service": try backendUnit(port: freePort()), "b.service": try backendUnit(port: freePort())], start: ["a.service", "b.service"])
             defer { manager.bus.close() }
-            try await manager.reload()
-            _ = try await manager.startUnit("a.service")
-            _ = try await manager.startUnit("b.service")
             let medicd = try RunningMedicd.start(on: host, playbook: playbook(unit: "a.service", verify: "100ms"))
             defer { medicd.process.stop() }
             let playbooks = host.directory + "/medicd/playbooks"
@@ -114,11 +107,8 @@ struct GuardTests {
     @Test("medic silence holds automatic action; the crash is still recorded")
     func silence() async throws {
         try await withTestHost("silence") { host in
-            try host.installUnit("web.service", try backendUnit(port: freePort()))
-            let manager = SystemdManager(bus: try SystemBus(address: host.busAddress))
+            let manager = try await installAndStart(host, ["web.service": try backendUnit(port: freePort())], start: ["web.service"])
             defer { manager.bus.close() }
-            try await manager.reload()
-            _ = try await manager.startUnit("web.service")
             let medicd = try RunningMedicd.start(on: host, playbook: playbook(unit: "web.service"))
             defer { medicd.process.stop() }
             let result = try medic(["silence", "web.service", "--for", "1h", "--reason", "planned maintenance", "--state", medicd.state])
@@ -135,11 +125,9 @@ struct GuardTests {
     @Test("a restarted daemon keeps its counts: a crash-looping unit is never restarted more often than allowed")
     func countsSurviveRestart() async throws {
         try await withTestHost("counts") { host in
-            try host.installUnit("web.service", try backendUnit(port: freePort(), unitSection: "StartLimitIntervalSec=0"))
-            let manager = SystemdManager(bus: try SystemBus(address: host.busAddress))
+            let manager = try await installAndStart(
+                host, ["web.service": try backendUnit(port: freePort(), unitSection: "StartLimitIntervalSec=0")], start: ["web.service"])
             defer { manager.bus.close() }
-            try await manager.reload()
-            _ = try await manager.startUnit("web.service")
             let book = playbook(unit: "web.service", verify: "100ms", restarts: "1 in 10m")
             let first = try RunningMedicd.start(on: host, playbook: book)
             kill(try #require(host.processes(ofUnit: "web.service").first), SIGKILL)

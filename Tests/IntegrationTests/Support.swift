@@ -28,6 +28,16 @@ func withTestHost<T>(_ name: String, _ body: (TestHost) async throws -> T) async
     return try await body(host)
 }
 
+/// Installs `units` (name → unit file) in the host, reloads systemd, starts `start`, and returns
+/// a manager on the host's bus (close its bus when done).
+func installAndStart(_ host: TestHost, _ units: [String: String], start: [String] = []) async throws -> SystemdManager {
+    for (name, contents) in units { try host.installUnit(name, contents) }
+    let manager = SystemdManager(bus: try SystemBus(address: host.busAddress))
+    try await manager.reload()
+    for unit in start { _ = try await manager.startUnit(unit) }
+    return manager
+}
+
 /// A simple unit running the test backend on `port`.
 func backendUnit(port: Int, unitSection: String = "", serviceSection: String = "") throws -> String {
     """

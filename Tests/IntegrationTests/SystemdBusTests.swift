@@ -59,11 +59,8 @@ struct SystemdBusTests {
     @Test("waiting for a state times out with nil, and resolves on the signal")
     func waitForState() async throws {
         try await withTestHost("wait") { host in
-            try host.installUnit("w.service", try backendUnit(port: freePort()))
-            let manager = SystemdManager(bus: try SystemBus(address: host.busAddress))
+            let manager = try await installAndStart(host, ["w.service": try backendUnit(port: freePort())], start: ["w.service"])
             defer { manager.bus.close() }
-            try await manager.reload()
-            _ = try await manager.startUnit("w.service")
             #expect(try await manager.waitForActiveState(of: "w.service", timeout: .milliseconds(100)) { $0 == "failed" } == nil)
             async let failed = manager.waitForActiveState(of: "w.service", timeout: .seconds(5)) { $0 == "failed" }
             try await Task.sleep(for: .milliseconds(50))
