@@ -174,6 +174,9 @@ public struct UnitTracker: Sendable {
         facts["ExecMainStatus"] = state.execMainStatus.map(String.init)
         facts["NRestarts"] = state.nRestarts.map(String.init)
         facts["InvocationID"] = state.invocationID
+        if let requires = state.requires?.filter({ $0.hasSuffix(".service") }), !requires.isEmpty {
+            facts["Requires"] = requires.joined(separator: ",")
+        }
         return facts
     }
 }

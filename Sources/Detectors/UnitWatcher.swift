@@ -18,12 +18,17 @@ public actor UnitWatcher {
     private let manager: SystemdManager
     private var tracker: UnitTracker
     private var selectors: [TargetSelector]
+    /// Units watched for their health only: the targets' dependencies (configured, and
+    /// systemd's Requires=/BindsTo=).
+    private var dependencies: Set<String>
     private let logger: Logger
 
-    public init(manager: SystemdManager, selectors: [TargetSelector], logger: Logger) {
+    /// Watches the units `selectors` select, and `dependencies` for their health.
+    public init(manager: SystemdManager, selectors: [TargetSelector], dependencies: [String] = [], logger: Logger) {
         self.manager = manager
         self.selectors = selectors.filter { $0 != .host }
-        tracker = UnitTracker(selectors: self.selectors)
+        self.dependencies = Set(dependencies)
+        tracker = UnitTracker(selectors: self.selectors + dependencies.map { .unit($0) })
         self.logger = logger
     }
 
@@ -55,22 +60,33 @@ public actor UnitWatcher {
     }
 
     /// Watches a new set of targets (after a reload) and returns what reading the new ones found.
-    public func retarget(_ selectors: [TargetSelector]) async throws -> [Observation] {
+    public func retarget(_ selectors: [TargetSelector], dependencies: [String]) async throws -> [Observation] {
         self.selectors = selectors.filter { $0 != .host }
-        tracker.retarget(self.selectors)
+        self.dependencies = Set(dependencies)
+        tracker.retarget(self.selectors + dependencies.map { .unit($0) })
         return try await snapshot()
     }
 
-    /// Reads the state of every named target and every loaded unit matching a glob.
+    /// Reads the state of every named target, every loaded unit matching a glob, and every
+    /// dependency those need (taking on dependencies systemd names as it finds them).
     private func snapshot() async throws -> [Observation] {
         var names = selectors.filter { !$0.isPattern }.map(\.description)
         let patterns = selectors.filter(\.isPattern).map(\.description)
         if !patterns.isEmpty { names += try await manager.listUnits(matching: patterns) }
+        var pending = Set(names).union(dependencies).sorted()
+        var seen: Set<String> = []
         var observations: [Observation] = []
-        for unit in Set(names).sorted() {
+        while let unit = pending.popLast() {
+            guard seen.insert(unit).inserted else { continue }
             let state = try await manager.state(of: unit)
             if state.loadState != "loaded" {
                 logger.warning("\(unit): LoadState=\(state.loadState ?? "unknown"); watching it anyway")
+            }
+            let needs = (state.requires ?? []).filter { $0.hasSuffix(".service") && !tracker.tracks($0) }
+            if !needs.isEmpty, selectors.contains(where: { $0.matches(unit) }) {
+                dependencies.formUnion(needs)
+                tracker.retarget(selectors + dependencies.map { .unit($0) })
+                pending += needs
             }
             observations += tracker.snapshot(unit, state, at: .now())
         }

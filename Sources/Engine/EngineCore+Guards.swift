@@ -38,8 +38,7 @@ extension EngineCore {
             targets[target]?.flapping = false
         }
         if step.kind.isDestructive {
-            let spec = incident.playbook.target(for: target)
-            for dependency in spec?.dependsOn ?? [] where targets[dependency]?.healthy == false {
+            for dependency in dependencies(of: incident) where targets[dependency]?.healthy == false {
                 let parent = targets[dependency]?.incident.map { " (incident \($0))" } ?? ""
                 return GuardStop(guard: "dependency", message: "\(target) depends on \(dependency), which is unhealthy\(parent); waiting for it instead of restarting a victim", then: .hold(until: nil))
             }
@@ -127,7 +126,9 @@ extension EngineCore {
             needsHuman(id, reason: "every escalation level ran and \(incident.target) is still not healthy (\(reason))", pause: false, at: now)
             return
         }
-        if incident.retrySlowly {
+        if incident.retrySlowly || !incident.rule.steps.contains(where: \.kind.isRemedy) {
+            // A guard refused, or nothing in the plan could fix the target itself (it only
+            // tells people and keeps evidence): a human has it; try again slowly.
             incident.retrySlowly = false
             incidents[id] = incident
             needsHuman(id, reason: reason, pause: false, at: now)

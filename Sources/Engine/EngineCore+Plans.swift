@@ -234,7 +234,7 @@ extension EngineCore {
         }
         // Dependants held on this target go at once, without waiting out a back-off.
         if healthy {
-            for (id, incident) in incidents where incident.playbook.target(for: incident.target)?.dependsOn.contains(target) == true {
+            for (id, incident) in incidents where dependencies(of: incident).contains(target) {
                 if case .held(let index, _) = incident.phase {
                     var resumed = incident
                     resumed.phase = .idle

@@ -110,6 +110,7 @@ public struct EngineCore: Sendable {
             kind: .observation, time: now, target: name, incident: openID, message: observation.summary,
             details: observation.facts)))
         if let health = observation.health { state.noteHealth(health, at: now) }
+        if let requires = observation.facts["Requires"] { state.requires = requires.split(separator: ",").map(String.init) }
         targets[name] = state
 
         if case .stoppedByRequest(let job) = observation.kind, let id = openID {
@@ -194,6 +195,13 @@ public struct EngineCore: Sendable {
             break
         }
         return flush()
+    }
+
+    /// What an incident's target needs: the playbook's `depends_on` and systemd's own
+    /// Requires=/BindsTo=.
+    func dependencies(of incident: Incident) -> [String] {
+        let configured = incident.playbook.target(for: incident.target)?.dependsOn ?? []
+        return configured + (targets[incident.target]?.requires ?? []).filter { !configured.contains($0) }
     }
 
     // MARK: Output

@@ -23,6 +23,8 @@ struct TargetState: Sendable {
     var flapping = false
     /// How long the last healthy period lasted when it ended.
     var lastHealthyPeriod: Duration?
+    /// The units systemd says it needs (Requires=, BindsTo=).
+    var requires: [String] = []
 
     mutating func noteHealth(_ health: Bool, at now: Timestamp) {
         guard healthy != health else { return }

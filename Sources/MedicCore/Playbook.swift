@@ -186,7 +186,7 @@ public struct EscalationLevel: Sendable, Equatable {
 /// The safety rails of a playbook. Every field has a default.
 public struct Guards: Sendable, Equatable {
     /// At most `count` runs of a step kind per target in `window` (default: 3 restarts in 10m,
-    /// 1 reboot in 6h).
+    /// 1 reboot in 6h, 6 execs in 1h).
     public var rates: [StepKind: RateLimit]
     /// Waits between successive attempts on one target: `initial`, doubling up to `maximum`.
     public var backoffInitial: Duration
@@ -206,7 +206,10 @@ public struct Guards: Sendable, Equatable {
     public var stormWindow: Duration
 
     public init(
-        rates: [StepKind: RateLimit] = [.restart: RateLimit(count: 3, window: .seconds(600)), .reboot: RateLimit(count: 1, window: .seconds(21_600))],
+        rates: [StepKind: RateLimit] = [
+            .restart: RateLimit(count: 3, window: .seconds(600)), .reboot: RateLimit(count: 1, window: .seconds(21_600)),
+            .exec: RateLimit(count: 6, window: .seconds(3600)),
+        ],
         backoffInitial: Duration = .seconds(1), backoffMaximum: Duration = .seconds(300), resetAfter: Duration = .seconds(600),
         cooldown: Duration = .zero, flap: RateLimit = RateLimit(count: 10, window: .seconds(300)),
         stabilise: Duration = .seconds(30), retryEvery: Duration = .seconds(600),

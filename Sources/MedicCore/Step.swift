@@ -10,6 +10,15 @@ public enum StepKind: String, Sendable, Equatable, Hashable, CaseIterable, Codab
         }
     }
 
+    /// Steps that act on the target itself and may fix it (as opposed to telling people,
+    /// keeping evidence, moving traffic or waiting).
+    public var isRemedy: Bool {
+        switch self {
+        case .restart, .start, .stop, .reload, .kill, .reboot, .exec: true
+        case .verify, .wait, .collect, .pool, .notify: false
+        }
+    }
+
     /// Steps the engine runs today; the others are recorded as not yet available.
     public var isAvailable: Bool {
         switch self {

@@ -105,6 +105,12 @@ final class BusMessage {
         case "x": return .int(try readBasic("x", as: Int64.self))
         case "b": return .bool(try readBasic("b", as: Int32.self) != 0)
         case "ay": return .bytes(try readBytes())
+        case "as":
+            var strings: [String] = []
+            try enter("a", "s")
+            while let (type, _) = try peekType(), type == "s" { strings.append(try readString()) }
+            try exit()
+            return .strings(strings)
         default:
             try skip(contents)
             return nil
@@ -139,9 +145,11 @@ enum PropertyValue: Equatable {
     case int(Int64)
     case bool(Bool)
     case bytes([UInt8])
+    case strings([String])
 
     var string: String? { if case .string(let s) = self { return s } else { return nil } }
     var uint: UInt64? { if case .uint(let v) = self { return v } else { return nil } }
     var int: Int64? { if case .int(let v) = self { return v } else { return nil } }
     var bytes: [UInt8]? { if case .bytes(let v) = self { return v } else { return nil } }
+    var strings: [String]? { if case .strings(let v) = self { return v } else { return nil } }
 }

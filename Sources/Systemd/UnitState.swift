@@ -24,6 +24,8 @@ public struct UnitState: Sendable, Equatable, CustomStringConvertible {
     public var statusText: String?
     /// When the last main process exited (µs since the epoch), 0 if it has not.
     public var execMainExitTimestamp: UInt64?
+    /// The units this one cannot run without (`Requires=` and `BindsTo=`).
+    public var requires: [String]?
 
     public init(
         loadState: String? = nil, activeState: String? = nil, subState: String? = nil, result: String? = nil,
@@ -58,6 +60,9 @@ public struct UnitState: Sendable, Equatable, CustomStringConvertible {
         serviceType = properties["Type"]?.string
         statusText = properties["StatusText"]?.string
         execMainExitTimestamp = properties["ExecMainExitTimestamp"]?.uint
+        if properties["Requires"] != nil || properties["BindsTo"] != nil {
+            requires = (properties["Requires"]?.strings ?? []) + (properties["BindsTo"]?.strings ?? [])
+        }
     }
 
     /// Fields present in `newer` replace those here; absent ones keep their value.
@@ -75,6 +80,7 @@ public struct UnitState: Sendable, Equatable, CustomStringConvertible {
         serviceType = newer.serviceType ?? serviceType
         statusText = newer.statusText ?? statusText
         execMainExitTimestamp = newer.execMainExitTimestamp ?? execMainExitTimestamp
+        requires = newer.requires ?? requires
     }
 
     /// True when nothing at all was set.

@@ -77,7 +77,8 @@ struct MedicDaemon: AsyncParsableCommand {
             core: core, runner: SystemdStepRunner(manager: SystemdManager(bus: systemBus)), audit: audit, logger: logger,
             onChange: { status in Notify.status(StatusLine.text(status, targets: targetCount)) })
         let watcher = UnitWatcher(
-            manager: SystemdManager(bus: systemBus), selectors: directory.playbooks.flatMap { $0.targets.map(\.selector) }, logger: logger)
+            manager: SystemdManager(bus: systemBus), selectors: directory.playbooks.flatMap { $0.targets.map(\.selector) },
+            dependencies: directory.playbooks.flatMap { $0.targets.flatMap(\.dependsOn) }, logger: logger)
 
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: Supervisor(bus: systemBus, engine: engine, watcher: watcher, audit: audit, targets: targetCount, logger: logger)),

@@ -44,7 +44,8 @@ struct Reloader: Service {
         _ = try? await audit.append(records)
         await engine.replacePlaybooks(loaded.playbooks)
         do {
-            for observation in try await watcher.retarget(loaded.playbooks.flatMap { $0.targets.map(\.selector) }) {
+            let selectors = loaded.playbooks.flatMap { $0.targets.map(\.selector) }
+            for observation in try await watcher.retarget(selectors, dependencies: loaded.playbooks.flatMap { $0.targets.flatMap(\.dependsOn) }) {
                 await engine.handle(observation)
             }
         } catch {

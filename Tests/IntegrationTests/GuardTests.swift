@@ -35,7 +35,7 @@ struct GuardTests {
                       - collect: { journal: 100 }
                       - notify: oncall
                     escalate:
-                      - after: 2 failures in 10m
+                      - after: failure
                         do: [ { notify: { to: oncall, message: "bad.service cannot start: check its configuration" } } ]
                 """)
             defer { medicd.process.stop() }
@@ -119,6 +119,29 @@ struct GuardTests {
             #expect(try medicd.records(kinds: [.silence]).first?.message.contains("planned maintenance") == true)
             #expect(try medicd.records(kinds: [.stepResult]).filter { $0.step == "restart" }.isEmpty)
             #expect(try await manager.state(of: "web.service").activeState == "failed")
+        }
+    }
+
+    @Test("a victim of a failed dependency (systemd's Requires=) is not restarted until the dependency is back")
+    func dependency() async throws {
+        try await withTestHost("depends") { host in
+            let manager = try await installAndStart(host, [
+                "db.service": try backendUnit(port: freePort()),
+                "app.service": try backendUnit(port: freePort(), unitSection: "Requires=db.service\nAfter=db.service"),
+            ], start: ["app.service"])
+            defer { manager.bus.close() }
+            let medicd = try RunningMedicd.start(on: host, playbook: playbook(unit: "app.service", verify: "100ms"))
+            defer { medicd.process.stop() }
+            kill(try #require(host.processes(ofUnit: "db.service").first), SIGKILL)
+            #expect(await eventually { ((try? medicd.records(unit: "db.service", kinds: [.observation]).contains { $0.message.contains("killed by signal 9") }) ?? false) })
+            kill(try #require(host.processes(ofUnit: "app.service").first), SIGKILL)
+            #expect(await eventually { ((try? medicd.records(kinds: [.guardStopped]).contains { $0.message.contains("depends on db.service, which is unhealthy") }) ?? false) })
+            try await Task.sleep(for: .milliseconds(500))
+            #expect(try medicd.records(kinds: [.stepIntent]).filter { $0.step == "restart" }.isEmpty)
+            // The dependency comes back (an operator starts it): the victim goes at once.
+            _ = try await manager.startUnit("db.service")
+            #expect(await eventually { ((try? medicd.records(unit: "app.service", kinds: [.incidentClosed]).count) ?? 0) == 1 }, "\((try? medicd.records().map(\.message)) ?? [])")
+            #expect(try await manager.state(of: "app.service").activeState == "active")
         }
     }
 

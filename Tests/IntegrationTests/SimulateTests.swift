@@ -11,11 +11,33 @@ struct SimulateTests {
         return try medic(["simulate", Paths.packageRoot + "/playbooks/" + playbook, "--events", dir + "/timeline.jsonl", "--horizon", horizon])
     }
 
+    @Test("every shipped playbook has a timeline, and simulating it opens an incident and acts", arguments: [
+        "web-backend", "hung-backend", "memory-leak", "unhealthy-503", "crash-loop", "full-disk", "host-down", "host-resources",
+    ])
+    func everyShippedPlaybook(name: String) throws {
+        let (status, output) = try medic([
+            "simulate", Paths.packageRoot + "/playbooks/\(name).yaml",
+            "--events", Paths.packageRoot + "/playbooks/timelines/\(name).jsonl", "--horizon", "30m",
+        ])
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("incident-opened"), "\(output)")
+        #expect(output.contains("step-intent"), "\(output)")
+    }
+
+    @Test("host-resources: the last resort is a guarded reboot, never more than once in 6h")
+    func hostResources() throws {
+        let (_, output) = try medic([
+            "simulate", Paths.packageRoot + "/playbooks/host-resources.yaml",
+            "--events", Paths.packageRoot + "/playbooks/timelines/host-resources.jsonl", "--horizon", "2h",
+        ])
+        #expect(output.components(separatedBy: "about to reboot").count - 1 == 1, "\(output)")
+    }
+
     @Test("web-backend: a crash loop is restarted three times, then escalated, then retried slowly")
     func webBackend() throws {
         let (status, output) = try medic([
             "simulate", Paths.packageRoot + "/playbooks/web-backend.yaml",
-            "--events", Paths.packageRoot + "/playbooks/timelines/web-backend-crash-loop.jsonl", "--horizon", "15m",
+            "--events", Paths.packageRoot + "/playbooks/timelines/web-backend.jsonl", "--horizon", "15m",
         ])
         #expect(status == 0, "\(output)")
         #expect(output.components(separatedBy: "about to restart").count - 1 == 4)
