@@ -51,6 +51,11 @@ public actor Engine {
         core.setSilences(silences)
     }
 
+    /// A human resumes automatic action on a paused target.
+    public func resume(_ target: String) async {
+        await carry(core.resume(target, at: .now()))
+    }
+
     /// Replaces the playbooks; incidents in flight finish under the version they started with.
     public func replacePlaybooks(_ playbooks: [Playbook]) {
         core.replacePlaybooks(playbooks)

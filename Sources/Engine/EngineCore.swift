@@ -61,9 +61,6 @@ public struct EngineCore: Sendable {
         incidents.values.sorted { $0.id < $1.id }.map { ($0.id, $0.target, $0.playbook.name) }
     }
 
-    /// Targets a human must resume.
-    public var pausedTargets: [String] { targets.filter { $0.value.paused }.map(\.key).sorted() }
-
     /// The playbooks that cover a target (by name or glob), in order.
     mutating func covering(_ target: String) -> [Int] {
         if let known = coverage[target] { return known }
@@ -91,11 +88,18 @@ public struct EngineCore: Sendable {
         for failure in failures { targets[failure.target, default: TargetState()].failures.append(failure.time) }
     }
 
-    /// A human resumes automatic action on a paused target.
+    /// A human resumes automatic action on a paused target: its incident's plan runs again.
     public mutating func resume(_ target: String, at now: Timestamp) -> [Command] {
         guard targets[target]?.paused == true else { return [] }
         targets[target]?.paused = false
-        emit(.record(AuditRecord(kind: .decision, time: now, target: target, message: "resumed: automatic action on \(target) allowed again")))
+        targets[target]?.transitions.removeAll()
+        emit(.record(AuditRecord(kind: .decision, time: now, target: target, incident: targets[target]?.incident,
+                                 message: "resumed by a human: automatic action on \(target) allowed again")))
+        if let id = targets[target]?.incident, var incident = incidents[id], incident.phase == .paused {
+            incident.phase = .idle
+            incidents[id] = incident
+            beginAttempt(id, at: now)
+        }
         return flush()
     }
 

@@ -24,7 +24,7 @@ public final class TestHost: Sendable {
     private let state = Mutex(State())
     private let binds: [String]
     private let cgroup: String
-    private let bootChanged = Condition()
+    private let bootChanged = BootSignal()
 
     /// The D-Bus address of the host's system bus, from outside.
     public var busAddress: BusAddress { .address("unix:path=\(directory)/run/dbus/system_bus_socket") }
@@ -298,8 +298,8 @@ func run(_ executable: String, _ arguments: [String]) throws {
     }
 }
 
-/// A condition variable for waking waiters when a host's boot state changes.
-final class Condition: Sendable {
+/// Wakes those waiting for a host to boot again.
+final class BootSignal: Sendable {
     private let condition = NSCondition()
     func broadcast() { condition.lock(); condition.broadcast(); condition.unlock() }
     func wait(upTo seconds: Double) {

@@ -68,6 +68,27 @@ struct UnsilenceCommand: AsyncParsableCommand {
     }
 }
 
+/// `medic resume UNIT`: allows automatic action again on a target Medic stopped acting on
+/// (flapping) and runs its plan again.
+struct ResumeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "resume", abstract: "Let Medic act again on a target it stopped acting on, and run its plan again.")
+
+    @Argument(help: "The unit.")
+    var target: String
+
+    @Option(help: "State directory of medicd.")
+    var state = "/var/lib/medic"
+
+    func run() async throws {
+        let store = try openStore(state)
+        _ = try await store.append(AuditRecord(
+            kind: .humanCommand, target: target, message: "resume \(target) by uid \(getuid())",
+            details: ["command": "resume", "uid": String(getuid())]))
+        print("asked medicd to resume \(target)")
+    }
+}
+
 /// Opens medicd's audit store for a command that writes to it.
 func openStore(_ state: String) throws -> AuditStore {
     guard FileManager.default.fileExists(atPath: state + "/" + AuditStore.fileName) else {

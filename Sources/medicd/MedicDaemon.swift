@@ -83,7 +83,7 @@ struct MedicDaemon: AsyncParsableCommand {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: Supervisor(bus: systemBus, engine: engine, watcher: watcher, audit: audit, targets: targetCount, logger: logger)),
             .init(service: Reloader(directory: playbooks, engine: engine, watcher: watcher, audit: audit, logger: logger)),
-            .init(service: SilenceRefresher(store: store, engine: engine)),
+            .init(service: HumanCommands(store: store, engine: engine)),
         ]
         if let interval = Notify.watchdogInterval() {
             logger.info("systemd watchdog enabled: pinging every \(interval / 2)")

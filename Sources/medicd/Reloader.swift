@@ -53,22 +53,3 @@ struct Reloader: Service {
         }
     }
 }
-
-/// Keeps the engine's silences in step with the audit store, where `medic silence` writes them.
-struct SilenceRefresher: Service {
-    let store: AuditStore
-    let engine: Engine
-
-    func run() async throws {
-        do {
-            try await cancelWhenGracefulShutdown {
-                while true {
-                    if let silences = try? store.silences(now: .now()) { await engine.setSilences(silences) }
-                    try await Task.sleep(for: .seconds(1))
-                }
-            }
-        } catch is CancellationError {
-            return
-        }
-    }
-}

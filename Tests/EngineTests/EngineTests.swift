@@ -91,6 +91,23 @@ struct EngineTests {
         #expect(out.of(.escalation).last?.record.message.contains("stops until a human resumes it") == true)
     }
 
+    @Test("a paused target acts again once a human resumes it")
+    func resume() throws {
+        var core = EngineCore(playbooks: [try playbook(crashRestart.replacingOccurrences(of: "stabilise: 30s", with: "stabilise: 30s\n  flap: 2 in 5m"))])
+        var now = Simulator.epoch
+        func observe(_ state: String) -> [EngineCore.Command] {
+            now = now.adding(.seconds(1))
+            return core.observe(Observation(target: "web@1.service", kind: .stateChanged, time: now, facts: ["ActiveState": state], summary: state))
+        }
+        _ = observe("active"); _ = observe("failed"); _ = observe("active")
+        now = now.adding(.seconds(1))
+        let crash = core.observe(Observation(target: "web@1.service", kind: .crashed(.signal), time: now, facts: [:], summary: "crashed"))
+        #expect(!crash.contains { if case .run = $0 { true } else { false } })
+        let resumed = core.resume("web@1.service", at: now.adding(.seconds(60)))
+        #expect(resumed.contains { if case .record(let r) = $0 { r.message.hasPrefix("resumed by a human") } else { false } })
+        #expect(resumed.contains { if case .run(_, let step, _, _) = $0 { step.kind == .restart } else { false } })
+    }
+
     @Test("dry-run records what would be done and does nothing")
     func dryRun() throws {
         for out in [
