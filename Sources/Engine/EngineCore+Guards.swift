@@ -39,7 +39,7 @@ extension EngineCore {
         }
         if step.kind.isDestructive {
             for dependency in dependencies(of: incident) where targets[dependency]?.healthy == false {
-                let parent = targets[dependency]?.incident.map { " (incident \($0))" } ?? ""
+                let parent = targets[dependency]?.incidents.values.min().map { " (incident \($0))" } ?? ""
                 return GuardStop(guard: "dependency", message: "\(target) depends on \(dependency), which is unhealthy\(parent); waiting for it instead of restarting a victim", then: .hold(until: nil))
             }
             if let hold = stormHold(incident.playbook, at: now) { return hold }

@@ -2,7 +2,7 @@ import MedicCore
 
 extension EngineCore {
     /// Opens an incident for `observation` under the playbook's rule and starts its plan.
-    mutating func open(playbook: Playbook, ruleIndex: Int, observation: Observation) {
+    mutating func open(playbook: Playbook, ruleIndex: Int, key: String, observation: Observation) {
         let rule = playbook.rules[ruleIndex]
         let id = nextIncident
         nextIncident += 1
@@ -13,8 +13,10 @@ extension EngineCore {
             kind: .incidentOpened, time: now, target: observation.target, incident: id, playbook: playbook.name,
             playbookHash: playbook.contentHash, message: "\(rule.text): \(observation.summary); running playbook \(playbook.name)",
             details: details)))
-        incidents[id] = Incident(id: id, target: observation.target, playbook: playbook, rule: rule, opened: now, occurred: observation.occurred, stepStarted: now)
-        targets[observation.target, default: TargetState()].incident = id
+        incidents[id] = Incident(
+            id: id, target: observation.target, key: key, playbook: playbook, rule: rule, opened: now, occurred: observation.occurred,
+            stepStarted: now)
+        targets[observation.target, default: TargetState()].incidents[key] = id
         counters.incidentsOpened += 1
         startAttempt(id, at: now)
     }
@@ -116,6 +118,16 @@ extension EngineCore {
             }
             return
         }
+        if !step.kind.isAvailable || [.verify, .wait].contains(step.kind) || settings.dryRun || incident.playbook.dryRun {
+            // Not acting on the target: no need to wait for another incident's step.
+        } else if let other = targets[incident.target]?.busy, other != id {
+            incident.phase = .queued(index)
+            incidents[id] = incident
+            emit(.record(AuditRecord(
+                kind: .decision, time: now, target: incident.target, incident: id, playbook: incident.playbook.name,
+                message: "\(step.name) waits: incident \(other) has a step running on \(incident.target)")))
+            return
+        }
         let dryRun = settings.dryRun || incident.playbook.dryRun
         let label = "\(index + 1)/\(incident.plan.count) \(step.name)"
         emit(.record(AuditRecord(
@@ -151,6 +163,7 @@ extension EngineCore {
             incident.phase = .running(index)
             incident.token = token
             incidents[id] = incident
+            targets[incident.target]?.busy = id
             emit(.run(token: token, step: step, target: incident.target, incident: id))
         }
     }
@@ -210,9 +223,22 @@ extension EngineCore {
         planFailed(id, reason: "verify failed: \(summary)", at: now)
     }
 
+    /// Lets the first incident queued behind another's step on `target` go, if none is running.
+    mutating func runQueued(on target: String, at now: Timestamp) {
+        guard targets[target]?.busy == nil else { return }
+        for id in (targets[target]?.incidents.values.sorted() ?? []) {
+            if case .queued(let index)? = incidents[id]?.phase {
+                incidents[id]?.phase = .idle
+                runStep(id, index: index, at: now)
+                return
+            }
+        }
+    }
+
     /// The target's health changed: move the incidents that wait on it.
     mutating func healthChanged(_ target: String, healthy: Bool, at now: Timestamp) {
-        if let id = targets[target]?.incident, var incident = incidents[id] {
+        for id in (targets[target]?.incidents.values.sorted() ?? []) {
+            guard var incident = incidents[id] else { continue }
             switch incident.phase {
             case .verifying(let index, let deadline, let since):
                 if healthy, since == nil {
@@ -297,7 +323,11 @@ extension EngineCore {
         emit(.record(AuditRecord(
             kind: .incidentClosed, time: now, target: incident.target, incident: id, playbook: incident.playbook.name,
             playbookHash: incident.playbook.contentHash, message: message, details: details)))
-        if targets[incident.target]?.incident == id { targets[incident.target]?.incident = nil }
+        if targets[incident.target]?.incidents[incident.key] == id { targets[incident.target]?.incidents[incident.key] = nil }
+        if targets[incident.target]?.busy == id {
+            targets[incident.target]?.busy = nil
+            runQueued(on: incident.target, at: now)
+        }
         switch outcome {
         case "recovered": counters.recovered += 1
         case "failed", "needs-human": counters.failed += 1

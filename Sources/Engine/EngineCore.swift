@@ -93,11 +93,10 @@ public struct EngineCore: Sendable {
         guard targets[target]?.paused == true else { return [] }
         targets[target]?.paused = false
         targets[target]?.transitions.removeAll()
-        emit(.record(AuditRecord(kind: .decision, time: now, target: target, incident: targets[target]?.incident,
+        emit(.record(AuditRecord(kind: .decision, time: now, target: target, incident: targets[target]?.incidents.values.min(),
                                  message: "resumed by a human: automatic action on \(target) allowed again")))
-        if let id = targets[target]?.incident, var incident = incidents[id], incident.phase == .paused {
-            incident.phase = .idle
-            incidents[id] = incident
+        for id in (targets[target]?.incidents.values.sorted() ?? []) where incidents[id]?.phase == .paused {
+            incidents[id]?.phase = .idle
             beginAttempt(id, at: now)
         }
         return flush()
@@ -109,39 +108,44 @@ public struct EngineCore: Sendable {
         let now = observation.time
         let name = observation.target
         var state = targets[name] ?? TargetState()
-        let openID = state.incident
+        // The first playbook covering the target with a rule this observation sets off.
+        var match: (playbook: Playbook, rule: Int, key: String)?
+        for playbook in covering(name).map({ playbooks[$0] }) {
+            if let index = playbook.rules.firstIndex(where: { evaluate($0.condition, observation, state: state) }) {
+                match = (playbook, index, Self.key(playbook, index))
+                break
+            }
+        }
+        let joined = match.flatMap { state.incidents[$0.key] }
         emit(.record(AuditRecord(
-            kind: .observation, time: now, target: name, incident: openID, message: observation.summary,
-            details: observation.facts)))
+            kind: .observation, time: now, target: name, incident: joined ?? state.incidents.values.min(),
+            message: observation.summary, details: observation.facts)))
         if let health = observation.health { state.noteHealth(health, at: now) }
         if let requires = observation.facts["Requires"] { state.requires = requires.split(separator: ",").map(String.init) }
         targets[name] = state
 
-        if case .stoppedByRequest(let job) = observation.kind, let id = openID {
-            close(id, outcome: "superseded", message: "\(name) was taken down by a \(job) job someone else asked for; standing down", at: now)
+        if case .stoppedByRequest(let job) = observation.kind, !state.incidents.isEmpty {
+            for id in state.incidents.values.sorted() {
+                close(id, outcome: "superseded", message: "\(name) was taken down by a \(job) job someone else asked for; standing down", at: now)
+            }
             return flush()
         }
-        // The first playbook covering the target with a rule this observation sets off.
-        var match: (Playbook, Int)?
-        for playbook in covering(name).map({ playbooks[$0] }) {
-            if let index = playbook.rules.firstIndex(where: { evaluate($0.condition, observation, state: state) }) {
-                match = (playbook, index)
-                break
-            }
-        }
-        if let (playbook, _) = match {
-            noteTrigger(playbook: playbook, target: name, at: now)
-            if let id = openID, let incident = incidents[id] {
+        if let match {
+            noteTrigger(playbook: match.playbook, target: name, at: now)
+            if let id = joined, let incident = incidents[id] {
                 emit(.record(AuditRecord(
                     kind: .decision, time: now, target: name, incident: id, playbook: incident.playbook.name,
                     playbookHash: incident.playbook.contentHash, message: "joined open incident \(id) instead of opening another")))
             }
         }
         if let health = observation.health { healthChanged(name, healthy: health, at: now) }
-        guard let (playbook, ruleIndex) = match, openID == nil else { return flush() }
-        open(playbook: playbook, ruleIndex: ruleIndex, observation: observation)
+        guard let match, joined == nil else { return flush() }
+        open(playbook: match.playbook, ruleIndex: match.rule, key: match.key, observation: observation)
         return flush()
     }
+
+    /// One incident per (target, key) while open.
+    static func key(_ playbook: Playbook, _ rule: Int) -> String { "\(playbook.name)#\(rule)" }
 
     /// A step started with `.run` finished.
     public mutating func stepFinished(token: Int, outcome: StepOutcome, at now: Timestamp) -> [Command] {
@@ -165,11 +169,13 @@ public struct EngineCore: Sendable {
         incident.token = nil
         incident.phase = .idle
         incidents[id] = incident
+        if targets[incident.target]?.busy == id { targets[incident.target]?.busy = nil }
         if outcome.succeeded {
             nextStep(id, after: index, at: now)
         } else {
             planFailed(id, reason: "\(step.name) failed: \(outcome.summary)", at: now)
         }
+        runQueued(on: incident.target, at: now)
         return flush()
     }
 
@@ -195,7 +201,7 @@ public struct EngineCore: Sendable {
             if let state = targets[incident.target], state.healthy == true, now.since(since) >= incident.playbook.guards.stabilise {
                 recovered(id, at: now)
             }
-        case .idle, .running, .paused:
+        case .idle, .running, .queued, .paused:
             break
         }
         return flush()

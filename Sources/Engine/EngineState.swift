@@ -11,8 +11,10 @@ struct TargetState: Sendable {
     var stepRuns: [StepKind: [Timestamp]] = [:]
     /// When plans failed on it.
     var failures: [Timestamp] = []
-    /// The open incident, if any.
-    var incident: Int64?
+    /// The open incidents, one per (playbook, rule).
+    var incidents: [String: Int64] = [:]
+    /// The incident whose step is acting on the target now: steps on one target never overlap.
+    var busy: Int64?
     /// Back-off level: how many attempts in a row without a long healthy period.
     var backoffLevel = 0
     /// When the last plan started, for cool-down.
@@ -47,6 +49,8 @@ struct Incident: Sendable {
         case idle
         /// A step is running in the driver.
         case running(Int)
+        /// Step `index` waits for another incident's step on the same target to finish.
+        case queued(Int)
         /// A `wait` step is waiting.
         case waiting(Int)
         /// A `verify` step: healthy by `deadline`, and since `healthySince`.
@@ -63,6 +67,8 @@ struct Incident: Sendable {
 
     let id: Int64
     let target: String
+    /// The (playbook, rule) this incident is for: one incident per key while open.
+    let key: String
     /// The playbook version the incident started with.
     let playbook: Playbook
     let rule: Rule

@@ -91,6 +91,29 @@ struct EngineTests {
         #expect(out.of(.escalation).last?.record.message.contains("stops until a human resumes it") == true)
     }
 
+    @Test("one incident per (target, trigger); steps on one target never overlap")
+    func incidentsPerTrigger() throws {
+        let book = try playbook("""
+            playbook: cache
+            targets: [ { unit: cache.service } ]
+            on:
+              - when: crashed
+                do: [ restart ]
+              - when: memory > 1GiB for 1m
+                do: [ reload ]
+            """)
+        var core = EngineCore(playbooks: [book])
+        let now = Simulator.epoch
+        let leak = ResourceLimit(resource: .memory, comparison: .greater, threshold: 1_073_741_824, isPercentage: false, holdFor: .seconds(60))
+        let first = core.observe(Observation(target: "cache.service", kind: .crashed(.signal), time: now, facts: [:], summary: "crashed"))
+        let second = core.observe(Observation(target: "cache.service", kind: .limitExceeded(leak), time: now.adding(.milliseconds(1)), facts: [:], summary: "leak"))
+        #expect(core.openIncidents.count == 2)
+        let runs = (first + second).compactMap { if case .run(let token, let step, _, _) = $0 { (token, step.kind) } else { nil } }
+        #expect(runs.map(\.1) == [.restart], "the reload waits for the restart")
+        let after = core.stepFinished(token: runs[0].0, outcome: .success("done"), at: now.adding(.milliseconds(5)))
+        #expect(after.contains { if case .run(_, let step, _, _) = $0 { step.kind == .reload } else { false } })
+    }
+
     @Test("a paused target acts again once a human resumes it")
     func resume() throws {
         var core = EngineCore(playbooks: [try playbook(crashRestart.replacingOccurrences(of: "stabilise: 30s", with: "stabilise: 30s\n  flap: 2 in 5m"))])
