@@ -16,6 +16,8 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.0.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.20.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.60.0"),
     ],
     targets: [
         // libsystemd, as the system provides it.
@@ -43,7 +45,12 @@ let package = Package(
         // The outside world → observations.
         .target(
             name: "Detectors",
-            dependencies: ["MedicCore", "Systemd", .product(name: "Logging", package: "swift-log")]
+            dependencies: [
+                "MedicCore", "Systemd",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
         ),
         // Incidents and plans; no I/O of its own.
         .target(
@@ -91,7 +98,7 @@ let package = Package(
             dependencies: ["TestHost", "Systemd"]
         ),
         .testTarget(name: "PlaybooksTests", dependencies: ["Playbooks", "MedicCore"]),
-        .testTarget(name: "DetectorsTests", dependencies: ["Detectors", "Systemd", "MedicCore"]),
+        .testTarget(name: "DetectorsTests", dependencies: ["Detectors", "Systemd", "MedicCore", "TestHost"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Simulation", "Playbooks", "Audit", "MedicCore"]),
         .testTarget(name: "AuditTests", dependencies: ["Audit", "MedicCore"]),
         .testTarget(

@@ -4,7 +4,8 @@
  * language runtime installs crash handlers of its own: a SIGSEGV here dumps core as in the field. It answers every request with 200 and a line naming itself; /health answers
  * "ok". Usage: medic-backend [--port N] [--name TEXT] [--exit-after-ms N --exit-code N]
  * With --exit-after-ms it exits with --exit-code after that long, to play a backend that keeps
- * failing. With NOTIFY_SOCKET set it sends READY=1 once it listens (for Type=notify units).
+ * failing. With --status-file PATH, while PATH holds a number (e.g. 503) every answer has that
+ * status, to play a backend that is running but failing its health checks. With NOTIFY_SOCKET set it sends READY=1 once it listens (for Type=notify units).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -47,13 +48,21 @@ int main(int argc, char **argv) {
     int port = 8080, exit_code = 1;
     long exit_after_ms = -1;
     const char *name = "medic-backend";
+    const char *status_file = NULL;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--port")) port = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--name")) name = argv[i + 1];
         else if (!strcmp(argv[i], "--exit-after-ms")) exit_after_ms = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--exit-code")) exit_code = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--status-file")) status_file = argv[i + 1];
         else { fprintf(stderr, "medic-backend: unknown option %s\n", argv[i]); return 2; }
     }
+    /* Whoever started us may have blocked or ignored signals: a backend must die of SIGTERM. */
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
     signal(SIGPIPE, SIG_IGN);
     setvbuf(stdout, NULL, _IOLBF, 0);
     int server = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -87,11 +96,21 @@ int main(int argc, char **argv) {
         if (n > 0) {
             request[n] = 0;
             int health = strncmp(request, "GET /health", 11) == 0;
+            int status = 200;
+            if (status_file) {
+                FILE *f = fopen(status_file, "r");
+                if (f) {
+                    if (fscanf(f, "%d", &status) != 1 || status < 100 || status > 599) status = 200;
+                    fclose(f);
+                }
+            }
             char body[256], response[512];
-            int blen = snprintf(body, sizeof(body), health ? "ok\n" : "hello from %s (pid %d)\n", name, (int)getpid());
+            int blen = status != 200 ? snprintf(body, sizeof(body), "failing with %d\n", status)
+                                     : snprintf(body, sizeof(body), health ? "ok\n" : "hello from %s (pid %d)\n", name, (int)getpid());
             int rlen = snprintf(response, sizeof(response),
-                                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
-                                "Connection: close\r\n\r\n%s", blen, body);
+                                "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
+                                "Connection: close\r\n\r\n%s", status, status == 200 ? "OK" : status == 503 ? "Service Unavailable" : "Error",
+                                blen, body);
             send(client, response, (size_t)rlen, 0);
         }
         close(client);

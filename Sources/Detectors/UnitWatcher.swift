@@ -54,9 +54,17 @@ public actor UnitWatcher {
                     logger.error("re-reading units after reconnect failed: \(error)")
                 }
             case .unitChanged, .jobNew, .jobRemoved:
-                for observation in tracker.ingest(event, at: .now()) { await deliver(.observation(observation)) }
+                for observation in tracker.ingest(event, at: .now()) { await deliver(.observation(withHostPressure(observation))) }
             }
         }
+    }
+
+    /// Observations that can trigger a playbook carry the host's pressure at that moment.
+    private func withHostPressure(_ observation: Observation) -> Observation {
+        if case .stateChanged = observation.kind { return observation }
+        var enriched = observation
+        enriched.facts.merge(HostPressure.facts()) { current, _ in current }
+        return enriched
     }
 
     /// Watches a new set of targets (after a reload) and returns what reading the new ones found.

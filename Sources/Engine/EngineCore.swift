@@ -120,7 +120,7 @@ public struct EngineCore: Sendable {
         emit(.record(AuditRecord(
             kind: .observation, time: now, target: name, incident: joined ?? state.incidents.values.min(),
             message: observation.summary, details: observation.facts)))
-        if let health = observation.health { state.noteHealth(health, at: now) }
+        let changed = observation.health.flatMap { state.noteHealth($0, probe: observation.isProbeHealth, at: now) }
         if let requires = observation.facts["Requires"] { state.requires = requires.split(separator: ",").map(String.init) }
         targets[name] = state
 
@@ -138,7 +138,7 @@ public struct EngineCore: Sendable {
                     playbookHash: incident.playbook.contentHash, message: "joined open incident \(id) instead of opening another")))
             }
         }
-        if let health = observation.health { healthChanged(name, healthy: health, at: now) }
+        if let changed { healthChanged(name, healthy: changed, at: now) }
         guard let match, joined == nil else { return flush() }
         open(playbook: match.playbook, ruleIndex: match.rule, key: match.key, observation: observation)
         return flush()

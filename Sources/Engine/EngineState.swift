@@ -2,8 +2,14 @@ import MedicCore
 
 /// What the engine remembers of a target.
 struct TargetState: Sendable {
-    /// Last known health; nil until something said.
-    var healthy: Bool?
+    /// Last known health of the unit (its state) and of its probe; nil until something said.
+    var unitHealthy: Bool?
+    var probeHealthy: Bool?
+    /// Healthy: the unit is up and its probe (if any has spoken) passes.
+    var healthy: Bool? {
+        guard let unit = unitHealthy ?? probeHealthy else { return nil }
+        return unit && (probeHealthy ?? true)
+    }
     var healthSince: Timestamp?
     /// Times of health transitions, for flap detection.
     var transitions: [Timestamp] = []
@@ -28,13 +34,18 @@ struct TargetState: Sendable {
     /// The units systemd says it needs (Requires=, BindsTo=).
     var requires: [String] = []
 
-    mutating func noteHealth(_ health: Bool, at now: Timestamp) {
-        guard healthy != health else { return }
-        if healthy == true, let since = healthSince { lastHealthyPeriod = now.since(since) }
-        if healthy != nil { transitions.append(now) }
+    /// Notes what an observation said of the unit or of its probe; returns the target's health
+    /// if it changed.
+    @discardableResult
+    mutating func noteHealth(_ health: Bool, probe: Bool = false, at now: Timestamp) -> Bool? {
+        let before = healthy
+        if probe { probeHealthy = health } else { unitHealthy = health }
+        guard let after = healthy, after != before else { return nil }
+        if before == true, let since = healthSince { lastHealthyPeriod = now.since(since) }
+        if before != nil { transitions.append(now) }
         if transitions.count > 256 { transitions.removeFirst(transitions.count - 256) }
-        healthy = health
         healthSince = now
+        return after
     }
 
     func count(_ times: [Timestamp], within window: Duration, at now: Timestamp) -> Int {

@@ -81,6 +81,15 @@ public struct Observation: Sendable, Equatable {
         }
     }
 
+    /// Whether the observation speaks of the target's probe (its answers) rather than of the
+    /// unit's state: a target is healthy when its unit is up *and* its probe passes.
+    public var isProbeHealth: Bool {
+        switch kind {
+        case .unhealthy, .healthy: true
+        default: false
+        }
+    }
+
     /// What the observation says of the target's health: true healthy, false unhealthy, nil
     /// nothing either way.
     public var health: Bool? {

@@ -117,13 +117,19 @@ public struct Probe: Sendable, Equatable {
     public var failures: Int
     /// Consecutive successes before healthy again.
     public var successes: Int
+    /// HTTP: the body must contain this.
+    public var expect: String?
+    /// HTTP: an answer slower than this is a failure.
+    public var latency: Duration?
 
-    public init(kind: Kind, every: Duration, timeout: Duration, failures: Int, successes: Int) {
+    public init(kind: Kind, every: Duration, timeout: Duration, failures: Int, successes: Int, expect: String? = nil, latency: Duration? = nil) {
         self.kind = kind
         self.every = every
         self.timeout = timeout
         self.failures = failures
         self.successes = successes
+        self.expect = expect
+        self.latency = latency
     }
 }
 

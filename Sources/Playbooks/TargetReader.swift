@@ -28,7 +28,10 @@ extension PlaybookReader {
         }
         var spec = TargetSpec(selector: selector)
         if let pool = keys["pool"]?.value { spec.pool = poolMembership(pool) }
-        if let probe = keys["probe"]?.value { spec.probe = self.probe(probe) }
+        if let probe = keys["probe"]?.value {
+            spec.probe = self.probe(probe)
+            if selector.isPattern { nodes.report(probe, "a probe needs one unit, not a glob: it has one address") }
+        }
         if let heartbeat = keys["heartbeat"]?.value { spec.heartbeat = self.heartbeat(heartbeat) }
         if let limits = keys["limits"]?.value { spec.limits = self.limits(limits) }
         if let depends = keys["depends_on"]?.value, let items = nodes.sequence(depends, what: "'depends_on'") {
@@ -58,7 +61,7 @@ extension PlaybookReader {
 
     private mutating func probe(_ node: Node) -> Probe? {
         let kinds = ["http", "tcp", "exec"]
-        guard let keys = nodes.mapping(node, what: "'probe'", allowed: kinds + ["every", "timeout", "failures", "successes"]) else { return nil }
+        guard let keys = nodes.mapping(node, what: "'probe'", allowed: kinds + ["every", "timeout", "failures", "successes", "expect", "latency"]) else { return nil }
         let given = kinds.filter { keys[$0] != nil }
         guard given.count == 1, let name = given.first, let value = keys[name]?.value else {
             nodes.report(node, "a probe is exactly one of http: URL, tcp: HOST:PORT or exec: [COMMAND, ARGS…]")
@@ -89,7 +92,14 @@ extension PlaybookReader {
         if timeout > every, let t = keys["timeout"] { nodes.report(t.value, "the probe's timeout is longer than its interval ('every')") }
         let failures = keys["failures"].flatMap { nodes.count($0.value, what: "'failures'") } ?? 3
         let successes = keys["successes"].flatMap { nodes.count($0.value, what: "'successes'") } ?? 1
-        return Probe(kind: kind, every: every, timeout: timeout, failures: failures, successes: successes)
+        let expect = keys["expect"].flatMap { nodes.string($0.value, what: "'expect' (text the body must contain)") }
+        let latency = keys["latency"].flatMap { nodes.duration($0.value, what: "'latency'") }
+        if name != "http", let extra = keys["expect"] ?? keys["latency"] {
+            nodes.report(extra.key, "'expect' and 'latency' apply to http probes only")
+        }
+        let minimum: Duration = .milliseconds(100)
+        if every < minimum, let e = keys["every"] { nodes.report(e.value, "probes run at most every 100ms, or they would load the host") }
+        return Probe(kind: kind, every: every, timeout: timeout, failures: failures, successes: successes, expect: expect, latency: latency)
     }
 
     private mutating func heartbeat(_ node: Node) -> Heartbeat? {

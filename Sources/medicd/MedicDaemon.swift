@@ -85,6 +85,13 @@ struct MedicDaemon: AsyncParsableCommand {
             .init(service: Reloader(directory: playbooks, engine: engine, watcher: watcher, audit: audit, logger: logger)),
             .init(service: HumanCommands(store: store, engine: engine)),
         ]
+        let probes = directory.playbooks.flatMap { $0.targets }.compactMap { spec -> (unit: String, probe: Probe)? in
+            guard case .unit(let unit) = spec.selector, !spec.selector.isPattern, let probe = spec.probe else { return nil }
+            return (unit, probe)
+        }
+        if !probes.isEmpty {
+            services.append(.init(service: ProbeService(runner: ProbeRunner(probes: probes, logger: logger), engine: engine)))
+        }
         if let interval = Notify.watchdogInterval() {
             logger.info("systemd watchdog enabled: pinging every \(interval / 2)")
             services.append(.init(service: WatchdogPinger(interval: interval, engine: engine)))

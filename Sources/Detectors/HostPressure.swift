@@ -1,0 +1,32 @@
+import Foundation
+
+/// The host's pressure at a moment: PSI (`some avg10`) for cpu, memory and io as fractions, and
+/// the 1-minute load average. Every observation carries it, so a playbook can tell a starving
+/// service from a starving host (`not host.pressure.memory > 40%`).
+public enum HostPressure {
+    /// Reads `/proc/pressure/*` and `/proc/loadavg` under `procRoot` (tests pass fixture
+    /// directories); a file the kernel does not provide is left out.
+    public static func facts(procRoot: String = "/proc") -> [String: String] {
+        var facts: [String: String] = [:]
+        for resource in ["cpu", "memory", "io"] {
+            if let text = try? String(contentsOfFile: "\(procRoot)/pressure/\(resource)", encoding: .utf8),
+               let avg10 = someAverage10(text) {
+                facts["host.pressure.\(resource)"] = String(avg10 / 100)
+            }
+        }
+        if let text = try? String(contentsOfFile: "\(procRoot)/loadavg", encoding: .utf8),
+           let first = text.split(separator: " ").first, Double(first) != nil {
+            facts["host.load"] = String(first)
+        }
+        return facts
+    }
+
+    /// The `avg10` of the `some` line: `some avg10=2.98 avg60=13.76 avg300=13.34 total=…`.
+    static func someAverage10(_ text: String) -> Double? {
+        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("some ") }) else { return nil }
+        for field in line.split(separator: " ") where field.hasPrefix("avg10=") {
+            return Double(field.dropFirst(6))
+        }
+        return nil
+    }
+}

@@ -1,0 +1,112 @@
+import AsyncHTTPClient
+import Foundation
+import Glibc
+import MedicCore
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// What one probe said.
+public struct ProbeResult: Sendable, Equatable {
+    public var passed: Bool
+    /// `HTTP 503`, `connection refused`, `exit status 1`, `timed out after 1s`.
+    public var detail: String
+    public var latency: Duration
+}
+
+/// Runs one probe: HTTP (status, optional body text, latency limit), TCP connect, or a program's
+/// exit code. Every check ends within its timeout; a hung program is killed with its process group.
+public struct ProbeCheck: Sendable {
+    private let client: HTTPClient
+
+    public init(client: HTTPClient = .shared) { self.client = client }
+
+    public func run(_ probe: Probe) async -> ProbeResult {
+        let started = ContinuousClock.now
+        var (passed, detail) = await check(probe)
+        let latency = ContinuousClock.now - started
+        if passed, let limit = probe.latency, latency > limit {
+            passed = false
+            detail += ", but slower than \(DurationText.format(limit))"
+        }
+        return ProbeResult(passed: passed, detail: detail, latency: latency)
+    }
+
+    private func check(_ probe: Probe) async -> (Bool, String) {
+        switch probe.kind {
+        case .http(let url): return await http(url, expect: probe.expect, timeout: probe.timeout)
+        case .tcp(let address): return await tcp(address, timeout: probe.timeout)
+        case .exec(let command): return await exec(command, timeout: probe.timeout)
+        }
+    }
+
+    /// A 2xx or 3xx answer passes; a 5xx (503 above all) or 4xx fails.
+    private func http(_ url: String, expect: String?, timeout: Duration) async -> (Bool, String) {
+        do {
+            let request = HTTPClientRequest(url: url)
+            let response = try await client.execute(request, timeout: .milliseconds(timeout.milliseconds))
+            let status = Int(response.status.code)
+            var detail = "HTTP \(status)"
+            var passed = (200..<400).contains(status)
+            if let expect {
+                let body = try await response.body.collect(upTo: 64 * 1024)
+                if !String(buffer: body).contains(expect) {
+                    passed = false
+                    detail += ", body lacks '\(expect)'"
+                }
+            }
+            return (passed, detail)
+        } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout {
+            return (false, "timed out after \(DurationText.format(timeout))")
+        } catch {
+            return (false, "\(error)")
+        }
+    }
+
+    private func tcp(_ address: String, timeout: Duration) async -> (Bool, String) {
+        guard let colon = address.lastIndex(of: ":"), let port = Int(address[address.index(after: colon)...]) else {
+            return (false, "'\(address)' is not HOST:PORT")
+        }
+        let host = String(address[..<colon])
+        do {
+            let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                .connectTimeout(.milliseconds(timeout.milliseconds))
+                .connect(host: host, port: port).get()
+            try? await channel.close()
+            return (true, "connected")
+        } catch {
+            return (false, "\(error)")
+        }
+    }
+
+    /// Runs the program (an argument array, no shell); exit status 0 passes.
+    private func exec(_ command: [String], timeout: Duration) async -> (Bool, String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: command[0])
+        process.arguments = Array(command.dropFirst())
+        process.standardInput = FileHandle.nullDevice
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        let finished = AsyncStream.makeStream(of: Int32.self)
+        process.terminationHandler = { finished.continuation.yield($0.terminationStatus); finished.continuation.finish() }
+        do {
+            try process.run()
+        } catch {
+            return (false, "cannot run \(command[0]): \(error)")
+        }
+        let pid = process.processIdentifier
+        setpgid(pid, pid)
+        let killed = Atomic<Bool>(false)
+        let timer = Task {
+            try await Task.sleep(for: timeout)
+            killed.store(true, ordering: .relaxed)
+            kill(-pid, SIGKILL)
+            kill(pid, SIGKILL)
+        }
+        var status: Int32 = -1
+        for await code in finished.stream { status = code }
+        timer.cancel()
+        if killed.load(ordering: .relaxed) { return (false, "timed out after \(DurationText.format(timeout)); killed") }
+        return (status == 0, "exit status \(status)")
+    }
+}
