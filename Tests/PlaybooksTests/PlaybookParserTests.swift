@@ -20,8 +20,8 @@ struct PlaybookParserTests {
             playbook: web
             targets:
               - unit: web@*.service
-                probe: { http: "http://127.0.0.1:8081/health" }
               - unit: api.service
+                probe: { http: "http://127.0.0.1:8081/health" }
             on:
               - when: crashed(signal, oom-kill) or unhealthy
                 do:
@@ -31,7 +31,8 @@ struct PlaybookParserTests {
             """).get()
         #expect(playbook.name == "web")
         #expect(playbook.targets.map(\.selector) == [.unit("web@*.service"), .unit("api.service")])
-        #expect(playbook.target(for: "web@3.service")?.probe?.failures == 3)
+        #expect(playbook.target(for: "web@3.service")?.selector == .unit("web@*.service"))
+        #expect(playbook.target(for: "api.service")?.probe?.failures == 3)
         let rule = try #require(playbook.rules.first)
         #expect(rule.condition == .or(.trigger(.crashed([.signal, .oomKill])), .trigger(.unhealthy)))
         #expect(rule.steps == [Step(.restart), Step(.verify(within: .seconds(90), stable: .seconds(5)), timeout: .seconds(95)), Step(.kill(signal: 15))])
@@ -141,6 +142,7 @@ let brokenCorpus: [(name: String, yaml: String, expected: String)] = [
     ("escalation loop", "playbook: p\ntargets: [ { unit: a.service } ]\non:\n  - when: crashed\n    do: [restart]\n    escalate:\n      - after: failure\n        do: [restart]\n", "7:9: this escalation restarts the target after every failure"),
     ("duplicate ladder rung", "playbook: p\ntargets: [ { unit: a.service } ]\non:\n  - when: crashed\n    do: [restart]\n    escalate:\n      - after: 2 failures in 1h\n        do: [ { notify: a } ]\n      - after: 2 failures in 1h\n        do: [ { notify: b } ]\n", "9:9: escalation levels 1 and 2 both run after '2 failures in 1h'"),
     ("bad rate", "playbook: p\ntargets: [ { unit: a.service } ]\nguards: { rate: { restart: often } }\non:\n  - when: crashed\n    do: [restart]\n", "3:28: 'rate.restart' must be 'N in DURATION'"),
+    ("probe on a glob", "playbook: p\ntargets: [ { unit: a@*.service, probe: { tcp: 127.0.0.1:80 } } ]\non:\n  - when: unhealthy\n    do: [restart]\n", "2:40: a probe needs one unit, not a glob"),
     ("bad probe url", "playbook: p\ntargets: [ { unit: a.service, probe: { http: localhost:80 } } ]\non:\n  - when: unhealthy\n    do: [restart]\n", "2:46: 'localhost:80' is not an http:// or https:// URL"),
 ]
 
