@@ -12,4 +12,27 @@ extern const char *strerrorname_np(int errnum);
 
 /* The symbolic name of an errno ("ECONNRESET"), or NULL if unknown. */
 static inline const char *medic_errno_name(int errnum) { return strerrorname_np(errnum); }
+
+#include <sys/socket.h>
+#include <string.h>
+
+/* Receives one datagram and the sender's PID (SCM_CREDENTIALS; the socket needs SO_PASSCRED).
+ * Returns the datagram's length, or -1 with errno set; *pid is 0 if no credentials came. */
+static inline long medic_recv_with_pid(int fd, void *buffer, unsigned long length, int *pid) {
+    struct { int pid; unsigned uid; unsigned gid; } credentials;
+    union { struct cmsghdr align; char data[CMSG_SPACE(sizeof(credentials))]; } control;
+    struct iovec iov = { .iov_base = buffer, .iov_len = length };
+    struct msghdr message = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = control.data, .msg_controllen = sizeof(control.data) };
+    long received = recvmsg(fd, &message, MSG_CMSG_CLOEXEC);
+    *pid = 0;
+    if (received < 0) return received;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&message); c; c = CMSG_NXTHDR(&message, c)) {
+        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == 0x02 /* SCM_CREDENTIALS */ &&
+            c->cmsg_len == CMSG_LEN(sizeof(credentials))) {
+            memcpy(&credentials, CMSG_DATA(c), sizeof(credentials));
+            *pid = credentials.pid;
+        }
+    }
+    return received;
+}
 #endif

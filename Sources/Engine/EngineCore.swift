@@ -120,7 +120,7 @@ public struct EngineCore: Sendable {
         emit(.record(AuditRecord(
             kind: .observation, time: now, target: name, incident: joined ?? state.incidents.values.min(),
             message: observation.summary, details: observation.facts)))
-        let changed = observation.health.flatMap { state.noteHealth($0, probe: observation.isProbeHealth, at: now) }
+        let changed = observation.health.flatMap { state.noteHealth($0, aspect: observation.healthAspect, at: now) }
         if let requires = observation.facts["Requires"] { state.requires = requires.split(separator: ",").map(String.init) }
         targets[name] = state
 

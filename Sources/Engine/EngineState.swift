@@ -2,13 +2,11 @@ import MedicCore
 
 /// What the engine remembers of a target.
 struct TargetState: Sendable {
-    /// Last known health of the unit (its state) and of its probe; nil until something said.
-    var unitHealthy: Bool?
-    var probeHealthy: Bool?
-    /// Healthy: the unit is up and its probe (if any has spoken) passes.
+    /// Last known health of each aspect (the unit's state, its probe, its heartbeats).
+    var aspects: [Observation.HealthAspect: Bool] = [:]
+    /// Healthy: every aspect that has spoken says so; nil until one has.
     var healthy: Bool? {
-        guard let unit = unitHealthy ?? probeHealthy else { return nil }
-        return unit && (probeHealthy ?? true)
+        aspects.isEmpty ? nil : aspects.values.allSatisfy { $0 }
     }
     var healthSince: Timestamp?
     /// Times of health transitions, for flap detection.
@@ -37,9 +35,9 @@ struct TargetState: Sendable {
     /// Notes what an observation said of the unit or of its probe; returns the target's health
     /// if it changed.
     @discardableResult
-    mutating func noteHealth(_ health: Bool, probe: Bool = false, at now: Timestamp) -> Bool? {
+    mutating func noteHealth(_ health: Bool, aspect: Observation.HealthAspect = .unit, at now: Timestamp) -> Bool? {
         let before = healthy
-        if probe { probeHealthy = health } else { unitHealthy = health }
+        aspects[aspect] = health
         guard let after = healthy, after != before else { return nil }
         if before == true, let since = healthSince { lastHealthyPeriod = now.since(since) }
         if before != nil { transitions.append(now) }

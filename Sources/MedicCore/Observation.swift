@@ -39,6 +39,8 @@ public struct Observation: Sendable, Equatable {
         case unhealthy
         case healthy
         case heartbeatMissed
+        /// Heartbeats arrive again after being missed.
+        case heartbeatResumed
         case heartbeatLate
         /// A resource limit held for its duration.
         case limitExceeded(ResourceLimit)
@@ -81,12 +83,18 @@ public struct Observation: Sendable, Equatable {
         }
     }
 
-    /// Whether the observation speaks of the target's probe (its answers) rather than of the
-    /// unit's state: a target is healthy when its unit is up *and* its probe passes.
-    public var isProbeHealth: Bool {
+    /// What a health verdict is about. A target is healthy when its unit is up, its probe
+    /// passes and its heartbeats arrive (those of the three that it has).
+    public enum HealthAspect: Sendable, Hashable {
+        case unit, probe, heartbeat
+    }
+
+    /// Which aspect of health this observation speaks of.
+    public var healthAspect: HealthAspect {
         switch kind {
-        case .unhealthy, .healthy: true
-        default: false
+        case .unhealthy, .healthy: .probe
+        case .heartbeatMissed, .heartbeatResumed: .heartbeat
+        default: .unit
         }
     }
 
@@ -95,7 +103,7 @@ public struct Observation: Sendable, Equatable {
     public var health: Bool? {
         switch kind {
         case .crashed, .unhealthy, .heartbeatMissed, .hostDown: return false
-        case .healthy: return true
+        case .healthy, .heartbeatResumed: return true
         case .stateChanged, .stoppedByRequest:
             switch facts["ActiveState"] {
             case "active", "reloading": return facts["SubState"] == "auto-restart" ? false : true

@@ -32,7 +32,10 @@ extension PlaybookReader {
             spec.probe = self.probe(probe)
             if selector.isPattern { nodes.report(probe, "a probe needs one unit, not a glob: it has one address") }
         }
-        if let heartbeat = keys["heartbeat"]?.value { spec.heartbeat = self.heartbeat(heartbeat) }
+        if let heartbeat = keys["heartbeat"]?.value {
+            spec.heartbeat = self.heartbeat(heartbeat)
+            if selector.isPattern { nodes.report(heartbeat, "a heartbeat needs one unit, not a glob") }
+        }
         if let limits = keys["limits"]?.value { spec.limits = self.limits(limits) }
         if let depends = keys["depends_on"]?.value, let items = nodes.sequence(depends, what: "'depends_on'") {
             for item in items {

@@ -81,6 +81,7 @@ public struct Timeline: Sendable {
             case "unhealthy": kind = .unhealthy
             case "healthy": kind = .healthy
             case "heartbeat-missed": kind = .heartbeatMissed
+            case "heartbeat-resumed": kind = .heartbeatResumed
             case "heartbeat-late": kind = .heartbeatLate
             case "host-down": kind = .hostDown
             case "journal":

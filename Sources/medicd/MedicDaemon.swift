@@ -33,6 +33,9 @@ struct MedicDaemon: AsyncParsableCommand {
     @Option(name: .long, help: "D-Bus address of the system bus (default: the system bus).")
     var bus: String?
 
+    @Option(name: .long, help: "Runtime directory; the heartbeat socket is RUNTIME/heartbeat.sock.")
+    var runtime = "/run/medic"
+
     @Flag(name: .long, help: "Record what would be done and do nothing.")
     var dryRun = false
 
@@ -91,6 +94,13 @@ struct MedicDaemon: AsyncParsableCommand {
         }
         if !probes.isEmpty {
             services.append(.init(service: ProbeService(runner: ProbeRunner(probes: probes, logger: logger), engine: engine)))
+        }
+        var heartbeats: [String: Heartbeat] = [:]
+        for spec in directory.playbooks.flatMap(\.targets) {
+            if case .unit(let unit) = spec.selector, !spec.selector.isPattern, let heartbeat = spec.heartbeat { heartbeats[unit] = heartbeat }
+        }
+        if !heartbeats.isEmpty {
+            services.append(.init(service: HeartbeatService(runtimeDirectory: runtime, targets: heartbeats, engine: engine, logger: logger)))
         }
         if let interval = Notify.watchdogInterval() {
             logger.info("systemd watchdog enabled: pinging every \(interval / 2)")
