@@ -36,6 +36,9 @@ struct MedicDaemon: AsyncParsableCommand {
     @Option(name: .long, help: "Runtime directory; the heartbeat socket is RUNTIME/heartbeat.sock.")
     var runtime = "/run/medic"
 
+    @Option(name: .long, help: "Read the journal from this directory instead of the local journal (e.g. a container's /run/log/journal).")
+    var journal: String?
+
     @Flag(name: .long, help: "Record what would be done and do nothing.")
     var dryRun = false
 
@@ -101,6 +104,16 @@ struct MedicDaemon: AsyncParsableCommand {
         }
         if !heartbeats.isEmpty {
             services.append(.init(service: HeartbeatService(runtimeDirectory: runtime, targets: heartbeats, engine: engine, logger: logger)))
+        }
+        var journalPatterns: [String: [String]] = [:]
+        for playbook in directory.playbooks {
+            let patterns = playbook.rules.flatMap(\.condition.triggers).compactMap { if case .journal(let text) = $0 { text } else { nil } }
+            for spec in playbook.targets where !patterns.isEmpty {
+                if case .unit(let unit) = spec.selector, !spec.selector.isPattern { journalPatterns[unit, default: []] += patterns }
+            }
+        }
+        if !journalPatterns.isEmpty {
+            services.append(.init(service: JournalService(watcher: JournalWatcher(patterns: journalPatterns, directory: journal, logger: logger), engine: engine)))
         }
         if let interval = Notify.watchdogInterval() {
             logger.info("systemd watchdog enabled: pinging every \(interval / 2)")
