@@ -26,6 +26,9 @@ public struct UnitState: Sendable, Equatable, CustomStringConvertible {
     public var execMainExitTimestamp: UInt64?
     /// The units this one cannot run without (`Requires=` and `BindsTo=`).
     public var requires: [String]?
+    /// `WatchdogSec=` in microseconds (0: no watchdog), and the last ping on CLOCK_MONOTONIC.
+    public var watchdogUSec: UInt64?
+    public var watchdogTimestampMonotonic: UInt64?
 
     public init(
         loadState: String? = nil, activeState: String? = nil, subState: String? = nil, result: String? = nil,
@@ -60,6 +63,8 @@ public struct UnitState: Sendable, Equatable, CustomStringConvertible {
         serviceType = properties["Type"]?.string
         statusText = properties["StatusText"]?.string
         execMainExitTimestamp = properties["ExecMainExitTimestamp"]?.uint
+        watchdogUSec = properties["WatchdogUSec"]?.uint
+        watchdogTimestampMonotonic = properties["WatchdogTimestampMonotonic"]?.uint
         if properties["Requires"] != nil || properties["BindsTo"] != nil {
             requires = (properties["Requires"]?.strings ?? []) + (properties["BindsTo"]?.strings ?? [])
         }
@@ -81,6 +86,8 @@ public struct UnitState: Sendable, Equatable, CustomStringConvertible {
         statusText = newer.statusText ?? statusText
         execMainExitTimestamp = newer.execMainExitTimestamp ?? execMainExitTimestamp
         requires = newer.requires ?? requires
+        watchdogUSec = newer.watchdogUSec ?? watchdogUSec
+        watchdogTimestampMonotonic = newer.watchdogTimestampMonotonic ?? watchdogTimestampMonotonic
     }
 
     /// True when nothing at all was set.

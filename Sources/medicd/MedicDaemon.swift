@@ -115,6 +115,14 @@ struct MedicDaemon: AsyncParsableCommand {
         if !journalPatterns.isEmpty {
             services.append(.init(service: JournalService(watcher: JournalWatcher(patterns: journalPatterns, directory: journal, logger: logger), engine: engine)))
         }
+        let lateUnits = directory.playbooks.filter { $0.rules.contains { $0.condition.triggers.contains(.heartbeatLate) } }
+            .flatMap(\.targets).compactMap { spec -> String? in
+                if case .unit(let unit) = spec.selector, !spec.selector.isPattern { return unit } else { return nil }
+            }
+        if !lateUnits.isEmpty {
+            let monitor = WatchdogLateMonitor(manager: SystemdManager(bus: systemBus), units: lateUnits, logger: logger)
+            services.append(.init(service: WatchdogLateService(monitor: monitor, engine: engine)))
+        }
         if let interval = Notify.watchdogInterval() {
             logger.info("systemd watchdog enabled: pinging every \(interval / 2)")
             services.append(.init(service: WatchdogPinger(interval: interval, engine: engine)))

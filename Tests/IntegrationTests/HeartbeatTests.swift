@@ -48,4 +48,38 @@ struct HeartbeatTests {
             #expect(medicd.process.output.contains("dropped a heartbeat from intruder.service"))
         }
     }
+
+    @Test("a unit whose watchdog pings stop is reported heartbeat-late before systemd's watchdog kills it")
+    func watchdogLate() async throws {
+        try await withTestHost("wdlate") { host in
+            let manager = try await installAndStart(host, ["wd.service": """
+                [Service]
+                Type=notify
+                NotifyAccess=all
+                WatchdogSec=2s
+                ExecStart=/bin/sh -c 'systemd-notify --ready; for i in 1 2 3 4 5; do systemd-notify WATCHDOG=1; sleep 0.1; done; exec sleep 1000'
+                """])
+            defer { manager.bus.close() }
+            let medicd = try RunningMedicd.start(on: host, playbook: """
+                playbook: early
+                targets:
+                  - unit: wd.service
+                guards: { stabilise: 300ms }
+                on:
+                  - when: heartbeat-late
+                    do: [ { collect: { journal: 50 } } ]
+                  - when: crashed(watchdog)
+                    do: [ restart ]
+                """)
+            defer { medicd.process.stop() }
+            _ = try await manager.startUnit("wd.service")
+            #expect(await eventually(timeout: .seconds(10)) { ((try? medicd.records(kinds: [.observation]).contains { $0.facts["Result"] == "watchdog" }) ?? false) },
+                    "\((try? medicd.records().map(\.message)) ?? [])")
+            let observations = try medicd.records(kinds: [.observation])
+            let late = try #require(observations.first { $0.message.hasPrefix("watchdog ping late") })
+            let killed = try #require(observations.first { $0.facts["Result"] == "watchdog" })
+            #expect(late.seq! < killed.seq!)
+            print("heartbeat-late warned \(Double(killed.wallMicroseconds - late.wallMicroseconds) / 1000) ms before systemd's watchdog kill")
+        }
+    }
 }
