@@ -91,7 +91,7 @@ let package = Package(
         // Benchmarks that print figures (scripts/bench builds them in release).
         .executableTarget(
             name: "medic-bench",
-            dependencies: ["MedicCore", "Engine", "Playbooks", "Audit"]
+            dependencies: ["MedicCore", "Engine", "Playbooks", "Audit", "Detectors"]
         ),
         .executableTarget(
             name: "medic-demo",

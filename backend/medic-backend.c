@@ -5,7 +5,8 @@
  * "ok". Usage: medic-backend [--port N] [--name TEXT] [--exit-after-ms N --exit-code N]
  * With --exit-after-ms it exits with --exit-code after that long, to play a backend that keeps
  * failing. With --status-file PATH, while PATH holds a number (e.g. 503) every answer has that
- * status, to play a backend that is running but failing its health checks. With NOTIFY_SOCKET set it sends READY=1 once it listens (for Type=notify units).
+ * status, to play a backend that is running but failing its health checks. With
+ * --leak-mb-per-s N it allocates (and touches) N MiB more every second, to play a memory leak. With NOTIFY_SOCKET set it sends READY=1 once it listens (for Type=notify units).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -49,12 +50,14 @@ int main(int argc, char **argv) {
     long exit_after_ms = -1;
     const char *name = "medic-backend";
     const char *status_file = NULL;
+    long leak_mb_per_s = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--port")) port = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--name")) name = argv[i + 1];
         else if (!strcmp(argv[i], "--exit-after-ms")) exit_after_ms = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--exit-code")) exit_code = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--status-file")) status_file = argv[i + 1];
+        else if (!strcmp(argv[i], "--leak-mb-per-s")) leak_mb_per_s = atol(argv[i + 1]);
         else { fprintf(stderr, "medic-backend: unknown option %s\n", argv[i]); return 2; }
     }
     /* Whoever started us may have blocked or ignored signals: a backend must die of SIGTERM. */
@@ -77,15 +80,27 @@ int main(int argc, char **argv) {
     printf("%s listening on 127.0.0.1:%d\n", name, port);
     notify_ready();
     long deadline = exit_after_ms >= 0 ? now_ms() + exit_after_ms : -1;
+    long next_leak = now_ms();
     for (;;) {
         int timeout = -1;
+        if (leak_mb_per_s > 0) {
+            /* A tenth of the rate every 100 ms, touched so that it is resident. */
+            if (now_ms() >= next_leak) {
+                size_t size = (size_t)leak_mb_per_s * 1024 * 1024 / 10;
+                char *block = malloc(size);
+                if (block) memset(block, 1, size);
+                next_leak += 100;
+            }
+            long left = next_leak - now_ms();
+            timeout = left > 0 ? (int)left : 0;
+        }
         if (deadline >= 0) {
             long left = deadline - now_ms();
             if (left <= 0) {
                 printf("%s exiting with status %d as asked\n", name, exit_code);
                 return exit_code;
             }
-            timeout = (int)left;
+            if (timeout < 0 || left < timeout) timeout = (int)left;
         }
         struct pollfd p = {.fd = server, .events = POLLIN};
         if (poll(&p, 1, timeout) <= 0) continue;

@@ -44,6 +44,8 @@ public struct Observation: Sendable, Equatable {
         case heartbeatLate
         /// A resource limit held for its duration.
         case limitExceeded(ResourceLimit)
+        /// A limit that was exceeded is back under its threshold (with hysteresis).
+        case limitCleared(ResourceLimit)
         /// A journal line matched a pattern.
         case journalMatched(String)
         case hostDown
@@ -86,7 +88,7 @@ public struct Observation: Sendable, Equatable {
     /// What a health verdict is about. A target is healthy when its unit is up, its probe
     /// passes and its heartbeats arrive (those of the three that it has).
     public enum HealthAspect: Sendable, Hashable {
-        case unit, probe, heartbeat
+        case unit, probe, heartbeat, limit
     }
 
     /// Which aspect of health this observation speaks of.
@@ -94,6 +96,7 @@ public struct Observation: Sendable, Equatable {
         switch kind {
         case .unhealthy, .healthy: .probe
         case .heartbeatMissed, .heartbeatResumed: .heartbeat
+        case .limitExceeded, .limitCleared: .limit
         default: .unit
         }
     }
@@ -103,14 +106,15 @@ public struct Observation: Sendable, Equatable {
     public var health: Bool? {
         switch kind {
         case .crashed, .unhealthy, .heartbeatMissed, .hostDown: return false
-        case .healthy, .heartbeatResumed: return true
+        case .healthy, .heartbeatResumed, .limitCleared: return true
+        case .limitExceeded: return false
         case .stateChanged, .stoppedByRequest:
             switch facts["ActiveState"] {
             case "active", "reloading": return facts["SubState"] == "auto-restart" ? false : true
             case "failed", "inactive", "deactivating", "activating": return false
             default: return nil
             }
-        case .heartbeatLate, .limitExceeded, .journalMatched: return nil
+        case .heartbeatLate, .journalMatched: return nil
         }
     }
 }

@@ -94,6 +94,12 @@ public struct Timeline: Sendable {
                 }
                 kind = .limitExceeded(limit)
                 summary = "limit held: \(limit)"
+            case "limit-cleared":
+                guard let text = line.limit, case .success(.trigger(.limit(let limit))) = PlaybookConditions.parse(text) else {
+                    throw LineError(line: lineNumber, message: "a limit-cleared event needs 'limit'")
+                }
+                kind = .limitCleared(limit)
+                summary = "limit cleared: \(limit.name)"
             default:
                 throw LineError(line: lineNumber, message: "unknown event '\(event)'")
             }

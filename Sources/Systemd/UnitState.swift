@@ -26,6 +26,12 @@ public struct UnitState: Sendable, Equatable, CustomStringConvertible {
     public var execMainExitTimestamp: UInt64?
     /// The units this one cannot run without (`Requires=` and `BindsTo=`).
     public var requires: [String]?
+    /// The unit's cgroup, relative to systemd's cgroup root (`/system.slice/web.service`).
+    public var controlGroup: String?
+    /// systemd's own accounting, where it has it (UINT64_MAX where it does not).
+    public var memoryCurrent: UInt64?
+    public var cpuUsageNSec: UInt64?
+    public var tasksCurrent: UInt64?
     /// `WatchdogSec=` in microseconds (0: no watchdog), and the last ping on CLOCK_MONOTONIC.
     public var watchdogUSec: UInt64?
     public var watchdogTimestampMonotonic: UInt64?
@@ -63,6 +69,10 @@ public struct UnitState: Sendable, Equatable, CustomStringConvertible {
         serviceType = properties["Type"]?.string
         statusText = properties["StatusText"]?.string
         execMainExitTimestamp = properties["ExecMainExitTimestamp"]?.uint
+        controlGroup = properties["ControlGroup"]?.string
+        memoryCurrent = properties["MemoryCurrent"]?.uint
+        cpuUsageNSec = properties["CPUUsageNSec"]?.uint
+        tasksCurrent = properties["TasksCurrent"]?.uint
         watchdogUSec = properties["WatchdogUSec"]?.uint
         watchdogTimestampMonotonic = properties["WatchdogTimestampMonotonic"]?.uint
         if properties["Requires"] != nil || properties["BindsTo"] != nil {
@@ -86,6 +96,10 @@ public struct UnitState: Sendable, Equatable, CustomStringConvertible {
         statusText = newer.statusText ?? statusText
         execMainExitTimestamp = newer.execMainExitTimestamp ?? execMainExitTimestamp
         requires = newer.requires ?? requires
+        controlGroup = newer.controlGroup ?? controlGroup
+        memoryCurrent = newer.memoryCurrent ?? memoryCurrent
+        cpuUsageNSec = newer.cpuUsageNSec ?? cpuUsageNSec
+        tasksCurrent = newer.tasksCurrent ?? tasksCurrent
         watchdogUSec = newer.watchdogUSec ?? watchdogUSec
         watchdogTimestampMonotonic = newer.watchdogTimestampMonotonic ?? watchdogTimestampMonotonic
     }

@@ -1,4 +1,5 @@
 import Audit
+import Detectors
 import Engine
 import Foundation
 import MedicCore
@@ -13,6 +14,42 @@ struct Bench {
         print("machine: \(ProcessInfo.processInfo.activeProcessorCount) cores, \(ProcessInfo.processInfo.physicalMemory >> 20) MiB")
         try engineThroughput(observations: quick ? 10_000 : 200_000)
         try await auditThroughput(records: quick ? 200 : 2_000)
+        try sampling(units: quick ? 100 : 1_000, rounds: quick ? 2 : 10)
+    }
+
+    /// The cost of sampling N units' cgroup files (v2 layout on tmpfs, one process each) once.
+    static func sampling(units: Int, rounds: Int) throws {
+        let root = "/dev/shm/medic-bench-cgroups-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        for i in 0..<units {
+            let dir = "\(root)/system.slice/svc\(i).service"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            try "\(1_000_000 + i)\n".write(toFile: dir + "/memory.current", atomically: false, encoding: .utf8)
+            try "usage_usec \(i * 1000)\nuser_usec 0\nsystem_usec 0\n".write(toFile: dir + "/cpu.stat", atomically: false, encoding: .utf8)
+            try "3\n".write(toFile: dir + "/pids.current", atomically: false, encoding: .utf8)
+            try "\(getpid())\n".write(toFile: dir + "/cgroup.procs", atomically: false, encoding: .utf8)
+        }
+        let sampler = UnitSampler(unifiedRoot: root)
+        let cpuBefore = processCPUSeconds()
+        let start = ContinuousClock.now
+        for _ in 0..<rounds {
+            for i in 0..<units { _ = sampler.sample(controlGroup: "/system.slice/svc\(i).service") }
+        }
+        let perRound = (processCPUSeconds() - cpuBefore) / Double(rounds)
+        let wall = (ContinuousClock.now - start).seconds / Double(rounds)
+        print(String(format: "sampling: %d units in %.1f ms of CPU (%.1f ms wall) per round = %.2f%% of one core at 1 Hz; resident memory %.1f MiB",
+                     units, perRound * 1000, wall * 1000, perRound * 100, residentMiB()))
+    }
+
+    static func processCPUSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6 + Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
+    }
+
+    static func residentMiB() -> Double {
+        let statm = (try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8))?.split(separator: " ") ?? []
+        return (statm.count > 1 ? Double(statm[1]) ?? 0 : 0) * Double(sysconf(Int32(_SC_PAGESIZE))) / 1_048_576
     }
 
     /// Observations matched per second against 100 playbooks, on one core.

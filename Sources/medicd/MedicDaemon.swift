@@ -39,8 +39,20 @@ struct MedicDaemon: AsyncParsableCommand {
     @Option(name: .long, help: "Read the journal from this directory instead of the local journal (e.g. a container's /run/log/journal).")
     var journal: String?
 
+    @Option(name: .long, help: "How often resources are sampled.")
+    var sampleInterval = "5s"
+
+    @Option(name: .long, help: "Where systemd's ControlGroup= paths are found in the cgroup v2 tree (default: /sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid host).")
+    var cgroupRoot: String?
+
     @Flag(name: .long, help: "Record what would be done and do nothing.")
     var dryRun = false
+
+    func validate() throws {
+        guard let interval = DurationText.parse(sampleInterval), interval >= .milliseconds(50) else {
+            throw ValidationError("--sample-interval '\(sampleInterval)' must be a duration of at least 50ms, e.g. 5s")
+        }
+    }
 
     func run() async throws {
         LoggingSystem.bootstrap { StdoutLogHandler(label: $0) }
@@ -122,6 +134,26 @@ struct MedicDaemon: AsyncParsableCommand {
         if !lateUnits.isEmpty {
             let monitor = WatchdogLateMonitor(manager: SystemdManager(bus: systemBus), units: lateUnits, logger: logger)
             services.append(.init(service: WatchdogLateService(monitor: monitor, engine: engine)))
+        }
+        var unitLimits: [String: [ResourceLimit]] = [:]
+        var hostLimits: [ResourceLimit] = []
+        for playbook in directory.playbooks {
+            let triggered = playbook.rules.flatMap(\.condition.triggers).compactMap { if case .limit(let limit) = $0 { limit } else { nil } }
+            for spec in playbook.targets {
+                let limits = spec.limits + triggered
+                switch spec.selector {
+                case .host: hostLimits += limits
+                case .unit(let unit) where !spec.selector.isPattern && !limits.isEmpty: unitLimits[unit, default: []] += limits
+                default: break
+                }
+            }
+        }
+        if !unitLimits.isEmpty || !hostLimits.isEmpty {
+            let sampler = cgroupRoot.map { UnitSampler(unifiedRoot: $0) } ?? UnitSampler()
+            let resources = ResourceWatcher(
+                manager: SystemdManager(bus: systemBus), unitLimits: unitLimits.mapValues { Array(Set($0)) }, hostLimits: Array(Set(hostLimits)),
+                interval: DurationText.parse(sampleInterval)!, sampler: sampler, logger: logger)
+            services.append(.init(service: ResourceService(watcher: resources, engine: engine)))
         }
         if let interval = Notify.watchdogInterval() {
             logger.info("systemd watchdog enabled: pinging every \(interval / 2)")

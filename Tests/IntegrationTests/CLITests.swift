@@ -109,6 +109,7 @@ struct BenchmarkSmokeTests {
         print(run.output)
         #expect(run.output.contains("observations/s on one core"))
         #expect(run.output.contains("durable appends"))
+        #expect(run.output.contains("of one core at 1 Hz"))
     }
 }
 

@@ -1,0 +1,54 @@
+import MedicCore
+
+/// Holds a limit for its duration before it fires, and clears it with hysteresis, so one spike
+/// is not an incident and a value hovering at the threshold does not flap. Pure: values and
+/// times go in, observations come out.
+public struct LimitTracker: Sendable {
+    private struct State: Sendable {
+        var since: Timestamp?
+        var fired = false
+    }
+
+    /// How far back under the threshold a fired limit must go to clear: 10%.
+    public static let hysteresis = 0.1
+    private var states: [String: State] = [:]
+
+    public init() {}
+
+    /// Takes one reading of the value `limit` looks at; returns an observation when the limit
+    /// fires (held for its duration) or clears.
+    public mutating func evaluate(target: String, limit: ResourceLimit, value: Double, at now: Timestamp, facts: [String: String] = [:]) -> Observation? {
+        let key = target + "\u{0}" + limit.description
+        var state = states[key] ?? State()
+        defer { states[key] = state }
+        var facts = facts
+        facts["value"] = Self.format(value, limit)
+        facts["limit"] = limit.description
+        if limit.comparison.holds(value, limit.threshold) {
+            if state.since == nil { state.since = now }
+            guard !state.fired, now.since(state.since!) >= (limit.holdFor ?? .zero) else { return nil }
+            state.fired = true
+            return Observation(
+                target: target, kind: .limitExceeded(limit), time: now, facts: facts,
+                summary: "limit held: \(limit) (now \(Self.format(value, limit)))")
+        }
+        state.since = nil
+        guard state.fired else { return nil }
+        let margin = limit.threshold * Self.hysteresis
+        let cleared = switch limit.comparison {
+        case .greater, .greaterOrEqual: value < limit.threshold - margin
+        case .less, .lessOrEqual: value > limit.threshold + margin
+        }
+        guard cleared else { return nil }
+        state.fired = false
+        return Observation(
+            target: target, kind: .limitCleared(limit), time: now, facts: facts,
+            summary: "limit cleared: \(limit.name) back to \(Self.format(value, limit))")
+    }
+
+    static func format(_ value: Double, _ limit: ResourceLimit) -> String {
+        if limit.isPercentage { return Quantity.formatPercent(value) }
+        if limit.resource == .memory { return Quantity.formatSize(value) }
+        return Quantity.formatCount(value)
+    }
+}

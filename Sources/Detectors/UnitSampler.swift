@@ -1,0 +1,116 @@
+import Foundation
+import Glibc
+import Systemd
+
+/// One unit's resource use at a moment.
+public struct UnitSample: Sendable, Equatable {
+    public var memoryBytes: Double?
+    /// CPU time used so far, in seconds (a rate comes from two samples).
+    public var cpuSeconds: Double?
+    public var tasks: Double?
+    public var fds: Double?
+    /// The main process's soft limit of open files.
+    public var fdLimit: Double?
+    /// Where each figure came from: `cgroup2`, `cgroup1`, `systemd`, `proc`.
+    public var sources: [String: String] = [:]
+}
+
+/// Reads a unit's resource use from the kernel's own files: cgroup v2 (pure or hybrid), cgroup
+/// v1 controllers, then systemd's accounting, then the unit's processes in /proc — whichever
+/// exists first. Every root is a parameter, so tests read fixture trees.
+public struct UnitSampler: Sendable {
+    public var unifiedRoot: String
+    public var v1Root: String
+    public var procRoot: String
+
+    /// `unifiedRoot`: where the unit's cgroup path (systemd's ControlGroup=) is found in the v2
+    /// hierarchy (`/sys/fs/cgroup` on a pure v2 host, `/sys/fs/cgroup/unified` on a hybrid one, or
+    /// a container's cgroup seen from outside).
+    public init(unifiedRoot: String = UnitSampler.defaultUnifiedRoot, v1Root: String = "/sys/fs/cgroup", procRoot: String = "/proc") {
+        self.unifiedRoot = unifiedRoot
+        self.v1Root = v1Root
+        self.procRoot = procRoot
+    }
+
+    /// `/sys/fs/cgroup/unified` on a hybrid host, else `/sys/fs/cgroup`.
+    public static var defaultUnifiedRoot: String {
+        FileManager.default.fileExists(atPath: "/sys/fs/cgroup/unified/cgroup.procs") ? "/sys/fs/cgroup/unified" : "/sys/fs/cgroup"
+    }
+
+    public func sample(controlGroup: String, systemd: UnitState? = nil) -> UnitSample {
+        var sample = UnitSample()
+        let v2 = unifiedRoot + controlGroup
+        let pids = readLines(v2 + "/cgroup.procs").compactMap { pid_t($0) }
+        let valid: (UInt64?) -> Double? = { $0.flatMap { $0 == UInt64.max ? nil : Double($0) } }
+
+        if let bytes = readNumber(v2 + "/memory.current") {
+            (sample.memoryBytes, sample.sources["memory"]) = (bytes, "cgroup2")
+        } else if let bytes = readNumber(v1Root + "/memory" + controlGroup + "/memory.usage_in_bytes") {
+            (sample.memoryBytes, sample.sources["memory"]) = (bytes, "cgroup1")
+        } else if let bytes = valid(systemd?.memoryCurrent) {
+            (sample.memoryBytes, sample.sources["memory"]) = (bytes, "systemd")
+        } else if !pids.isEmpty {
+            let pageSize = Double(sysconf(Int32(_SC_PAGESIZE)))
+            let pages = pids.compactMap { readLines("\(procRoot)/\($0)/statm").first?.split(separator: " ").dropFirst().first.flatMap { Double($0) } }
+            (sample.memoryBytes, sample.sources["memory"]) = (pages.reduce(0, +) * pageSize, "proc")
+        }
+
+        if let usec = readKeyed(v2 + "/cpu.stat", "usage_usec") {
+            (sample.cpuSeconds, sample.sources["cpu"]) = (usec / 1e6, "cgroup2")
+        } else if let ns = readNumber(v1Root + "/cpuacct" + controlGroup + "/cpuacct.usage") {
+            (sample.cpuSeconds, sample.sources["cpu"]) = (ns / 1e9, "cgroup1")
+        } else if let ns = valid(systemd?.cpuUsageNSec) {
+            (sample.cpuSeconds, sample.sources["cpu"]) = (ns / 1e9, "systemd")
+        } else if !pids.isEmpty {
+            let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+            let total = pids.compactMap { cpuTicks(of: $0) }.reduce(0, +)
+            (sample.cpuSeconds, sample.sources["cpu"]) = (total / ticks, "proc")
+        }
+
+        if let count = readNumber(v2 + "/pids.current") {
+            (sample.tasks, sample.sources["tasks"]) = (count, "cgroup2")
+        } else if let count = valid(systemd?.tasksCurrent) {
+            (sample.tasks, sample.sources["tasks"]) = (count, "systemd")
+        } else if !pids.isEmpty {
+            let threads = pids.map { (try? FileManager.default.contentsOfDirectory(atPath: "\(procRoot)/\($0)/task").count) ?? 1 }
+            (sample.tasks, sample.sources["tasks"]) = (Double(threads.reduce(0, +)), "proc")
+        }
+
+        if !pids.isEmpty {
+            sample.fds = Double(pids.map { (try? FileManager.default.contentsOfDirectory(atPath: "\(procRoot)/\($0)/fd").count) ?? 0 }.reduce(0, +))
+            sample.fdLimit = openFilesLimit(of: pids[0])
+            sample.sources["fds"] = "proc"
+        }
+        return sample
+    }
+
+    private func cpuTicks(of pid: pid_t) -> Double? {
+        // Fields after the command name (which may hold spaces): utime is the 14th, stime the 15th.
+        guard let line = readLines("\(procRoot)/\(pid)/stat").first, let close = line.lastIndex(of: ")") else { return nil }
+        let fields = line[line.index(after: close)...].split(separator: " ")
+        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        return user + system
+    }
+
+    private func openFilesLimit(of pid: pid_t) -> Double? {
+        guard let line = readLines("\(procRoot)/\(pid)/limits").first(where: { $0.hasPrefix("Max open files") }) else { return nil }
+        return line.dropFirst("Max open files".count).split(separator: " ").first.flatMap { Double($0) }
+    }
+}
+
+func readLines(_ path: String) -> [Substring] {
+    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
+    return text.split(separator: "\n")
+}
+
+func readNumber(_ path: String) -> Double? {
+    readLines(path).first.flatMap { Double($0.trimmingCharacters(in: .whitespaces)) }
+}
+
+/// `key value` lines (cpu.stat, memory.stat).
+func readKeyed(_ path: String, _ key: String) -> Double? {
+    for line in readLines(path) where line.hasPrefix(key + " ") {
+        return Double(line.dropFirst(key.count + 1))
+    }
+    return nil
+}

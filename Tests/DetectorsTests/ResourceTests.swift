@@ -1,0 +1,77 @@
+import Detectors
+import Foundation
+import Glibc
+import MedicCore
+import Testing
+
+private func at(_ seconds: Double) -> Timestamp {
+    Timestamp(wallMicroseconds: Int64(seconds * 1e6), monotonicNanoseconds: Int64(seconds * 1e9))
+}
+
+private let leak = ResourceLimit(resource: .memory, comparison: .greater, threshold: 100, isPercentage: false, holdFor: .seconds(10))
+
+@Suite("Resource metrics")
+struct ResourceTests {
+    @Test("a limit fires only once held for its duration; a spike does not")
+    func hold() {
+        var tracker = LimitTracker()
+        #expect(tracker.evaluate(target: "a", limit: leak, value: 150, at: at(0)) == nil)
+        #expect(tracker.evaluate(target: "a", limit: leak, value: 50, at: at(5)) == nil, "the spike ended")
+        #expect(tracker.evaluate(target: "a", limit: leak, value: 150, at: at(6)) == nil)
+        #expect(tracker.evaluate(target: "a", limit: leak, value: 150, at: at(12)) == nil, "held 6 s of 10")
+        let fired = tracker.evaluate(target: "a", limit: leak, value: 150, at: at(16.5))
+        #expect(fired?.kind == .limitExceeded(leak))
+        #expect(tracker.evaluate(target: "a", limit: leak, value: 160, at: at(20)) == nil, "fires once")
+    }
+
+    @Test("a fired limit clears with hysteresis, not as soon as it dips under the threshold")
+    func hysteresis() {
+        var tracker = LimitTracker()
+        let instant = ResourceLimit(resource: .fds, comparison: .greater, threshold: 100, isPercentage: false, holdFor: nil)
+        #expect(tracker.evaluate(target: "a", limit: instant, value: 101, at: at(0))?.kind == .limitExceeded(instant))
+        #expect(tracker.evaluate(target: "a", limit: instant, value: 95, at: at(1)) == nil, "within 10% of the threshold")
+        #expect(tracker.evaluate(target: "a", limit: instant, value: 89, at: at(2))?.kind == .limitCleared(instant))
+    }
+
+    @Test("a unit's figures come from cgroup v2 files when they exist, from its processes otherwise")
+    func unitSampler() throws {
+        let root = NSTemporaryDirectory() + "medic-cgroup-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let group = root + "/unified/system.slice/web.service"
+        try FileManager.default.createDirectory(atPath: group, withIntermediateDirectories: true)
+        try "52428800\n".write(toFile: group + "/memory.current", atomically: true, encoding: .utf8)
+        try "usage_usec 2500000\nuser_usec 2000000\nsystem_usec 500000\n".write(toFile: group + "/cpu.stat", atomically: true, encoding: .utf8)
+        try "7\n".write(toFile: group + "/pids.current", atomically: true, encoding: .utf8)
+        try "\(getpid())\n".write(toFile: group + "/cgroup.procs", atomically: true, encoding: .utf8)
+        let sample = UnitSampler(unifiedRoot: root + "/unified", v1Root: root + "/v1").sample(controlGroup: "/system.slice/web.service")
+        #expect(sample.memoryBytes == 52_428_800)
+        #expect(sample.cpuSeconds == 2.5)
+        #expect(sample.tasks == 7)
+        #expect(sample.sources["memory"] == "cgroup2")
+        #expect((sample.fds ?? 0) > 0, "this test process has open files")
+        #expect(sample.fdLimit.map { $0 > 0 } == true)
+
+        try FileManager.default.removeItem(atPath: group + "/memory.current")
+        try FileManager.default.removeItem(atPath: group + "/cpu.stat")
+        let fallback = UnitSampler(unifiedRoot: root + "/unified", v1Root: root + "/v1").sample(controlGroup: "/system.slice/web.service")
+        #expect(fallback.sources["memory"] == "proc")
+        let statm = try String(contentsOfFile: "/proc/self/statm", encoding: .utf8).split(separator: " ")
+        let rss = Double(statm[1])! * Double(sysconf(Int32(_SC_PAGESIZE)))
+        #expect(abs((fallback.memoryBytes ?? 0) - rss) < rss * 0.2, "RSS of the processes, as /proc says")
+        #expect(fallback.sources["cpu"] == "proc")
+    }
+
+    @Test("the host sampler agrees with values read independently")
+    func hostSampler() throws {
+        let sample = HostSampler().sample(mounts: ["/"])
+        let total = Double(sysconf(Int32(_SC_PHYS_PAGES))) * Double(sysconf(Int32(_SC_PAGESIZE)))
+        #expect(abs((sample.memoryTotal ?? 0) - total) < total * 0.01)
+        let attributes = try FileManager.default.attributesOfFileSystem(forPath: "/")
+        let size = (attributes[.systemSize] as? NSNumber)?.doubleValue ?? 0
+        let free = (attributes[.systemFreeSize] as? NSNumber)?.doubleValue ?? 0
+        let used = 1 - free / size
+        #expect(abs((sample.disks["/"]?.blocks ?? -1) - used) < 0.02)
+        #expect((sample.cpuTotal ?? 0) > (sample.cpuBusy ?? 0))
+        #expect((sample.fileHandles ?? 0) > 0)
+    }
+}
