@@ -39,9 +39,10 @@ public struct ResourceWatcher: Sendable {
                 // Known once the unit runs (empty while it does not); it keeps its path across restarts.
                 if groups[unit]?.isEmpty ?? true { groups[unit] = try? await manager.state(of: unit).controlGroup }
                 guard let group = groups[unit], !group.isEmpty else { continue }
-                var sample = sampler.sample(controlGroup: group)
+                let countFiles = limits.contains { $0.resource == .fds }
+                var sample = sampler.sample(controlGroup: group, countFiles: countFiles)
                 if sample.memoryBytes == nil || sample.cpuSeconds == nil, let state = try? await manager.state(of: unit) {
-                    sample = sampler.sample(controlGroup: group, systemd: state)
+                    sample = sampler.sample(controlGroup: group, systemd: state, countFiles: countFiles)
                 }
                 let now = ContinuousClock.now
                 let cpuRate = previous[unit].flatMap { old -> Double? in

@@ -37,10 +37,13 @@ public struct UnitSampler: Sendable {
         FileManager.default.fileExists(atPath: "/sys/fs/cgroup/unified/cgroup.procs") ? "/sys/fs/cgroup/unified" : "/sys/fs/cgroup"
     }
 
-    public func sample(controlGroup: String, systemd: UnitState? = nil) -> UnitSample {
+    /// Samples a unit. Counting open files walks every process's fd directory: only with
+    /// `countFiles` (for units with an fds limit).
+    public func sample(controlGroup: String, systemd: UnitState? = nil, countFiles: Bool = true) -> UnitSample {
         var sample = UnitSample()
         let v2 = unifiedRoot + controlGroup
-        let pids = readLines(v2 + "/cgroup.procs").compactMap { pid_t($0) }
+        // The unit's processes are read only when a figure needs them.
+        let processes = ProcessList(path: v2 + "/cgroup.procs")
         let valid: (UInt64?) -> Double? = { $0.flatMap { $0 == UInt64.max ? nil : Double($0) } }
 
         if let bytes = readNumber(v2 + "/memory.current") {
@@ -49,9 +52,9 @@ public struct UnitSampler: Sendable {
             (sample.memoryBytes, sample.sources["memory"]) = (bytes, "cgroup1")
         } else if let bytes = valid(systemd?.memoryCurrent) {
             (sample.memoryBytes, sample.sources["memory"]) = (bytes, "systemd")
-        } else if !pids.isEmpty {
+        } else if !processes.pids.isEmpty {
             let pageSize = Double(sysconf(Int32(_SC_PAGESIZE)))
-            let pages = pids.compactMap { readLines("\(procRoot)/\($0)/statm").first?.split(separator: " ").dropFirst().first.flatMap { Double($0) } }
+            let pages = processes.pids.compactMap { readLines("\(procRoot)/\($0)/statm").first?.split(separator: " ").dropFirst().first.flatMap { Double($0) } }
             (sample.memoryBytes, sample.sources["memory"]) = (pages.reduce(0, +) * pageSize, "proc")
         }
 
@@ -61,9 +64,9 @@ public struct UnitSampler: Sendable {
             (sample.cpuSeconds, sample.sources["cpu"]) = (ns / 1e9, "cgroup1")
         } else if let ns = valid(systemd?.cpuUsageNSec) {
             (sample.cpuSeconds, sample.sources["cpu"]) = (ns / 1e9, "systemd")
-        } else if !pids.isEmpty {
+        } else if !processes.pids.isEmpty {
             let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
-            let total = pids.compactMap { cpuTicks(of: $0) }.reduce(0, +)
+            let total = processes.pids.compactMap { cpuTicks(of: $0) }.reduce(0, +)
             (sample.cpuSeconds, sample.sources["cpu"]) = (total / ticks, "proc")
         }
 
@@ -71,14 +74,14 @@ public struct UnitSampler: Sendable {
             (sample.tasks, sample.sources["tasks"]) = (count, "cgroup2")
         } else if let count = valid(systemd?.tasksCurrent) {
             (sample.tasks, sample.sources["tasks"]) = (count, "systemd")
-        } else if !pids.isEmpty {
-            let threads = pids.map { (try? FileManager.default.contentsOfDirectory(atPath: "\(procRoot)/\($0)/task").count) ?? 1 }
+        } else if !processes.pids.isEmpty {
+            let threads = processes.pids.map { countEntries("\(procRoot)/\($0)/task") ?? 1 }
             (sample.tasks, sample.sources["tasks"]) = (Double(threads.reduce(0, +)), "proc")
         }
 
-        if !pids.isEmpty {
-            sample.fds = Double(pids.map { (try? FileManager.default.contentsOfDirectory(atPath: "\(procRoot)/\($0)/fd").count) ?? 0 }.reduce(0, +))
-            sample.fdLimit = openFilesLimit(of: pids[0])
+        if countFiles, !processes.pids.isEmpty {
+            sample.fds = Double(processes.pids.map { countEntries("\(procRoot)/\($0)/fd") ?? 0 }.reduce(0, +))
+            sample.fdLimit = openFilesLimit(of: processes.pids[0])
             sample.sources["fds"] = "proc"
         }
         return sample
@@ -98,13 +101,39 @@ public struct UnitSampler: Sendable {
     }
 }
 
+/// Reads a small kernel file with plain open/read/close (the cgroup and /proc files are a few
+/// bytes; Foundation's file reading costs more than the read itself).
+func readSmall(_ path: String) -> String? {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return nil }
+    defer { close(fd) }
+    return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 8192) { buffer -> String? in
+        var total = 0
+        while total < buffer.count {
+            let n = read(fd, buffer.baseAddress! + total, buffer.count - total)
+            if n <= 0 { break }
+            total += n
+        }
+        return String(decoding: UnsafeBufferPointer(rebasing: buffer[0..<total]), as: UTF8.self)
+    }
+}
+
+/// A cgroup's processes, read on first use.
+final class ProcessList {
+    private let path: String
+    lazy var pids: [pid_t] = readLines(path).compactMap { pid_t($0) }
+
+    init(path: String) { self.path = path }
+}
+
 func readLines(_ path: String) -> [Substring] {
-    guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { return [] }
+    guard let text = readSmall(path) else { return [] }
     return text.split(separator: "\n")
 }
 
 func readNumber(_ path: String) -> Double? {
-    readLines(path).first.flatMap { Double($0.trimmingCharacters(in: .whitespaces)) }
+    guard let text = readSmall(path) else { return nil }
+    return Double(text.prefix { !$0.isWhitespace })
 }
 
 /// `key value` lines (cpu.stat, memory.stat).
@@ -113,4 +142,17 @@ func readKeyed(_ path: String, _ key: String) -> Double? {
         return Double(line.dropFirst(key.count + 1))
     }
     return nil
+}
+
+/// How many entries a directory has (open file descriptors, threads), without `.` and `..`.
+func countEntries(_ path: String) -> Int? {
+    guard let dir = opendir(path) else { return nil }
+    defer { closedir(dir) }
+    var count = 0
+    while let entry = readdir(dir) {
+        let name = entry.pointee.d_name
+        if name.0 == 46, name.1 == 0 || (name.1 == 46 && name.2 == 0) { continue }
+        count += 1
+    }
+    return count
 }
