@@ -52,6 +52,10 @@ public struct ResourceWatcher: Sendable {
                 previous[unit] = (sample, now)
                 var facts = ["sources": sample.sources.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")]
                 facts["memory_bytes"] = sample.memoryBytes.map { String(Int64($0)) }
+                facts["cpu_share"] = cpuRate.map { String($0) }
+                facts["tasks"] = sample.tasks.map { String(Int64($0)) }
+                facts["memory_pressure"] = sample.memoryPressure.map { String($0) }
+                facts["oom_kills"] = sample.oomKills.map { String(Int64($0)) }
                 for limit in limits {
                     guard let value = Self.value(of: limit, sample: sample, cpuRate: cpuRate, host: host) else { continue }
                     if let observation = tracker.evaluate(target: unit, limit: limit, value: value, at: .now(), facts: facts) {

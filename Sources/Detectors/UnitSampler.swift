@@ -11,6 +11,10 @@ public struct UnitSample: Sendable, Equatable {
     public var fds: Double?
     /// The main process's soft limit of open files.
     public var fdLimit: Double?
+    /// The unit's memory pressure (PSI `some avg10`, a fraction), where the kernel gives it.
+    public var memoryPressure: Double?
+    /// OOM kills in the unit's cgroup so far (cgroup v2 memory.events).
+    public var oomKills: Double?
     /// Where each figure came from: `cgroup2`, `cgroup1`, `systemd`, `proc`.
     public var sources: [String: String] = [:]
 }
@@ -57,6 +61,11 @@ public struct UnitSampler: Sendable {
             let pages = processes.pids.compactMap { readLines("\(procRoot)/\($0)/statm").first?.split(separator: " ").dropFirst().first.flatMap { Double($0) } }
             (sample.memoryBytes, sample.sources["memory"]) = (pages.reduce(0, +) * pageSize, "proc")
         }
+
+        if let text = readSmall(v2 + "/memory.pressure"), let avg10 = HostPressure.someAverage10(text) {
+            sample.memoryPressure = avg10 / 100
+        }
+        sample.oomKills = readKeyed(v2 + "/memory.events", "oom_kill")
 
         if let usec = readKeyed(v2 + "/cpu.stat", "usage_usec") {
             (sample.cpuSeconds, sample.sources["cpu"]) = (usec / 1e6, "cgroup2")

@@ -35,6 +35,10 @@ struct ResourceIntegrationTests {
             #expect(Double(held.facts["memory_bytes"] ?? "0")! > 60 * 1_048_576)
             #expect(try medicd.records(kinds: [.stepIntent]).contains { $0.step == "restart" })
             #expect(await eventually { ((try? medicd.records(kinds: [.observation]).contains { $0.message.hasPrefix("limit cleared") }) ?? false) })
+            let statm = (try? String(contentsOfFile: "/proc/\(medicd.process.pid)/statm", encoding: .utf8))?.split(separator: " ") ?? []
+            if statm.count > 1, let pages = Double(statm[1]) {
+                print(String(format: "medicd resident memory while sampling and healing: %.1f MiB", pages * 4096 / 1_048_576))
+            }
         }
     }
 }
