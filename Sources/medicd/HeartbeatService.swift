@@ -22,9 +22,7 @@ struct HeartbeatService: Service {
         let engine = self.engine
         await withGracefulShutdownHandler {
             await monitor.run(server: server) { observation in
-                var enriched = observation
-                enriched.facts.merge(HostPressure.facts()) { current, _ in current }
-                await engine.handle(enriched)
+                await engine.handleWithHostPressure(observation)
             }
         } onGracefulShutdown: {
             server.close()

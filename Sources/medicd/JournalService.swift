@@ -12,9 +12,7 @@ struct JournalService: Service {
         let engine = self.engine
         try await cancelWhenGracefulShutdown {
             try await watcher.run { observation in
-                var enriched = observation
-                enriched.facts.merge(HostPressure.facts()) { current, _ in current }
-                await engine.handle(enriched)
+                await engine.handleWithHostPressure(observation)
             }
         }
     }

@@ -13,9 +13,7 @@ struct ProbeService: Service {
         let engine = self.engine
         await cancelWhenGracefulShutdown {
             await runner.run { observation in
-                var enriched = observation
-                enriched.facts.merge(HostPressure.facts()) { current, _ in current }
-                await engine.handle(enriched)
+                await engine.handleWithHostPressure(observation)
             }
         }
     }

@@ -12,9 +12,7 @@ struct ResourceService: Service {
         let engine = self.engine
         await cancelWhenGracefulShutdown {
             await watcher.run { observation in
-                var enriched = observation
-                enriched.facts.merge(HostPressure.facts()) { current, _ in current }
-                await engine.handle(enriched)
+                await engine.handleWithHostPressure(observation)
             }
         }
     }
