@@ -48,11 +48,6 @@ public struct UnitTracker: Sendable {
     /// Whether a unit is (or would be) tracked.
     public func tracks(_ unit: String) -> Bool { selectors.contains { $0.matches(unit) } }
 
-    /// The units tracked so far.
-    public var trackedUnits: [String] { units.keys.sorted() }
-
-    /// The last known state of a unit.
-    public func state(of unit: String) -> UnitState? { units[unit]?.state }
 
     /// Takes a full state read with GetAll (at start, or after a reconnect): reports a unit
     /// found crashed, unless that crash was already reported.

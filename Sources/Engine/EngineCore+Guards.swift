@@ -21,7 +21,7 @@ extension EngineCore {
     mutating func guardCheck(_ incident: Incident, _ step: Step, at now: Timestamp) -> GuardStop? {
         let target = incident.target
         let guards = incident.playbook.guards
-        guard var state = targets[target] else { return nil }
+        guard let state = targets[target] else { return nil }
         if let silence = silences.first(where: { $0.covers(target, at: now) }) {
             return GuardStop(
                 guard: "silence", message: "\(target) is silenced until \(silence.end.iso8601) by \(silence.author): \(silence.reason)",
@@ -29,13 +29,7 @@ extension EngineCore {
         }
         let changes = state.count(state.transitions, within: guards.flap.window, at: now)
         if changes >= guards.flap.count {
-            if !state.flapping {
-                state.flapping = true
-                targets[target] = state
-            }
             return GuardStop(guard: "flap", message: "\(target) is flapping: \(changes) state changes in \(DurationText.format(guards.flap.window)); automatic action stops", then: .pause)
-        } else if state.flapping {
-            targets[target]?.flapping = false
         }
         if step.kind.isDestructive {
             for dependency in dependencies(of: incident) where targets[dependency]?.healthy == false {

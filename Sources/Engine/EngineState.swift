@@ -25,8 +25,6 @@ struct TargetState: Sendable {
     var lastPlanStart: Timestamp?
     /// Set after the escalation ladder ran out: no automatic action until a human resumes.
     var paused = false
-    /// Set when flapping was detected, until it calms down.
-    var flapping = false
     /// How long the last healthy period lasted when it ended.
     var lastHealthyPeriod: Duration?
     /// The units systemd says it needs (Requires=, BindsTo=).

@@ -49,13 +49,6 @@ public struct JournalEntry: Sendable, Equatable {
 public final class JournalReader {
     private let journal: OpaquePointer
 
-    /// Opens the local system journal.
-    public init() throws(SystemdError) {
-        var j: OpaquePointer? = nil
-        try check(sd_journal_open(&j, Int32(SD_JOURNAL_LOCAL_ONLY)), "sd_journal_open")
-        journal = j!
-    }
-
     /// Opens the journal files under `directory` and its per-machine subdirectories.
     public init(directory: String) throws(SystemdError) {
         var j: OpaquePointer? = nil

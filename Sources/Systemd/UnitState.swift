@@ -18,8 +18,6 @@ public struct UnitState: Sendable, Equatable, CustomStringConvertible {
     public var execMainStatus: Int32?
     /// The 128-bit invocation ID as 32 hex digits.
     public var invocationID: String?
-    /// The service's `Type=` (`simple`, `exec`, `notify`, …).
-    public var serviceType: String?
     /// The last `STATUS=` the service sent through sd_notify.
     public var statusText: String?
     /// When the last main process exited (µs since the epoch), 0 if it has not.
@@ -39,7 +37,7 @@ public struct UnitState: Sendable, Equatable, CustomStringConvertible {
     public init(
         loadState: String? = nil, activeState: String? = nil, subState: String? = nil, result: String? = nil,
         mainPID: UInt32? = nil, execMainPID: UInt32? = nil, nRestarts: UInt32? = nil, execMainCode: Int32? = nil,
-        execMainStatus: Int32? = nil, invocationID: String? = nil, serviceType: String? = nil, statusText: String? = nil
+        execMainStatus: Int32? = nil, invocationID: String? = nil, statusText: String? = nil
     ) {
         self.loadState = loadState
         self.activeState = activeState
@@ -51,7 +49,6 @@ public struct UnitState: Sendable, Equatable, CustomStringConvertible {
         self.execMainCode = execMainCode
         self.execMainStatus = execMainStatus
         self.invocationID = invocationID
-        self.serviceType = serviceType
         self.statusText = statusText
     }
 
@@ -66,7 +63,6 @@ public struct UnitState: Sendable, Equatable, CustomStringConvertible {
         execMainCode = properties["ExecMainCode"]?.int.map { Int32(truncatingIfNeeded: $0) }
         execMainStatus = properties["ExecMainStatus"]?.int.map { Int32(truncatingIfNeeded: $0) }
         invocationID = properties["InvocationID"]?.bytes.flatMap { $0.isEmpty ? nil : $0.hexString }
-        serviceType = properties["Type"]?.string
         statusText = properties["StatusText"]?.string
         execMainExitTimestamp = properties["ExecMainExitTimestamp"]?.uint
         controlGroup = properties["ControlGroup"]?.string
@@ -92,7 +88,6 @@ public struct UnitState: Sendable, Equatable, CustomStringConvertible {
         execMainCode = newer.execMainCode ?? execMainCode
         execMainStatus = newer.execMainStatus ?? execMainStatus
         invocationID = newer.invocationID ?? invocationID
-        serviceType = newer.serviceType ?? serviceType
         statusText = newer.statusText ?? statusText
         execMainExitTimestamp = newer.execMainExitTimestamp ?? execMainExitTimestamp
         requires = newer.requires ?? requires
