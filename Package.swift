@@ -57,10 +57,15 @@ let package = Package(
             name: "Engine",
             dependencies: ["MedicCore", .product(name: "Logging", package: "swift-log")]
         ),
+        // Runs programs for `exec`: fork, setuid and exec in C, where they are safe to call.
+        .target(name: "CSpawn"),
         // One executor per step kind.
         .target(
             name: "Actions",
-            dependencies: ["MedicCore", "Engine", "Systemd"]
+            dependencies: [
+                "MedicCore", "Engine", "Systemd", "CSpawn",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            ]
         ),
         // Replays a timeline of observations through the real engine on a virtual clock.
         .target(name: "Simulation", dependencies: ["MedicCore", "Engine", "Playbooks"]),

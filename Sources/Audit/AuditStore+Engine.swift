@@ -30,6 +30,17 @@ extension AuditStore {
         return (runs, failures)
     }
 
+    /// The servers Medic took out of their pools and has not returned (`socket backend/server`,
+    /// as `PoolAction.key` makes them), from the last pool step of each server.
+    public func poolHolds() throws -> Set<String> {
+        var held: [String: Bool] = [:]
+        for record in try records(AuditQuery(kinds: [.stepResult])) where record.step == StepKind.pool.rawValue {
+            guard let socket = record.facts["pool_socket"], let server = record.facts["pool_server"], let flag = record.facts["pool_held"] else { continue }
+            held["\(socket) \(server)"] = flag == "true"
+        }
+        return Set(held.filter(\.value).keys)
+    }
+
     /// The last sequence number written (0 for an empty log).
     public func lastSeq() throws -> Int64 {
         try read { db in try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM record") ?? 0 }

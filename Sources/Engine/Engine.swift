@@ -18,6 +18,8 @@ public actor Engine {
     private let onChange: (@Sendable (Status) -> Void)?
     private var steps: [Int: Task<Void, Never>] = [:]
     private var timers: [Int: Task<Void, Never>] = [:]
+    /// Tokens of running reboot steps.
+    private var rebootSteps: Set<Int> = []
 
     /// `onChange` is called whenever the status may have changed.
     public init(core: EngineCore, runner: StepRunner, audit: AuditSink, logger: Logger, onChange: (@Sendable (Status) -> Void)? = nil) {
@@ -64,6 +66,9 @@ public actor Engine {
     /// Waits until no step is running. Pending wake-ups (back-off, verification, stabilisation)
     /// are cancelled: they belong to a daemon that is stopping.
     public func stop() async {
+        // A reboot step that is waiting for the new boot has done its work: the host is going
+        // down, and waiting for it would hold the reboot up.
+        for token in rebootSteps { steps[token]?.cancel() }
         while let task = steps.values.first {
             await task.value
         }
@@ -77,11 +82,18 @@ public actor Engine {
             switch command {
             case .record(let record):
                 pending.append(record)
-            case .run(let token, let step, let target, _):
+            case .run(let token, let step, let context):
                 guard await write(&pending) else { return }
+                if step.kind == .reboot { rebootSteps.insert(token) }
                 steps[token] = Task {
-                    let outcome = await runner.run(step, on: target)
-                    await self.finished(token, outcome)
+                    let outcome = await runner.run(step, context: context)
+                    if Task.isCancelled {
+                        // Stopping for the reboot it asked for: the intent stays without a
+                        // result, and the medicd of the next boot records how it ended.
+                        await self.abandoned(token)
+                    } else {
+                        await self.finished(token, outcome)
+                    }
                 }
             case .wake(let token, let at):
                 guard await write(&pending) else { return }
@@ -98,7 +110,13 @@ public actor Engine {
 
     private func finished(_ token: Int, _ outcome: StepOutcome) async {
         steps[token] = nil
+        rebootSteps.remove(token)
         await carry(core.stepFinished(token: token, outcome: outcome, at: .now()))
+    }
+
+    private func abandoned(_ token: Int) {
+        steps[token] = nil
+        rebootSteps.remove(token)
     }
 
     private func woke(_ token: Int) async {

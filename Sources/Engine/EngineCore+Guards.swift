@@ -31,7 +31,7 @@ extension EngineCore {
         if changes >= guards.flap.count {
             return GuardStop(guard: "flap", message: "\(target) is flapping: \(changes) state changes in \(DurationText.format(guards.flap.window)); automatic action stops", then: .pause)
         }
-        if step.kind.isDestructive {
+        if step.isDestructive {
             for dependency in dependencies(of: incident) where targets[dependency]?.healthy == false {
                 let parent = targets[dependency]?.incidents.values.min().map { " (incident \($0))" } ?? ""
                 return GuardStop(guard: "dependency", message: "\(target) depends on \(dependency), which is unhealthy\(parent); waiting for it instead of restarting a victim", then: .hold(until: nil))
@@ -41,9 +41,12 @@ extension EngineCore {
         var limit = guards.rates[step.kind]
         if case .reboot(let atMost) = step.action { limit = atMost }
         if let limit {
-            let used = state.count(state.stepRuns[step.kind] ?? [], within: limit.window, at: now)
+            // Reboots are the host's, whichever target asked: counted across all of them.
+            let runs = step.kind == .reboot ? targets.values.flatMap { $0.stepRuns[.reboot] ?? [] } : state.stepRuns[step.kind] ?? []
+            let used = state.count(runs, within: limit.window, at: now)
             if used >= limit.count {
-                return GuardStop(guard: "rate", message: "\(used) \(step.name)s of \(target) in the last \(DurationText.format(limit.window)) already (limit \(limit))", then: .escalate)
+                let what = step.kind == .reboot ? "this host" : target
+            return GuardStop(guard: "rate", message: "\(used) \(step.name)s of \(what) in the last \(DurationText.format(limit.window)) already (limit \(limit))", then: .escalate)
             }
         }
         return nil
@@ -145,7 +148,7 @@ extension EngineCore {
             message: "needs a human: \(reason); " + (pause
                 ? "automatic action on \(incident.target) stops until a human resumes it"
                 : "trying again every \(DurationText.format(retry))"),
-            details: ["notify": "not yet available in this version of Medic", "paused": String(pause)])))
+            details: ["paused": String(pause)])))
         if pause {
             targets[incident.target]?.paused = true
             incident.phase = .paused

@@ -15,7 +15,7 @@ extension EngineCore {
             details: details)))
         incidents[id] = Incident(
             id: id, target: observation.target, key: key, playbook: playbook, rule: rule, opened: now, occurred: observation.occurred,
-            stepStarted: now)
+            stepStarted: now, observation: observation.summary)
         targets[observation.target, default: TargetState()].incidents[key] = id
         counters.incidentsOpened += 1
         startAttempt(id, at: now)
@@ -118,7 +118,7 @@ extension EngineCore {
             }
             return
         }
-        if !step.kind.isAvailable || [.verify, .wait].contains(step.kind) || settings.dryRun || incident.playbook.dryRun {
+        if [.verify, .wait, .notify].contains(step.kind) || settings.dryRun || incident.playbook.dryRun {
             // Not acting on the target: no need to wait for another incident's step.
         } else if let other = targets[incident.target]?.busy, other != id {
             incident.phase = .queued(index)
@@ -154,17 +154,22 @@ extension EngineCore {
             incident.token = token
             incidents[id] = incident
             emit(.wake(token: token, at: now.adding(duration)))
+        case .notify:
+            // Beside the plan: a slow or failing receiver never holds the remedy.
+            let token = token()
+            detached[token] = DetachedStep(
+                step: step, label: label, plan: incident.planName, incident: id, target: incident.target, playbook: incident.playbook, started: now)
+            emit(.run(token: token, step: step, context: incident.context))
+            incident.done.append("\(step): sent")
+            incidents[id] = incident
+            nextStep(id, after: index, at: now)
         default:
-            guard step.kind.isAvailable else {
-                stepSucceeded(id, index: index, summary: "not yet available in this version of Medic; skipped", at: now, result: "unavailable")
-                return
-            }
             let token = token()
             incident.phase = .running(index)
             incident.token = token
             incidents[id] = incident
             targets[incident.target]?.busy = id
-            emit(.run(token: token, step: step, target: incident.target, incident: id))
+            emit(.run(token: token, step: step, context: incident.context))
         }
     }
 

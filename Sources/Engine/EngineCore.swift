@@ -10,7 +10,7 @@ public struct EngineCore: Sendable {
     public enum Command: Sendable, Equatable {
         case record(AuditRecord)
         /// Run a step that acts on the world; report back with `stepFinished(token:)`.
-        case run(token: Int, step: Step, target: String, incident: Int64)
+        case run(token: Int, step: Step, context: StepContext)
         /// Call `wake(token:)` at this time.
         case wake(token: Int, at: Timestamp)
     }
@@ -47,6 +47,8 @@ public struct EngineCore: Sendable {
     var nextIncident: Int64
     var nextToken = 1
     var output: [Command] = []
+    /// Steps that run beside their plan (notify): their results are recorded when they come.
+    var detached: [Int: DetachedStep] = [:]
     public internal(set) var counters = Counters()
 
     /// `firstIncidentID` continues the numbering of an existing audit log.
@@ -149,34 +151,61 @@ public struct EngineCore: Sendable {
 
     /// A step started with `.run` finished.
     public mutating func stepFinished(token: Int, outcome: StepOutcome, at now: Timestamp) -> [Command] {
+        if let step = detached.removeValue(forKey: token) {
+            recordResult(step.step, label: step.label, plan: step.plan, incident: step.incident, target: step.target,
+                         playbook: step.playbook, outcome: outcome, started: step.started, at: now)
+            return flush()
+        }
         guard let id = incidents.first(where: { $0.value.token == token })?.key, var incident = incidents[id],
               case .running(let index) = incident.phase
         else { return flush() }
         let step = incident.plan[index]
-        var details = outcome.details
-        details["result"] = outcome.succeeded ? "succeeded" : "failed"
-        details["step"] = "\(index + 1)/\(incident.plan.count) \(step.name)"
-        details["plan"] = incident.planName
-        details["duration_ms"] = String(now.since(incident.stepStarted).milliseconds)
-        emit(.record(AuditRecord(
-            kind: .stepResult, time: now, target: incident.target, incident: id, playbook: incident.playbook.name,
-            playbookHash: incident.playbook.contentHash, step: step.name,
-            message: "\(step.name) \(outcome.succeeded ? "succeeded" : "failed"): \(outcome.summary)", details: details)))
+        let label = "\(index + 1)/\(incident.plan.count) \(step.name)"
+        if let guardName = outcome.refusedBy {
+            counters.guardStops += 1
+            var details = outcome.details
+            details["guard"] = guardName
+            details["result"] = "refused"
+            details["step"] = label
+            emit(.record(AuditRecord(
+                kind: .guardStopped, time: now, target: incident.target, incident: id, playbook: incident.playbook.name,
+                playbookHash: incident.playbook.contentHash, step: step.name, message: "\(step.name) stopped: \(outcome.summary)", details: details)))
+        } else {
+            recordResult(step, label: label, plan: incident.planName, incident: id, target: incident.target, playbook: incident.playbook,
+                         outcome: outcome, started: incident.stepStarted, at: now)
+        }
+        incident.done.append("\(step): \(outcome.refusedBy != nil ? "refused" : outcome.succeeded ? "succeeded" : "failed")")
         if outcome.succeeded, [.restart, .start].contains(step.kind) {
             // The runner waited until the unit was active (READY=1 for notify units).
             targets[incident.target]?.noteHealth(true, at: now)
         }
         incident.token = nil
         incident.phase = .idle
+        if outcome.refusedBy != nil { incident.retrySlowly = true }
         incidents[id] = incident
         if targets[incident.target]?.busy == id { targets[incident.target]?.busy = nil }
         if outcome.succeeded {
             nextStep(id, after: index, at: now)
         } else {
-            planFailed(id, reason: "\(step.name) failed: \(outcome.summary)", at: now)
+            planFailed(id, reason: "\(step.name) \(outcome.refusedBy != nil ? "refused" : "failed"): \(outcome.summary)", at: now)
         }
         runQueued(on: incident.target, at: now)
         return flush()
+    }
+
+    private mutating func recordResult(
+        _ step: Step, label: String, plan: String, incident: Int64, target: String, playbook: Playbook, outcome: StepOutcome,
+        started: Timestamp, at now: Timestamp
+    ) {
+        var details = outcome.details
+        details["result"] = outcome.succeeded ? "succeeded" : "failed"
+        details["step"] = label
+        details["plan"] = plan
+        details["duration_ms"] = String(now.since(started).milliseconds)
+        emit(.record(AuditRecord(
+            kind: .stepResult, time: now, target: target, incident: incident, playbook: playbook.name,
+            playbookHash: playbook.contentHash, step: step.name,
+            message: "\(step.name) \(outcome.succeeded ? "succeeded" : "failed"): \(outcome.summary)", details: details)))
     }
 
     /// A wake-up scheduled with `.wake` is due.

@@ -93,6 +93,26 @@ struct Incident: Sendable {
     var levelsRun: Set<Int> = []
     /// Whether the escalation last run was for a guard's refusal (then retry slowly).
     var retrySlowly = false
+    /// The summary of the observation that opened it.
+    let observation: String
+    /// What each step run so far did, for the steps that report to people.
+    var done: [String] = []
+
+    /// What a step of this incident acts on, for its runner.
+    var context: StepContext {
+        StepContext(target: target, incident: id, playbook: playbook, trigger: rule.text, observation: observation, done: done)
+    }
+}
+
+/// A step running beside its plan (notify), whose result is recorded when it comes.
+struct DetachedStep: Sendable {
+    let step: Step
+    let label: String
+    let plan: String
+    let incident: Int64
+    let target: String
+    let playbook: Playbook
+    let started: Timestamp
 }
 
 /// Storm detection for a playbook's targets.

@@ -12,10 +12,12 @@ public struct Playbook: Sendable, Equatable {
     public var targets: [TargetSpec]
     public var rules: [Rule]
     public var guards: Guards
+    /// Where `notify` steps send, by name (`journal` is always there).
+    public var receivers: [String: Receiver]
 
     public init(
         name: String, file: String, contentHash: String, dryRun: Bool = false, targets: [TargetSpec], rules: [Rule],
-        guards: Guards = Guards()
+        guards: Guards = Guards(), receivers: [String: Receiver] = [:]
     ) {
         self.name = name
         self.file = file
@@ -24,6 +26,12 @@ public struct Playbook: Sendable, Equatable {
         self.targets = targets
         self.rules = rules
         self.guards = guards
+        self.receivers = receivers
+    }
+
+    /// The receiver a `notify` step names.
+    public func receiver(_ name: String) -> Receiver? {
+        receivers[name] ?? (name == Receiver.journal.name ? .journal : nil)
     }
 
     /// The target spec that covers `unit` (by name or glob), if any.
@@ -94,11 +102,14 @@ public struct PoolMembership: Sendable, Equatable {
     public var haproxy: String
     public var backend: String
     public var server: String
+    /// What must stay in service when Medic takes this server out.
+    public var capacity: PoolCapacity
 
-    public init(haproxy: String, backend: String, server: String) {
+    public init(haproxy: String, backend: String, server: String, capacity: PoolCapacity = PoolCapacity()) {
         self.haproxy = haproxy
         self.backend = backend
         self.server = server
+        self.capacity = capacity
     }
 }
 

@@ -19,14 +19,6 @@ public enum StepKind: String, Sendable, Equatable, Hashable, CaseIterable, Codab
         }
     }
 
-    /// Steps the engine runs today; the others are recorded as not yet available.
-    public var isAvailable: Bool {
-        switch self {
-        case .restart, .start, .stop, .reload, .kill, .verify, .wait: true
-        case .collect, .pool, .reboot, .exec, .notify: false
-        }
-    }
-
     /// Each kind's timeout when the playbook does not give one.
     public var defaultTimeout: Duration {
         switch self {
@@ -54,7 +46,9 @@ public struct Step: Sendable, Equatable, CustomStringConvertible {
         case pool(PoolState)
         /// Reboot the host, at most `limit` times in its window.
         case reboot(limit: RateLimit)
-        case exec(command: [String])
+        /// Run the site's own program (an argument array, never a shell string).
+        case exec(ExecCommand)
+        /// Tell a receiver of the playbook's (or the journal), beside the plan: never holds it.
         case notify(recipient: String, message: String?)
     }
 
@@ -67,6 +61,12 @@ public struct Step: Sendable, Equatable, CustomStringConvertible {
     }
 
     public var kind: StepKind { Self.kind(of: action) }
+
+    /// Whether this step takes something down or away (returning a server to its pool does not).
+    public var isDestructive: Bool {
+        if case .pool(.ready) = action { return false }
+        return kind.isDestructive
+    }
     public var name: String { kind.rawValue }
 
     private static func kind(of action: Action) -> StepKind {
@@ -96,7 +96,7 @@ public struct Step: Sendable, Equatable, CustomStringConvertible {
         case .collect(let lines): "collect the last \(lines) journal lines"
         case .pool(let state): "pool \(state.rawValue)"
         case .reboot(let limit): "reboot (at most \(limit))"
-        case .exec(let command): "exec \(command.joined(separator: " "))"
+        case .exec(let command): "exec \(command.arguments.joined(separator: " "))"
         case .notify(let recipient, _): "notify \(recipient)"
         }
     }

@@ -79,13 +79,17 @@ public enum PlaybookParser {
 struct PlaybookReader {
     var nodes: NodeReader
     let file: String
+    /// Receivers named by `notify` steps, checked once the receivers are read.
+    var notified: [(name: String, node: Node)] = []
+    /// `pool` steps, which need every target to be in a pool.
+    var poolSteps: [Node] = []
 
     init(file: String) {
         self.file = file
         nodes = NodeReader(file: file)
     }
 
-    static let topKeys = ["playbook", "dry_run", "targets", "guards", "on"]
+    static let topKeys = ["playbook", "dry_run", "targets", "guards", "receivers", "on"]
 
     mutating func playbook(_ root: Node, hash: String) -> Playbook? {
         guard let top = nodes.mapping(root, what: "a playbook", allowed: Self.topKeys, required: ["playbook", "targets", "on"]) else { return nil }
@@ -107,8 +111,27 @@ struct PlaybookReader {
             }
         }
         checkCoverage(targets: targets, rules: rules)
+        let receivers = top["receivers"].map { self.receivers($0.value) } ?? [:]
+        checkReferences(receivers: receivers, targets: targets)
         guard let name else { return nil }
-        return Playbook(name: name, file: file, contentHash: hash, dryRun: dryRun, targets: targets.map(\.0), rules: rules.map(\.0), guards: guards)
+        return Playbook(
+            name: name, file: file, contentHash: hash, dryRun: dryRun, targets: targets.map(\.0), rules: rules.map(\.0), guards: guards,
+            receivers: receivers)
+    }
+
+    /// Every `notify` names a receiver; every `pool` step has targets in a pool.
+    private mutating func checkReferences(receivers: [String: Receiver], targets: [(TargetSpec, Node)]) {
+        let names = (Array(receivers.keys) + [Receiver.journal.name]).sorted()
+        for (name, node) in notified where receivers[name] == nil && name != Receiver.journal.name {
+            var message = "'notify' names no receiver '\(name)'"
+            if let close = suggestion(for: name, among: names) { message += " (did you mean '\(close)'?)" }
+            nodes.report(node, message + "; receivers: \(names.joined(separator: ", ")) (define them under 'receivers:')")
+        }
+        if let step = poolSteps.first {
+            for (target, node) in targets where target.pool == nil {
+                nodes.report(node, "target \(target.selector) has no 'pool:' (haproxy, backend, server), but the 'pool' step at line \(step.mark.map { "\($0.line)" } ?? "?") acts on its pool")
+            }
+        }
     }
 
     /// Every target must be something a rule can fire for, and every trigger must have a target

@@ -111,6 +111,7 @@ extension PlaybookReader {
             return Step(.collect(journalLines: lines), timeout: timeout(keys))
 
         case .pool:
+            poolSteps.append(nameNode)
             if isScalar(value), let value, let text = nodes.string(value, what: "'pool'") {
                 guard let state = PoolState(rawValue: text) else {
                     nodes.report(value, "pool state '\(text)' is not one of drain, maint, ready")
@@ -141,32 +142,33 @@ extension PlaybookReader {
 
         case .exec:
             if case .sequence? = value, let value {
-                guard let command = stringList(value, what: "'exec'"), !command.isEmpty else { return nil }
-                guard command[0].hasPrefix("/") else {
-                    nodes.report(value, "the program '\(command[0])' must be an absolute path")
-                    return nil
-                }
-                return Step(.exec(command: command))
+                guard let command = program(value, what: "'exec'") else { return nil }
+                return Step(.exec(ExecCommand(arguments: command)))
             }
-            guard let keys = options(value, kind, allowed: ["command"], required: ["command"]),
+            guard let keys = options(value, kind, allowed: ["command", "workdir", "user", "output"], required: ["command"]),
                   let commandNode = keys["command"]?.value
             else {
                 if value == nil { nodes.report(nameNode, "'exec' needs a command as a list: '- exec: [/usr/local/bin/fix, --now]'") }
                 return nil
             }
-            if case .scalar = commandNode {
-                nodes.report(commandNode, "'command' must be a list of arguments, never a shell string: [/path/to/program, arg1, arg2]")
-                return nil
+            guard let command = program(commandNode, what: "'command'") else { return nil }
+            var exec = ExecCommand(arguments: command)
+            if let node = keys["workdir"]?.value, let directory = nodes.string(node, what: "'workdir'") {
+                if directory.hasPrefix("/") { exec.workingDirectory = directory } else { nodes.report(node, "'workdir' must be an absolute path; found '\(directory)'") }
             }
-            guard let command = stringList(commandNode, what: "'command'"), !command.isEmpty else { return nil }
-            guard command[0].hasPrefix("/") else {
-                nodes.report(commandNode, "the program '\(command[0])' must be an absolute path")
-                return nil
+            if let node = keys["user"]?.value, let user = nodes.string(node, what: "'user'") { exec.user = user }
+            if let node = keys["output"]?.value, let text = nodes.string(node, what: "'output'") {
+                if let bytes = Quantity.parseSize(text), bytes >= 1, bytes <= 1_048_576 {
+                    exec.outputLimit = Int(bytes)
+                } else {
+                    nodes.report(node, "'output' is how much of the program's output to keep, a size from 1B to 1MiB such as 16KiB; found '\(text)'")
+                }
             }
-            return Step(.exec(command: command), timeout: timeout(keys))
+            return Step(.exec(exec), timeout: timeout(keys))
 
         case .notify:
             if isScalar(value), let value, let recipient = nodes.string(value, what: "'notify'") {
+                notified.append((recipient, value))
                 return Step(.notify(recipient: recipient, message: nil))
             }
             guard let keys = options(value, kind, allowed: ["to", "message"], required: ["to"]),
@@ -175,9 +177,26 @@ extension PlaybookReader {
                 if value == nil { nodes.report(nameNode, "'notify' needs a recipient, e.g. '- notify: oncall'") }
                 return nil
             }
+            notified.append((recipient, keys["to"]!.value))
             let message = keys["message"].flatMap { nodes.string($0.value, what: "'message'") }
             return Step(.notify(recipient: recipient, message: message), timeout: timeout(keys))
         }
+    }
+}
+
+extension PlaybookReader {
+    /// A program and its arguments: a list whose first item is an absolute path.
+    mutating func program(_ node: Node, what: String) -> [String]? {
+        if case .scalar = node {
+            nodes.report(node, "\(what) must be a list of arguments, never a shell string: [/path/to/program, arg1, arg2]")
+            return nil
+        }
+        guard let command = stringList(node, what: what), !command.isEmpty else { return nil }
+        guard command[0].hasPrefix("/") else {
+            nodes.report(node, "the program '\(command[0])' must be an absolute path")
+            return nil
+        }
+        return command
     }
 }
 

@@ -47,19 +47,32 @@ extension PlaybookReader {
                 }
             }
         }
-        if selector == .host, spec.pool != nil || spec.probe != nil || spec.heartbeat != nil || !spec.dependsOn.isEmpty {
-            nodes.report(node, "the host target takes only 'limits'")
+        if selector == .host, spec.probe != nil || spec.heartbeat != nil || !spec.dependsOn.isEmpty {
+            nodes.report(node, "the host target takes only 'limits' and 'pool'")
         }
         return spec
     }
 
     private mutating func poolMembership(_ node: Node) -> PoolMembership? {
-        guard let keys = nodes.mapping(node, what: "'pool'", allowed: ["haproxy", "backend", "server"], required: ["haproxy", "backend", "server"]),
+        guard let keys = nodes.mapping(node, what: "'pool'", allowed: ["haproxy", "backend", "server", "min_in_service"], required: ["haproxy", "backend", "server"]),
               let haproxy = keys["haproxy"].flatMap({ nodes.string($0.value, what: "'haproxy' (its admin socket)") }),
               let backend = keys["backend"].flatMap({ nodes.string($0.value, what: "'backend'") }),
               let server = keys["server"].flatMap({ nodes.string($0.value, what: "'server'") })
         else { return nil }
-        return PoolMembership(haproxy: haproxy, backend: backend, server: server)
+        var membership = PoolMembership(haproxy: haproxy, backend: backend, server: server)
+        if let minimum = keys["min_in_service"]?.value, let text = nodes.string(minimum, what: "'min_in_service'") {
+            if let share = Quantity.parsePercent(text), share > 0, share <= 1 {
+                membership.capacity = PoolCapacity(share: share, count: 1)
+            } else if let count = Int(text), count >= 0 {
+                membership.capacity = PoolCapacity(share: 0, count: count)
+            } else {
+                nodes.report(minimum, "'min_in_service' must be a share of the backend's servers such as 50%, or a number of servers such as 2; found '\(text)'")
+            }
+        }
+        if !haproxy.hasPrefix("/"), haproxy.split(separator: ":").last.flatMap({ Int($0) }) == nil {
+            nodes.report(keys["haproxy"]!.value, "'haproxy' is HAProxy's admin socket: an absolute path (/run/haproxy/admin.sock) or HOST:PORT; found '\(haproxy)'")
+        }
+        return membership
     }
 
     private mutating func probe(_ node: Node) -> Probe? {

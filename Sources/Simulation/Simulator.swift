@@ -76,7 +76,7 @@ public struct Simulator {
             for command in commands {
                 switch command {
                 case .record(let record): out.append(Entry(at: record.time.since(base), record: record))
-                case .run(let token, let step, let target, _): push(next.time.adding(.milliseconds(1)), .finished(token: token, step: step, target: target))
+                case .run(let token, let step, let context): push(next.time.adding(.milliseconds(1)), .finished(token: token, step: step, target: context.target))
                 case .wake(let token, let at): push(max(at, next.time), .wake(token))
                 }
             }

@@ -56,6 +56,13 @@ public final class JournalReader {
         journal = j!
     }
 
+    /// Opens this host's own journal (system and local files only).
+    public init() throws(SystemdError) {
+        var j: OpaquePointer? = nil
+        try check(sd_journal_open(&j, Int32(SD_JOURNAL_LOCAL_ONLY)), "sd_journal_open")
+        journal = j!
+    }
+
     deinit { sd_journal_close(journal) }
 
     /// The newest `limit` entries of a unit (`_SYSTEMD_UNIT=`), oldest first.

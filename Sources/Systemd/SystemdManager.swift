@@ -119,6 +119,35 @@ public struct SystemdManager: Sendable {
         try await runJob("ReloadUnit", unit: name, mode: mode, timeout: timeout)
     }
 
+    /// Queues a job to start the unit without waiting for it: for `reboot.target` in
+    /// `replace-irreversibly` mode, whose job outlives the bus connection. Returns the job's path.
+    @discardableResult
+    public func enqueueStart(_ name: String, mode: String) async throws -> String {
+        try await bus.perform { loop in
+            try loop.requireConnection().call(
+                destination: Self.destination, path: Self.managerPath, interface: Self.managerInterface,
+                member: "StartUnit", arguments: [.string(name), .string(mode)]
+            ).readObjectPath()
+        }
+    }
+
+    /// Which boot the manager is in: the kernel's boot ID with the moment (CLOCK_MONOTONIC) the
+    /// manager started userspace. It changes on every reboot, also for a systemd in a
+    /// container, where the kernel's boot ID stays the same.
+    public func bootIdentity() async throws -> String {
+        let started = try await managerProperty("UserspaceTimestampMonotonic")
+        return "\(Self.kernelBootID())/\(started)"
+    }
+
+    /// The kernel's boot ID, without dashes, as the journal writes it.
+    public static func kernelBootID() -> String {
+        guard let file = fopen("/proc/sys/kernel/random/boot_id", "r") else { return "unknown" }
+        defer { fclose(file) }
+        var buffer = [CChar](repeating: 0, count: 64)
+        guard fgets(&buffer, 64, file) != nil else { return "unknown" }
+        return String(cString: buffer).filter { $0.isHexDigit }
+    }
+
     /// Sends a signal to the unit's processes (`who`: `main`, `control` or `all`).
     public func killUnit(_ name: String, who: String = "main", signal: Int32) async throws {
         try await bus.perform { loop in

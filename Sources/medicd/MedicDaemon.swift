@@ -91,8 +91,10 @@ struct MedicDaemon: AsyncParsableCommand {
         core.restore(stepRuns: history.stepRuns, failures: history.failures)
         core.setSilences(try store.silences(now: now))
         let targetCount = directory.playbooks.flatMap(\.targets).count
+        let runner = ActionRunner(
+            manager: SystemdManager(bus: systemBus), pool: PoolAction(pool: HAProxyRuntime(), held: try store.poolHolds()), journalDirectory: journal)
         let engine = Engine(
-            core: core, runner: SystemdStepRunner(manager: SystemdManager(bus: systemBus)), audit: audit, logger: logger,
+            core: core, runner: runner, audit: audit, logger: logger,
             onChange: { status in Notify.status(StatusLine.text(status, targets: targetCount)) })
         let watcher = UnitWatcher(
             manager: SystemdManager(bus: systemBus), selectors: directory.playbooks.flatMap { $0.targets.map(\.selector) },

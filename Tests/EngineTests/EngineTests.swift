@@ -108,10 +108,10 @@ struct EngineTests {
         let first = core.observe(Observation(target: "cache.service", kind: .crashed(.signal), time: now, facts: [:], summary: "crashed"))
         let second = core.observe(Observation(target: "cache.service", kind: .limitExceeded(leak), time: now.adding(.milliseconds(1)), facts: [:], summary: "leak"))
         #expect(core.openIncidents.count == 2)
-        let runs = (first + second).compactMap { if case .run(let token, let step, _, _) = $0 { (token, step.kind) } else { nil } }
+        let runs = (first + second).compactMap { if case .run(let token, let step, _) = $0 { (token, step.kind) } else { nil } }
         #expect(runs.map(\.1) == [.restart], "the reload waits for the restart")
         let after = core.stepFinished(token: runs[0].0, outcome: .success("done"), at: now.adding(.milliseconds(5)))
-        #expect(after.contains { if case .run(_, let step, _, _) = $0 { step.kind == .reload } else { false } })
+        #expect(after.contains { if case .run(_, let step, _) = $0 { step.kind == .reload } else { false } })
     }
 
     @Test("a paused target acts again once a human resumes it")
@@ -128,7 +128,7 @@ struct EngineTests {
         #expect(!crash.contains { if case .run = $0 { true } else { false } })
         let resumed = core.resume("web@1.service", at: now.adding(.seconds(60)))
         #expect(resumed.contains { if case .record(let r) = $0 { r.message.hasPrefix("resumed by a human") } else { false } })
-        #expect(resumed.contains { if case .run(_, let step, _, _) = $0 { step.kind == .restart } else { false } })
+        #expect(resumed.contains { if case .run(_, let step, _) = $0 { step.kind == .restart } else { false } })
     }
 
     @Test("dry-run records what would be done and does nothing")
@@ -158,6 +158,7 @@ struct EngineTests {
             targets:
               - unit: api.service
             guards: { backoff: { initial: 1s }, rate: { restart: 10 in 10m } }
+            receivers: { oncall: { journal: crit } }
             on:
               - when: crashed
                 do: [ restart, { verify: { healthy: within 10s } } ]

@@ -29,6 +29,7 @@ struct GuardTests {
                 targets:
                   - unit: bad.service
                 guards: { backoff: { initial: 100ms } }
+                receivers: { oncall: { journal: crit } }
                 on:
                   - when: crashed(start-limit-hit)
                     do:

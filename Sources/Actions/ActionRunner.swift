@@ -1,0 +1,71 @@
+import AsyncHTTPClient
+import Engine
+import MedicCore
+import Glibc
+import Systemd
+
+/// Runs every step kind that acts on the world, each through its action: unit jobs and signals
+/// over the bus, the load balancer's pool, reboot, the site's programs, notifications and
+/// evidence.
+public struct ActionRunner: StepRunner {
+    private let manager: SystemdManager
+    private let pool: PoolAction
+    private let lookup: LoadBalancerPool
+    private let journalDirectory: String?
+    private let hostName: String
+    private let client: HTTPClient
+
+    /// `journalDirectory` is where `collect` reads the journal (nil: this host's own).
+    public init(
+        manager: SystemdManager, pool: PoolAction, balancer: LoadBalancerPool = HAProxyRuntime(), journalDirectory: String? = nil,
+        hostName: String = ActionRunner.localHostName(), client: HTTPClient = .shared
+    ) {
+        self.manager = manager
+        self.pool = pool
+        lookup = balancer
+        self.journalDirectory = journalDirectory
+        self.hostName = hostName
+        self.client = client
+    }
+
+    public func run(_ step: Step, context: StepContext) async -> StepOutcome {
+        let target = context.target
+        do {
+            switch step.action {
+            case .restart:
+                return try await JobAction(manager: manager, method: .restart).run(unit: target, timeout: step.timeout)
+            case .start:
+                return try await JobAction(manager: manager, method: .start).run(unit: target, timeout: step.timeout)
+            case .reload:
+                return try await JobAction(manager: manager, method: .reload).run(unit: target, timeout: step.timeout)
+            case .stop:
+                return try await JobAction(manager: manager, method: .stop).run(unit: target, timeout: step.timeout)
+            case .kill(let signal):
+                try await manager.killUnit(target, signal: signal)
+                return .success("sent signal \(signal) to the main process")
+            case .pool(let state):
+                guard let member = context.spec?.pool else { return .failure("\(target) has no pool in playbook \(context.playbook.name)") }
+                return await pool.run(state, member: member, timeout: step.timeout)
+            case .reboot:
+                return await RebootAction(manager: manager).run(timeout: step.timeout)
+            case .exec(let command):
+                return await ExecAction(hostName: hostName).run(command, context: context, timeout: step.timeout)
+            case .notify(let recipient, let message):
+                return await NotifyAction(client: client, hostName: hostName).run(recipient: recipient, message: message, context: context)
+            case .collect(let lines):
+                return await CollectAction(manager: manager, pool: lookup, journalDirectory: journalDirectory).run(journalLines: lines, context: context)
+            case .verify, .wait:
+                return .failure("\(step.name) is run by the engine, not by an action")
+            }
+        } catch {
+            return .failure("\(error)")
+        }
+    }
+
+    /// This host's name, for notifications and the programs `exec` runs.
+    public static func localHostName() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        gethostname(&buffer, buffer.count)
+        return String(cString: buffer)
+    }
+}

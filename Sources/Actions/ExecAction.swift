@@ -1,0 +1,94 @@
+import CSpawn
+import Dispatch
+import Engine
+import Glibc
+import MedicCore
+
+/// Runs the site's own program for an `exec` step: an argument array (no shell), in its own
+/// process group, with the incident's facts as `MEDIC_*` environment variables (never spliced
+/// into the arguments), in its working directory, as its user, killed with its whole group at
+/// the timeout. Its exit code is the result; its output, up to a bound, goes to the audit log.
+struct ExecAction {
+    let hostName: String
+
+    func run(_ command: ExecCommand, context: StepContext, timeout: Duration) async -> StepOutcome {
+        var environment = [
+            "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8",
+            "MEDIC_TARGET=\(context.target)", "MEDIC_INCIDENT=\(context.incident)", "MEDIC_PLAYBOOK=\(context.playbook.name)",
+            "MEDIC_TRIGGER=\(context.trigger)", "MEDIC_OBSERVATION=\(context.observation)", "MEDIC_HOST=\(hostName)",
+        ]
+        if context.target != TargetSelector.hostName { environment.append("MEDIC_UNIT=\(context.target)") }
+        if let pool = context.spec?.pool { environment += ["MEDIC_POOL_BACKEND=\(pool.backend)", "MEDIC_POOL_SERVER=\(pool.server)"] }
+        var identity: (uid: uid_t, gid: gid_t, groups: [gid_t], home: String)?
+        if let user = command.user {
+            guard let found = Self.lookUp(user) else { return .failure("no user '\(user)' on this host to run \(command.arguments[0]) as") }
+            identity = found
+            environment += ["USER=\(user)", "LOGNAME=\(user)", "HOME=\(found.home)"]
+        } else {
+            environment += ["USER=root", "HOME=/root"]
+        }
+        let arguments = command.arguments
+        let directory = command.workingDirectory
+        let limit = command.outputLimit
+        let environmentList = environment
+        let uid = identity?.uid ?? uid_t.max
+        let gid = identity?.gid ?? gid_t.max
+        let groups = identity?.groups ?? []
+        let run = await withCheckedContinuation { (continuation: CheckedContinuation<(medic_run_result, String), Never>) in
+            DispatchQueue.global().async {
+                var result = medic_run_result()
+                var output = [CChar](repeating: 0, count: limit + 1)
+                withCStrings(arguments) { argv in
+                    withCStrings(environmentList) { envp in
+                        medic_run(
+                            argv, envp, directory, uid, gid, groups, groups.count,
+                            Int(timeout.milliseconds), &output, limit, &result)
+                    }
+                }
+                let text = String(decoding: output[0..<result.kept].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                continuation.resume(returning: (result, text))
+            }
+        }
+        let (result, output) = run
+        var details = ["program": arguments[0], "output": output, "output_bytes": String(result.total)]
+        if result.total > result.kept { details["output_truncated"] = "kept the first \(result.kept) of \(result.total) bytes" }
+        if result.error != 0 {
+            let call = result.failed_call.map { String(cString: $0) } ?? "?"
+            return .failure("cannot run \(arguments[0]): \(call): \(String(cString: strerror(result.error)))", details)
+        }
+        let status = result.status
+        let exited = status & 0x7f == 0
+        let code = (status >> 8) & 0xff
+        if result.timed_out != 0 {
+            return .failure("\(arguments[0]) did not finish within \(DurationText.format(timeout)); its process group was killed", details)
+        }
+        guard exited else {
+            details["signal"] = String(status & 0x7f)
+            return .failure("\(arguments[0]) was killed by signal \(status & 0x7f)", details)
+        }
+        details["exit_code"] = String(code)
+        return code == 0 ? .success("\(arguments[0]) exited 0", details) : .failure("\(arguments[0]) exited with status \(code)", details)
+    }
+
+    /// The user's uid, gid, supplementary groups and home, from the passwd and group databases.
+    private static func lookUp(_ user: String) -> (uid: uid_t, gid: gid_t, groups: [gid_t], home: String)? {
+        var entry = passwd()
+        var found: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 16_384)
+        guard getpwnam_r(user, &entry, &buffer, buffer.count, &found) == 0, found != nil else { return nil }
+        var count: Int32 = 64
+        var groups = [gid_t](repeating: 0, count: 64)
+        if getgrouplist(user, entry.pw_gid, &groups, &count) < 0 {
+            groups = [gid_t](repeating: 0, count: Int(count))
+            _ = getgrouplist(user, entry.pw_gid, &groups, &count)
+        }
+        return (entry.pw_uid, entry.pw_gid, Array(groups.prefix(Int(count))), String(cString: entry.pw_dir))
+    }
+}
+
+/// Calls `body` with a NULL-terminated C array of the strings.
+private func withCStrings<R>(_ strings: [String], _ body: ([UnsafeMutablePointer<CChar>?]) -> R) -> R {
+    let pointers = strings.map { strdup($0) } + [nil]
+    defer { for pointer in pointers { free(pointer) } }
+    return body(pointers)
+}

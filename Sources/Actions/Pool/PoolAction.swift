@@ -1,0 +1,115 @@
+import Engine
+import MedicCore
+
+/// Runs `pool` steps: takes a server out of its backend (drain or maint) or returns it (ready),
+/// under the capacity guard, one operation per backend at a time so that two targets failing
+/// together cannot both pass the guard. Remembers which servers Medic took out: a server an
+/// operator put in maintenance is never returned by Medic.
+public actor PoolAction {
+    private let pool: LoadBalancerPool
+    /// Servers Medic took out and has not returned (`socket backend/server`).
+    private var heldByMedic: Set<String>
+    /// Serialises the read-decide-set of each backend.
+    private var busyBackends: Set<String> = []
+    private var waiting: [String: [CheckedContinuation<Void, Never>]] = [:]
+
+    /// `held` restores, from the audit log, the servers Medic had taken out before a restart.
+    public init(pool: LoadBalancerPool, held: Set<String> = []) {
+        self.pool = pool
+        heldByMedic = held
+    }
+
+    /// The key under which a server is remembered.
+    public static func key(_ member: PoolMembership) -> String { "\(member.haproxy) \(member.backend)/\(member.server)" }
+
+    /// Moves the member's server to `state`; waits for a drain to finish within `timeout`.
+    public func run(_ state: PoolState, member: PoolMembership, timeout: Duration) async -> StepOutcome {
+        let backend = "\(member.haproxy) \(member.backend)"
+        await enter(backend)
+        let outcome = await change(state, member: member)
+        leave(backend)
+        guard outcome.succeeded, state == .drain, outcome.details["pool_changed"] == "true" else { return outcome }
+        return await waitForDrain(member, timeout: timeout, outcome: outcome)
+    }
+
+    private func change(_ state: PoolState, member: PoolMembership) async -> StepOutcome {
+        let name = "\(member.backend)/\(member.server)"
+        let key = Self.key(member)
+        do {
+            let servers = try await pool.servers(of: member)
+            guard let server = servers.first(where: { $0.name == member.server }) else {
+                return .failure("backend \(member.backend) at \(member.haproxy) has no server '\(member.server)' (it has \(servers.map(\.name).joined(separator: ", ")))")
+            }
+            var details = ["pool_server": name, "pool_socket": member.haproxy, "pool_before": server.summary,
+                           "pool_backend": servers.map(\.summary).joined(separator: "; ")]
+            if server.admin == state {
+                details["pool_after"] = server.summary
+                details["pool_held"] = String(heldByMedic.contains(key))
+                return .success("\(name) is already \(state.rawValue); nothing to do", details)
+            }
+            if state == .ready {
+                guard heldByMedic.contains(key) else {
+                    details["pool_after"] = server.summary
+                    details["pool_held"] = "false"
+                    return .success("\(name) stays in \(server.admin.rawValue): Medic did not take it out (an operator did), so only a person returns it", details)
+                }
+            } else if server.admin == .ready {
+                let inService = servers.filter(\.inService).count
+                let after = inService - (server.inService ? 1 : 0)
+                let required = member.capacity.required(of: servers.count)
+                if after < required {
+                    details["in_service"] = String(inService)
+                    details["required"] = String(required)
+                    return .refused(
+                        by: "capacity",
+                        "taking \(name) out would leave \(after) of \(servers.count) servers in service; at least \(required) must stay (min_in_service \(member.capacity))",
+                        details)
+                }
+            }
+            try await pool.set(member, to: state)
+            if state == .ready { heldByMedic.remove(key) } else { heldByMedic.insert(key) }
+            let now = try await pool.servers(of: member).first { $0.name == member.server }
+            details["pool_after"] = now?.summary ?? "?"
+            details["pool_held"] = String(state != .ready)
+            details["pool_changed"] = "true"
+            let verb = state == .ready ? "returned to service" : "taken out of service (\(state.rawValue))"
+            return .success("\(name) \(verb); was \(server.status)", details)
+        } catch {
+            return .failure(error.description, ["pool_server": name, "pool_socket": member.haproxy])
+        }
+    }
+
+    /// Waits until the drained server holds no session, or `timeout`; either way the server
+    /// takes no new traffic, so a timeout is reported, not failed.
+    private func waitForDrain(_ member: PoolMembership, timeout: Duration, outcome: StepOutcome) async -> StepOutcome {
+        var outcome = outcome
+        let deadline = ContinuousClock.now + timeout
+        while true {
+            let sessions = (try? await pool.servers(of: member).first { $0.name == member.server })?.sessions ?? 0
+            if sessions == 0 {
+                outcome.summary += "; drained"
+                return outcome
+            }
+            if ContinuousClock.now >= deadline {
+                outcome.summary += "; still \(sessions) sessions after \(DurationText.format(timeout)), going on"
+                outcome.details["sessions_left"] = String(sessions)
+                return outcome
+            }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
+    private func enter(_ backend: String) async {
+        if busyBackends.insert(backend).inserted { return }
+        await withCheckedContinuation { waiting[backend, default: []].append($0) }
+    }
+
+    private func leave(_ backend: String) {
+        if var queue = waiting[backend], !queue.isEmpty {
+            queue.removeFirst().resume()
+            waiting[backend] = queue
+        } else {
+            busyBackends.remove(backend)
+        }
+    }
+}
