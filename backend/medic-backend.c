@@ -6,7 +6,9 @@
  * With --exit-after-ms it exits with --exit-code after that long, to play a backend that keeps
  * failing. With --status-file PATH, while PATH holds a number (e.g. 503) every answer has that
  * status, to play a backend that is running but failing its health checks. With
- * --leak-mb-per-s N it allocates (and touches) N MiB more every second, to play a memory leak. With NOTIFY_SOCKET set it sends READY=1 once it listens (for Type=notify units).
+ * --leak-mb-per-s N it allocates (and touches) N MiB more every second, to play a memory leak. With NOTIFY_SOCKET set it sends READY=1 once it listens (for Type=notify units), and with
+ * --heartbeat-ms N also WATCHDOG=1 every N ms (to systemd's watchdog, or to medicd's heartbeat
+ * socket), so that a hung (SIGSTOPped) backend falls silent.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -23,7 +25,10 @@
 #include <time.h>
 #include <unistd.h>
 
-static void notify_ready(void) {
+static void notify(const char *msg);
+static void notify_ready(void) { notify("READY=1"); }
+
+static void notify(const char *msg) {
     const char *path = getenv("NOTIFY_SOCKET");
     if (!path || !*path) return;
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
@@ -33,8 +38,7 @@ static void notify_ready(void) {
     if (addr.sun_path[0] == '@') addr.sun_path[0] = 0;
     int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0) return;
-    const char msg[] = "READY=1";
-    sendto(fd, msg, sizeof(msg) - 1, 0, (struct sockaddr *)&addr,
+    sendto(fd, msg, strlen(msg), 0, (struct sockaddr *)&addr,
            (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len));
     close(fd);
 }
@@ -50,7 +54,7 @@ int main(int argc, char **argv) {
     long exit_after_ms = -1;
     const char *name = "medic-backend";
     const char *status_file = NULL;
-    long leak_mb_per_s = 0;
+    long leak_mb_per_s = 0, heartbeat_ms = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--port")) port = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--name")) name = argv[i + 1];
@@ -58,6 +62,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--exit-code")) exit_code = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--status-file")) status_file = argv[i + 1];
         else if (!strcmp(argv[i], "--leak-mb-per-s")) leak_mb_per_s = atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--heartbeat-ms")) heartbeat_ms = atol(argv[i + 1]);
         else { fprintf(stderr, "medic-backend: unknown option %s\n", argv[i]); return 2; }
     }
     /* Whoever started us may have blocked or ignored signals: a backend must die of SIGTERM. */
@@ -80,9 +85,17 @@ int main(int argc, char **argv) {
     printf("%s listening on 127.0.0.1:%d\n", name, port);
     notify_ready();
     long deadline = exit_after_ms >= 0 ? now_ms() + exit_after_ms : -1;
-    long next_leak = now_ms();
+    long next_leak = now_ms(), next_beat = now_ms();
     for (;;) {
         int timeout = -1;
+        if (heartbeat_ms > 0) {
+            if (now_ms() >= next_beat) {
+                notify("WATCHDOG=1");
+                next_beat += heartbeat_ms;
+            }
+            long left = next_beat - now_ms();
+            timeout = left > 0 ? (int)left : 0;
+        }
         if (leak_mb_per_s > 0) {
             /* A tenth of the rate every 100 ms, touched so that it is resident. */
             if (now_ms() >= next_leak) {
@@ -92,7 +105,7 @@ int main(int argc, char **argv) {
                 next_leak += 100;
             }
             long left = next_leak - now_ms();
-            timeout = left > 0 ? (int)left : 0;
+            if (timeout < 0 || left < timeout) timeout = left > 0 ? (int)left : 0;
         }
         if (deadline >= 0) {
             long left = deadline - now_ms();

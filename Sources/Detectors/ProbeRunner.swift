@@ -37,12 +37,15 @@ public struct ProbeRunner: Sendable {
             await limiter.acquire()
             let result = await check.run(probe)
             await limiter.release()
+            let probeStarted = Timestamp.now().adding(.zero - (ContinuousClock.now - started))
             if let healthy = counter.record(passed: result.passed) {
                 let summary = healthy
                     ? "probe passing again (\(result.detail), \(counter.successes) in a row)"
-                    : "probe failing: \(result.detail) (\(counter.failures) in a row)"
+                    : "probe failing: \(result.detail) (\(counter.failuresInRow) in a row)"
+                // `occurred`: when the probe that decided began, so the engine can tell a verdict
+                // about a process it has since restarted.
                 await deliver(Observation(
-                    target: unit, kind: healthy ? .healthy : .unhealthy, time: .now(),
+                    target: unit, kind: healthy ? .healthy : .unhealthy, time: .now(), occurred: probeStarted,
                     facts: ["probe": probe.kindDescription, "result": result.detail, "latency_ms": String(result.latency.milliseconds)],
                     summary: summary))
             }
@@ -53,12 +56,14 @@ public struct ProbeRunner: Sendable {
 }
 
 /// Hysteresis: `failures` failures in a row make unhealthy, `successes` passes in a row make
-/// healthy. Returns the new state when it changes (the first verdict counts as a change).
+/// healthy. Returns the new state when it changes (the first verdict counts as a change), and
+/// repeats `unhealthy` at 2, 4, 8… times `failures` failures in a row.
 public struct ProbeCounter: Sendable {
     public let failures: Int
     public let successes: Int
     private var passesInRow = 0
-    private var failuresInRow = 0
+    /// Failures in a row so far.
+    public private(set) var failuresInRow = 0
     public private(set) var healthy: Bool?
 
     public init(failures: Int, successes: Int) {
@@ -75,6 +80,9 @@ public struct ProbeCounter: Sendable {
             failuresInRow += 1
             passesInRow = 0
             if healthy != false, failuresInRow >= failures { healthy = false; return false }
+            // Still failing: said again at 2, 4, 8… times the count, so that a verdict the
+            // engine set aside as older than a restart is followed by a fresh one.
+            if healthy == false, failuresInRow % failures == 0, (failuresInRow / failures).nonzeroBitCount == 1 { return false }
         }
         return nil
     }

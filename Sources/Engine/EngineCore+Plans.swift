@@ -340,11 +340,3 @@ extension EngineCore {
         }
     }
 }
-
-extension Timestamp {
-    /// This moment plus a duration (on both clocks).
-    public func adding(_ duration: Duration) -> Timestamp {
-        let ns = duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
-        return Timestamp(wallMicroseconds: wallMicroseconds + ns / 1000, monotonicNanoseconds: monotonicNanoseconds + ns)
-    }
-}

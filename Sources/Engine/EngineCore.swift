@@ -118,6 +118,16 @@ public struct EngineCore: Sendable {
                 break
             }
         }
+        if observation.health == false, observation.healthAspect != .unit, let occurred = observation.occurred,
+           let remedy = state.lastRemedy, occurred < remedy {
+            // A probe begun before the restart finished speaks of the process that was replaced.
+            var facts = observation.facts
+            facts["stale"] = "true"
+            emit(.record(AuditRecord(
+                kind: .observation, time: now, target: name, incident: state.incidents.values.min(),
+                message: "\(observation.summary) (set aside: begun before the restart that finished at \(remedy.iso8601))", details: facts)))
+            return flush()
+        }
         let joined = match.flatMap { state.incidents[$0.key] }
         emit(.record(AuditRecord(
             kind: .observation, time: now, target: name, incident: joined ?? state.incidents.values.min(),
@@ -178,6 +188,7 @@ public struct EngineCore: Sendable {
         if outcome.succeeded, [.restart, .start].contains(step.kind) {
             // The runner waited until the unit was active (READY=1 for notify units).
             targets[incident.target]?.noteHealth(true, at: now)
+            targets[incident.target]?.lastRemedy = now
         }
         incident.token = nil
         incident.phase = .idle

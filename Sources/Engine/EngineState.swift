@@ -27,6 +27,8 @@ struct TargetState: Sendable {
     var paused = false
     /// How long the last healthy period lasted when it ended.
     var lastHealthyPeriod: Duration?
+    /// When a restart or start of it last succeeded: probe verdicts begun before are stale.
+    var lastRemedy: Timestamp?
     /// The units systemd says it needs (Requires=, BindsTo=).
     var requires: [String] = []
 

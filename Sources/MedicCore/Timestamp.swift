@@ -44,3 +44,11 @@ public struct Timestamp: Sendable, Equatable, Comparable, Codable {
             + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(ms), 3))Z"
     }
 }
+
+extension Timestamp {
+    /// This moment plus a duration (on both clocks).
+    public func adding(_ duration: Duration) -> Timestamp {
+        let ns = duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
+        return Timestamp(wallMicroseconds: wallMicroseconds + ns / 1000, monotonicNanoseconds: monotonicNanoseconds + ns)
+    }
+}

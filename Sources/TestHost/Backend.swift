@@ -1,7 +1,7 @@
 import Foundation
 
-/// The test backend (`backend/medic-backend.c`), compiled with the system's C compiler on first
-/// use into `.build/medic-backend` beside this package's sources.
+/// The test backend (`backend/medic-backend.c`) and load generator (`backend/medic-load.c`),
+/// compiled with the system's C compiler on first use into `.build/` beside this package's sources.
 public enum Backend {
     /// The package root, from this file's place in it.
     public static let packageRoot: String = {
@@ -12,12 +12,20 @@ public enum Backend {
 
     /// The path of the compiled backend; compiles it once per process when its source is newer.
     public static func path() throws -> String {
-        try compiled.get()
+        try backend.get()
     }
 
-    private static let compiled: Result<String, Error> = Result {
-        let source = packageRoot + "/backend/medic-backend.c"
-        let output = packageRoot + "/.build/medic-backend"
+    /// The path of the compiled load generator.
+    public static func loadGenerator() throws -> String {
+        try load.get()
+    }
+
+    private static let backend: Result<String, Error> = Result { try compile("medic-backend") }
+    private static let load: Result<String, Error> = Result { try compile("medic-load") }
+
+    private static func compile(_ name: String) throws -> String {
+        let source = packageRoot + "/backend/\(name).c"
+        let output = packageRoot + "/.build/\(name)"
         let fm = FileManager.default
         let sourceDate = try fm.attributesOfItem(atPath: source)[.modificationDate] as? Date ?? .distantFuture
         if let built = try? fm.attributesOfItem(atPath: output)[.modificationDate] as? Date, built >= sourceDate {

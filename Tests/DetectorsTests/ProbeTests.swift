@@ -39,6 +39,8 @@ struct ProbeTests {
         #expect(counter.record(passed: true) == nil, "one failure between passes changes nothing")
         #expect([counter.record(passed: false), counter.record(passed: false), counter.record(passed: false)] == [nil, nil, false])
         #expect(counter.record(passed: false) == nil, "reported once")
+        #expect([counter.record(passed: false), counter.record(passed: false)] == [nil, false], "and again at twice the count (6 in a row)")
+        #expect((0..<6).map { _ in counter.record(passed: false) } == [nil, nil, nil, nil, nil, false], "and at 4 times (12)")
         #expect([counter.record(passed: true), counter.record(passed: true)] == [nil, true])
     }
 

@@ -13,8 +13,9 @@ struct RunningMedicd {
 
     /// Writes `playbook` into a fresh directory and starts medicd on the host's bus; returns once
     /// medicd has said READY=1.
-    static func start(on host: TestHost, playbook: String, arguments: [String] = []) throws -> RunningMedicd {
-        let work = host.directory + "/medicd"
+    /// `name` keeps several daemons' files apart on one host.
+    static func start(on host: TestHost, playbook: String, arguments: [String] = [], name: String = "medicd") throws -> RunningMedicd {
+        let work = host.directory + "/" + name
         try FileManager.default.createDirectory(atPath: work + "/playbooks", withIntermediateDirectories: true)
         try playbook.write(toFile: work + "/playbooks/test.yaml", atomically: true, encoding: .utf8)
         try? FileManager.default.removeItem(atPath: work + "/notify.sock")

@@ -1,0 +1,159 @@
+import Foundation
+import Glibc
+
+/// HAProxy from Debian's package, started by a test on loopback: one frontend balancing one
+/// backend (`app`) of servers `s1`, `s2`, … with an admin socket for the runtime API. Stopped
+/// by its PID (`stop()`, also on deinit).
+public final class HAProxy: @unchecked Sendable {
+    /// How HAProxy's own health checks are set up.
+    public struct Checks: Sendable, CustomStringConvertible {
+        /// The `server … check` parameters, e.g. `inter 2s fall 3 rise 2` (HAProxy's defaults).
+        public var parameters: String
+        /// `option redispatch` with `retries 3`: a connection refused by one server is retried on another.
+        public var redispatch: Bool
+
+        public init(parameters: String = "inter 2s fall 3 rise 2", redispatch: Bool = false) {
+            self.parameters = parameters
+            self.redispatch = redispatch
+        }
+
+        /// HAProxy's defaults: checks every 2 s, down after 3 failures, no redispatch.
+        public static let defaults = Checks()
+
+        public var description: String { parameters + (redispatch ? ", option redispatch" : "") }
+    }
+
+    public let directory: String
+    /// The admin socket (`level admin`).
+    public let socket: String
+    /// Where the frontend listens on 127.0.0.1.
+    public let port: Int
+    private let process: ChildProcess
+
+    /// Writes the configuration into `directory` and starts HAProxy; returns once its admin
+    /// socket answers. `serverTimeout` is how long a request may wait for a server's answer.
+    public init(directory: String, backendPorts: [Int], checks: Checks = .defaults, serverTimeout: String = "2s") throws {
+        self.directory = directory
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        socket = directory + "/admin.sock"
+        port = freePort()
+        let servers = backendPorts.enumerated().map { index, port in
+            "    server s\(index + 1) 127.0.0.1:\(port) check \(checks.parameters)"
+        }
+        let config = """
+            global
+                stats socket \(socket) mode 600 level admin
+                maxconn 8000
+            defaults
+                mode http
+                timeout connect 1s
+                timeout client 10s
+                timeout server \(serverTimeout)
+                timeout check 1s
+            \(checks.redispatch ? "    option redispatch\n    retries 3" : "    retries 0")
+            frontend web
+                bind 127.0.0.1:\(port)
+                default_backend app
+            backend app
+                balance roundrobin
+                option httpchk GET /health
+            \(servers.joined(separator: "\n"))
+
+            """
+        try config.write(toFile: directory + "/haproxy.cfg", atomically: true, encoding: .utf8)
+        try? FileManager.default.removeItem(atPath: socket)
+        process = try ChildProcess("/usr/sbin/haproxy", ["-db", "-f", directory + "/haproxy.cfg"], logPath: directory + "/haproxy.log")
+        let deadline = ContinuousClock.now + .seconds(10)
+        while (try? command("show info")) == nil {
+            guard process.isRunning, ContinuousClock.now < deadline else {
+                process.stop()
+                throw TestHostError.setup("HAProxy did not start:\n\(process.output)")
+            }
+            usleep(10_000)
+        }
+    }
+
+    deinit { stop() }
+
+    public var pid: pid_t { process.pid }
+
+    /// Stops HAProxy by its PID.
+    public func stop() { process.stop(grace: .seconds(2)) }
+
+    /// Sends one runtime-API command and returns the answer.
+    public func command(_ text: String) throws -> String {
+        let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { throw TestHostError.setup("socket: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: Array(socket.utf8)) }
+        let connected = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard connected == 0 else { throw TestHostError.setup("connect \(socket): \(String(cString: strerror(errno)))") }
+        let request = Array((text + "\n").utf8)
+        _ = send(fd, request, request.count, 0)
+        var answer: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 16_384)
+        while true {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n <= 0 { break }
+            answer += buffer[0..<n]
+        }
+        return String(decoding: answer, as: UTF8.self)
+    }
+
+    /// Each server's status as `show stat` gives it (`UP`, `DOWN`, `MAINT`, `DRAIN`, …), by name.
+    public func serverStatus() throws -> [String: String] {
+        let lines = try command("show stat").split(separator: "\n")
+        guard let header = lines.first else { return [:] }
+        let columns = header.dropFirst(2).split(separator: ",", omittingEmptySubsequences: false)
+        guard let sv = columns.firstIndex(of: "svname"), let px = columns.firstIndex(of: "pxname"), let st = columns.firstIndex(of: "status") else { return [:] }
+        var result: [String: String] = [:]
+        for line in lines.dropFirst() {
+            let fields = line.split(separator: ",", omittingEmptySubsequences: false)
+            guard fields.count > max(sv, st), fields[px] == "app", fields[sv] != "BACKEND" else { continue }
+            result[String(fields[sv])] = String(fields[st])
+        }
+        return result
+    }
+}
+
+/// A steady stream of requests (`backend/medic-load.c`) against a port, counted at the end.
+public struct LoadResult: Sendable, Decodable, CustomStringConvertible {
+    public var sent: Int
+    public var ok: Int
+    public var failed: Int
+    public var stalled: Int
+    public var errors: Int
+    public var timeouts: Int
+    public var status: [String: Int]
+
+    public var description: String {
+        "\(sent) sent, \(ok) ok, \(failed) failed, \(stalled) stalled"
+            + (status.isEmpty ? "" : " (" + status.sorted { $0.key < $1.key }.map { "\($0.key): \($0.value)" }.joined(separator: ", ") + ")")
+    }
+
+    /// Runs the load generator for `duration` at `rate` per second while `during` runs; returns
+    /// the counts once every request has ended.
+    public static func run(
+        port: Int, rate: Int, duration: Duration, stall: Duration = .seconds(1), directory: String,
+        during: () async throws -> Void
+    ) async throws -> LoadResult {
+        let load = try ChildProcess(
+            try Backend.loadGenerator(),
+            ["--port", String(port), "--rate", String(rate), "--duration-ms", String(duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000),
+             "--timeout-ms", "10000", "--stall-ms", String(stall.components.seconds * 1000 + stall.components.attoseconds / 1_000_000_000_000_000)],
+            logPath: directory + "/load-\(getpid())-\(Int.random(in: 0..<1_000_000)).log")
+        defer { load.stop() }
+        try await during()
+        guard load.waitForExit(timeout: duration + .seconds(15)) == 0 else {
+            throw TestHostError.setup("the load generator did not finish: \(load.output)")
+        }
+        guard let line = load.output.split(separator: "\n").last(where: { $0.hasPrefix("{") }) else {
+            throw TestHostError.setup("the load generator printed no result: \(load.output)")
+        }
+        return try JSONDecoder().decode(LoadResult.self, from: Data(line.utf8))
+    }
+}

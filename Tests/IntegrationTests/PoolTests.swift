@@ -1,0 +1,229 @@
+import Audit
+import Foundation
+import Glibc
+import MedicCore
+import Systemd
+import TestHost
+import Testing
+
+/// Three backends in a real test host behind a real HAProxy on loopback, with or without medicd.
+struct PoolBench {
+    let host: TestHost
+    let manager: SystemdManager
+    let ports: [Int]
+    /// The heartbeat socket as the units see it, and its directory from outside.
+    static let heartbeatSocket = "/run/medic-hb/heartbeat.sock"
+    var runtime: String { host.directory + "/run/medic-hb" }
+
+    static let units = ["app1.service", "app2.service", "app3.service"]
+
+    /// Installs and starts the three backends: each beats every 50 ms to medicd's socket, and
+    /// answers with the status in `/run/appN.status` while that file exists (cleared at start).
+    static func start(on host: TestHost) async throws -> PoolBench {
+        let ports = (0..<3).map { _ in freePort() }
+        var units: [String: String] = [:]
+        for (index, port) in ports.enumerated() {
+            units[Self.units[index]] = """
+                [Service]
+                Environment=NOTIFY_SOCKET=\(heartbeatSocket)
+                ExecStartPre=/bin/rm -f /run/app\(index + 1).status
+                ExecStart=\(try Paths.backend()) --port \(port) --name app\(index + 1) --heartbeat-ms 50 --status-file /run/app\(index + 1).status
+                """
+        }
+        let manager = try await installAndStart(host, units, start: Self.units)
+        return PoolBench(host: host, manager: manager, ports: ports)
+    }
+
+    /// A playbook that takes a failing backend out of the pool, restarts it, verifies it and
+    /// puts it back; `capacity` is `min_in_service`.
+    func playbook(haproxy: HAProxy, capacity: String = "50%", extra: String = "") -> String {
+        let targets = ports.enumerated().map { index, port in
+            """
+              - unit: app\(index + 1).service
+                pool: { haproxy: \(haproxy.socket), backend: app, server: s\(index + 1), min_in_service: \(capacity) }
+                heartbeat: { every: 50ms, missed: 3 }
+                probe: { http: "http://127.0.0.1:\(port)/health", every: 100ms, timeout: 90ms, failures: 2 }
+            """
+        }.joined(separator: "\n")
+        return """
+            playbook: pool
+            targets:
+            \(targets)
+            guards: { stabilise: 300ms, backoff: { initial: 100ms }, storm: "100% in 1m" }
+            receivers: { oncall: { journal: crit } }
+            on:
+              - when: crashed or heartbeat-missed or unhealthy
+                do:
+                  - pool: maint
+                  - restart: { timeout: 10s }
+                  - verify: { healthy: within 5s }
+                  - pool: ready
+                escalate:
+                  - after: failure
+                    do: [ { notify: oncall } ]
+            \(extra)
+            """
+    }
+
+    /// Reverts the three backends to running, ready and healthy between scenarios.
+    func reset() async throws {
+        for unit in Self.units {
+            for pid in host.processes(ofUnit: unit) { kill(pid, SIGCONT) }
+            _ = try await manager.restartUnit(unit)
+        }
+    }
+
+    /// Plays one fault on app1 (from outside, as the kernel or an operator would).
+    enum Fault: String, CaseIterable {
+        case crash, hang, sick
+    }
+
+    func inject(_ fault: Fault, unit: String = "app1.service") throws {
+        let pid = try #require(host.processes(ofUnit: unit).first)
+        switch fault {
+        case .crash: kill(pid, SIGKILL)
+        case .hang: kill(pid, SIGSTOP)
+        case .sick:
+            let index = unit.dropFirst(3).prefix(1)
+            try "503\n".write(toFile: host.directory + "/run/app\(index).status", atomically: true, encoding: .utf8)
+        }
+    }
+}
+
+/// Milliseconds between two records of the audit log.
+func millisecondsBetween(_ a: StoredRecord, _ b: StoredRecord) -> Double {
+    Double(b.wallMicroseconds - a.wallMicroseconds) / 1000
+}
+
+@Suite("The load balancer pool: HAProxy's runtime API, on a real systemd and a real HAProxy", .serialized)
+struct PoolTests {
+    @Test("crash, hang and sick backend: Medic takes it out, restarts it and returns it; requests failed are printed beside HAProxy's checks alone")
+    func faultsUnderLoad() async throws {
+        try await withTestHost("pool") { host in
+            let bench = try await PoolBench.start(on: host)
+            defer { bench.manager.bus.close() }
+            let checks = HAProxy.Checks(redispatch: true)
+            var table: [String] = []
+            for fault in PoolBench.Fault.allCases {
+                // HAProxy's own checks alone.
+                try await bench.reset()
+                let alone = try HAProxy(directory: host.directory + "/haproxy-alone-\(fault)", backendPorts: bench.ports, checks: checks)
+                defer { alone.stop() }
+                try await Task.sleep(for: .milliseconds(300))
+                let withoutMedic = try await LoadResult.run(port: alone.port, rate: 500, duration: .seconds(9), directory: alone.directory) {
+                    try await Task.sleep(for: .seconds(1))
+                    try bench.inject(fault)
+                }
+                alone.stop()
+
+                // The same, with medicd.
+                try await bench.reset()
+                let haproxy = try HAProxy(directory: host.directory + "/haproxy-medic-\(fault)", backendPorts: bench.ports, checks: checks)
+                defer { haproxy.stop() }
+                let medicd = try RunningMedicd.start(
+                    on: host, playbook: bench.playbook(haproxy: haproxy), arguments: ["--runtime", bench.runtime], name: "medicd-\(fault)")
+                defer { medicd.process.stop() }
+                try await Task.sleep(for: .milliseconds(300))
+                let withMedic = try await LoadResult.run(port: haproxy.port, rate: 500, duration: .seconds(5), directory: haproxy.directory) {
+                    try await Task.sleep(for: .seconds(1))
+                    try bench.inject(fault)
+                }
+                let recovered = await eventually(timeout: .seconds(10)) {
+                    ((try? medicd.records(kinds: [.incidentClosed]).contains { $0.facts["outcome"] == "recovered" }) ?? false)
+                }
+                let records = try medicd.records()
+                #expect(recovered, "\(fault): \(records.map(\.message))\n\(medicd.process.output)")
+                let poolSteps = records.filter { $0.kind == "step-result" && $0.step == "pool" }
+                #expect(poolSteps.count == 2, "\(fault): \(poolSteps.map(\.message))")
+                let out = try #require(poolSteps.first, "\(fault): no pool step in \(records.map(\.message))")
+                #expect(out.facts["result"] == "succeeded" && out.facts["pool_after"]?.contains("MAINT") == true, "\(out.message) \(out.details)")
+                #expect(out.facts["pool_before"]?.hasPrefix("s1 ") == true)
+                let back = try #require(poolSteps.last)
+                #expect(back.message.contains("returned to service"), "\(back.message)")
+                #expect(try haproxy.serverStatus()["s1"]?.hasPrefix("MAINT") == false)
+                #expect(records.contains { $0.kind == "step-result" && $0.step == "restart" && $0.facts["result"] == "succeeded" })
+
+                let trigger = try #require(records.first { $0.kind == "incident-opened" })
+                let observation = try #require(records.last { $0.kind == "observation" && $0.target == "app1.service" && $0.seq! < trigger.seq! })
+                var outAfter = millisecondsBetween(observation, out)
+                if let late = observation.facts["late_ms"].flatMap(Double.init) { outAfter += late }
+                table.append("\(fault): HAProxy checks alone (\(checks)): \(withoutMedic); with Medic: \(withMedic); "
+                    + "out of the pool \(String(format: "%.1f", outAfter)) ms after \(fault == .hang ? "the missed heartbeat deadline" : "the observation")")
+                #expect(withMedic.failed + withMedic.stalled <= withoutMedic.failed + withoutMedic.stalled, "\(fault): \(withMedic) vs \(withoutMedic)")
+                medicd.process.stop()
+                haproxy.stop()
+            }
+            try await bench.reset()
+            print("3 backends behind HAProxy at 500 requests/s, fault on s1 at t=1s:\n  " + table.joined(separator: "\n  "))
+        }
+    }
+
+    @Test("two of three crash together: the capacity guard keeps the second in the pool and escalates; an operator's maintenance is left alone")
+    func capacityGuard() async throws {
+        try await withTestHost("capacity") { host in
+            let bench = try await PoolBench.start(on: host)
+            defer { bench.manager.bus.close() }
+            let haproxy = try HAProxy(directory: host.directory + "/haproxy", backendPorts: bench.ports)
+            defer { haproxy.stop() }
+            let medicd = try RunningMedicd.start(on: host, playbook: bench.playbook(haproxy: haproxy), arguments: ["--runtime", bench.runtime])
+            defer { medicd.process.stop() }
+            try await Task.sleep(for: .milliseconds(300))
+            try bench.inject(.crash, unit: "app1.service")
+            try bench.inject(.crash, unit: "app2.service")
+            let refused = await eventually(timeout: .seconds(10)) {
+                ((try? medicd.records(kinds: [.guardStopped]).contains { $0.facts["guard"] == "capacity" }) ?? false)
+            }
+            let records = try medicd.records()
+            #expect(refused, "\(records.map(\.message))")
+            // Whichever came second is refused: taking it out too would leave 1 of 3.
+            let stop = try #require(records.first { $0.kind == "guard-stopped" && $0.facts["guard"] == "capacity" })
+            let first = stop.target == "app1.service" ? "app2.service" : "app1.service"
+            print("capacity guard: \(stop.target ?? "?"): \(stop.message)")
+            #expect(stop.message.contains("would leave 1 of 3 servers in service; at least 2 must stay"))
+            #expect(await eventually(timeout: .seconds(5)) {
+                ((try? medicd.records(kinds: [.escalation]).contains { $0.target == stop.target }) ?? false)
+            })
+            #expect(await eventually(timeout: .seconds(10)) {
+                ((try? medicd.records(unit: first, kinds: [.stepResult]).contains { $0.message.contains("returned to service") }) ?? false)
+            })
+            let server = stop.target == "app1.service" ? "s1" : "s2"
+            #expect(records.filter { $0.kind == "step-result" && $0.step == "pool" && $0.target == stop.target }.isEmpty)
+            #expect(try haproxy.serverStatus()[server]?.hasPrefix("MAINT") == false)
+
+            // An operator puts s3 in maintenance; an incident on it leaves it there.
+            #expect(try haproxy.command("set server app/s3 state maint").trimmingCharacters(in: .whitespacesAndNewlines).isEmpty)
+            try bench.inject(.crash, unit: "app3.service")
+            #expect(await eventually(timeout: .seconds(10)) {
+                ((try? medicd.records(unit: "app3.service", kinds: [.stepResult]).contains { $0.message.contains("Medic did not take it out") }) ?? false)
+            }, "\((try? medicd.records(unit: "app3.service").map(\.message)) ?? [])")
+            #expect(try haproxy.serverStatus()["s3"]?.hasPrefix("MAINT") == true)
+        }
+    }
+
+    @Test("HAProxy stopped, or a server name it does not know: a failed result that names which, and escalation")
+    func haproxyFailures() async throws {
+        try await withTestHost("haproxy-down") { host in
+            let bench = try await PoolBench.start(on: host)
+            defer { bench.manager.bus.close() }
+            let haproxy = try HAProxy(directory: host.directory + "/haproxy", backendPorts: bench.ports)
+            let wrongName = bench.playbook(haproxy: haproxy).replacingOccurrences(of: "server: s2", with: "server: s9")
+            let medicd = try RunningMedicd.start(on: host, playbook: wrongName, arguments: ["--runtime", bench.runtime])
+            defer { medicd.process.stop() }
+            try await Task.sleep(for: .milliseconds(300))
+            try bench.inject(.crash, unit: "app2.service")
+            #expect(await eventually(timeout: .seconds(10)) {
+                ((try? medicd.records(unit: "app2.service", kinds: [.stepResult]).contains { $0.message.contains("has no server 's9'") }) ?? false)
+            }, "\((try? medicd.records(unit: "app2.service").map(\.message)) ?? [])")
+            haproxy.stop()
+            try bench.inject(.crash, unit: "app1.service")
+            #expect(await eventually(timeout: .seconds(10)) {
+                ((try? medicd.records(unit: "app1.service", kinds: [.escalation]).isEmpty == false) ?? false)
+            })
+            let failed = try #require(try medicd.records(unit: "app1.service", kinds: [.stepResult]).first { $0.step == "pool" })
+            print("HAProxy stopped: \(failed.message)")
+            #expect(failed.facts["result"] == "failed")
+            #expect(failed.message.contains("unreachable at \(haproxy.socket)"))
+            #expect(try medicd.records(unit: "app2.service", kinds: [.escalation]).isEmpty == false)
+        }
+    }
+}
