@@ -41,6 +41,42 @@ extension AuditStore {
         return Set(held.filter(\.value).keys)
     }
 
+    /// A reboot a previous medicd asked for and never saw the end of.
+    public struct InterruptedReboot: Sendable, Equatable {
+        public var incident: Int64
+        public var target: String
+        public var playbook: String
+        /// The rule's condition, as the incident-opened record has it.
+        public var trigger: String
+    }
+
+    /// Reboot steps whose intent is in the log without a result, in incidents not closed.
+    public func interruptedReboots() throws -> [InterruptedReboot] {
+        let rows = try records(AuditQuery(kinds: [.incidentOpened, .incidentClosed, .stepIntent, .stepResult]))
+        var pending: [Int64: InterruptedReboot] = [:]
+        var triggers: [Int64: String] = [:]
+        for row in rows {
+            guard let incident = row.incident else { continue }
+            switch AuditRecord.Kind(rawValue: row.kind) {
+            case .incidentOpened: triggers[incident] = row.facts["trigger"]
+            case .incidentClosed: pending[incident] = nil
+            case .stepResult where row.step == StepKind.reboot.rawValue: pending[incident] = nil
+            case .stepIntent where row.step == StepKind.reboot.rawValue && !row.message.hasPrefix("dry-run"):
+                pending[incident] = InterruptedReboot(
+                    incident: incident, target: row.target ?? "", playbook: row.playbook ?? "", trigger: triggers[incident] ?? "")
+            default: break
+            }
+        }
+        return pending.values.sorted { $0.incident < $1.incident }
+    }
+
+    /// The boot identity the last medicd recorded at its start (`SystemdManager.bootIdentity`).
+    public func lastBoot() throws -> String? {
+        try read { db in
+            try String.fetchOne(db, sql: "SELECT json_extract(details, '$.boot') FROM record WHERE kind = 'daemon' AND json_extract(details, '$.boot') IS NOT NULL ORDER BY seq DESC LIMIT 1")
+        }
+    }
+
     /// The last sequence number written (0 for an empty log).
     public func lastSeq() throws -> Int64 {
         try read { db in try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM record") ?? 0 }

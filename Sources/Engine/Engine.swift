@@ -53,6 +53,11 @@ public actor Engine {
         core.setSilences(silences)
     }
 
+    /// Takes up an incident whose reboot a previous medicd asked for (see `EngineCore.adoptAfterReboot`).
+    public func adoptAfterReboot(incident: Int64, target: String, playbook: String, trigger: String) async {
+        await carry(core.adoptAfterReboot(incident: incident, target: target, playbook: playbook, trigger: trigger, at: .now()))
+    }
+
     /// A human resumes automatic action on a paused target.
     public func resume(_ target: String) async {
         await carry(core.resume(target, at: .now()))

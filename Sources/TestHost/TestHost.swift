@@ -20,6 +20,8 @@ public final class TestHost: Sendable {
         var boots = 0
         var lastExitStatus: Int32?
         var destroyed = false
+        /// The next reboot leaves the host off (as if it hung in firmware) until `powerOn()`.
+        var holdNextReboot = false
     }
     private let state = Mutex(State())
     private let binds: [String]
@@ -122,10 +124,27 @@ public final class TestHost: Sendable {
         let rebooted = state.withLock { state -> Bool in
             state.process = nil
             state.lastExitStatus = status
-            return status == 129 && !state.destroyed
+            defer { if status == 129 { state.holdNextReboot = false } }
+            return status == 129 && !state.destroyed && !state.holdNextReboot
         }
         if rebooted { try? launch() }
         bootChanged.broadcast()
+    }
+
+    /// Makes the host's next reboot end powered off, until `powerOn()`: for a test that needs
+    /// something done between the two boots.
+    public func powerOffOnNextReboot() {
+        state.withLock { $0.holdNextReboot = true }
+    }
+
+    /// Waits until the host is off; false if it is still on after `timeout`.
+    public func waitForPowerOff(timeout: Duration) -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while state.withLock({ $0.process != nil }) {
+            if ContinuousClock.now >= deadline { return false }
+            bootChanged.wait(upTo: 0.05)
+        }
+        return true
     }
 
     /// Polls the host's bus until systemd reports `running` or `degraded`.

@@ -78,10 +78,13 @@ struct MedicDaemon: AsyncParsableCommand {
             throw fatal("cannot reach the system bus at \(address): \(error)")
         }
         let audit = JournalMirror(store: store)
+        let reboots = try await RebootFollowUp(store: store, manager: SystemdManager(bus: systemBus))
         var records = [AuditRecord(
             kind: .daemon,
             message: "medicd started (pid \(getpid())) with \(directory.playbooks.count) playbooks from \(playbooks)" + (dryRun ? ", dry-run" : ""),
-            details: ["pid": String(getpid()), "playbooks": playbooks, "state": state, "bus": address.description, "dry_run": String(dryRun)])]
+            details: ["pid": String(getpid()), "playbooks": playbooks, "state": state, "bus": address.description, "dry_run": String(dryRun),
+                      "boot": reboots.boot])]
+        records += reboots.records
         records += PlaybookLoading.records(for: directory, logger: logger)
         _ = try await audit.append(records)
 
@@ -101,7 +104,8 @@ struct MedicDaemon: AsyncParsableCommand {
             dependencies: directory.playbooks.flatMap { $0.targets.flatMap(\.dependsOn) }, logger: logger)
 
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: Supervisor(bus: systemBus, engine: engine, watcher: watcher, audit: audit, targets: targetCount, logger: logger)),
+            .init(service: Supervisor(
+                bus: systemBus, engine: engine, watcher: watcher, audit: audit, targets: targetCount, reboots: reboots, logger: logger)),
             .init(service: Reloader(directory: playbooks, engine: engine, watcher: watcher, audit: audit, logger: logger)),
             .init(service: HumanCommands(store: store, engine: engine)),
         ]

@@ -14,17 +14,21 @@ struct Supervisor: Service {
     let watcher: UnitWatcher
     let audit: AuditSink
     let targets: Int
+    let reboots: RebootFollowUp
     let logger: Logger
 
     func run() async throws {
         let engine = self.engine
         let targets = self.targets
+        let reboots = self.reboots
+        let boots = BootWatch(boot: reboots.boot, manager: SystemdManager(bus: bus))
         try await withGracefulShutdownHandler {
             try await watcher.run(
                 ready: {
                     let line = StatusLine.text(await engine.status, targets: targets)
                     Notify.ready(status: line)
                     logger.notice("ready: \(line)")
+                    await reboots.adopt(into: engine)
                 },
                 deliver: { event in
                     switch event {
@@ -34,6 +38,7 @@ struct Supervisor: Service {
                         await engine.note("lost the system bus (\(why)); events may be missed until it is back")
                     case .busRestored:
                         await engine.note("system bus reconnected; re-reading every target's state")
+                        if let change = await boots.check() { await engine.note(change) }
                     }
                 })
         } onGracefulShutdown: {
@@ -43,6 +48,25 @@ struct Supervisor: Service {
         }
         await engine.stop()
         _ = try? await audit.append(AuditRecord(kind: .daemon, message: "medicd stopped"))
+    }
+}
+
+/// Notices when the host behind the bus has booted again (seen from a medicd that outlives it,
+/// such as one watching a host from outside).
+actor BootWatch {
+    private var boot: String
+    private let manager: SystemdManager
+
+    init(boot: String, manager: SystemdManager) {
+        self.boot = boot
+        self.manager = manager
+    }
+
+    /// A line for the audit log when the boot changed since the last check.
+    func check() async -> String? {
+        guard let now = try? await manager.bootIdentity(), now != boot else { return nil }
+        defer { boot = now }
+        return "the host booted again: new boot \(now) (was \(boot))"
     }
 }
 
