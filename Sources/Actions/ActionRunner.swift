@@ -44,7 +44,7 @@ public struct ActionRunner: StepRunner {
                 try await manager.killUnit(target, signal: signal)
                 return .success("sent signal \(signal) to the main process")
             case .pool(let state):
-                guard let member = context.spec?.pool else { return .failure("\(target) has no pool in playbook \(context.playbook.name)") }
+                guard let member = context.pool else { return .failure("\(target) has no pool in playbook \(context.playbook.name)") }
                 return await pool.run(state, member: member, timeout: step.timeout)
             case .reboot:
                 return await RebootAction(manager: manager).run(timeout: step.timeout)

@@ -46,7 +46,7 @@ struct CollectAction {
                 missing.append("unit properties: \(error)")
             }
         }
-        if let member = context.spec?.pool {
+        if let member = context.pool {
             do {
                 evidence["evidence.pool"] = try await pool.servers(of: member).map(\.summary).joined(separator: "\n")
             } catch {

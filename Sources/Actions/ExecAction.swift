@@ -18,7 +18,7 @@ struct ExecAction {
             "MEDIC_TRIGGER=\(context.trigger)", "MEDIC_OBSERVATION=\(context.observation)", "MEDIC_HOST=\(hostName)",
         ]
         if context.target != TargetSelector.hostName { environment.append("MEDIC_UNIT=\(context.target)") }
-        if let pool = context.spec?.pool { environment += ["MEDIC_POOL_BACKEND=\(pool.backend)", "MEDIC_POOL_SERVER=\(pool.server)"] }
+        if let pool = context.pool { environment += ["MEDIC_POOL_BACKEND=\(pool.backend)", "MEDIC_POOL_SERVER=\(pool.server)"] }
         var identity: (uid: uid_t, gid: gid_t, groups: [gid_t], home: String)?
         if let user = command.user {
             guard let found = Self.lookUp(user) else { return .failure("no user '\(user)' on this host to run \(command.arguments[0]) as") }

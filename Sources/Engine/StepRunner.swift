@@ -56,6 +56,9 @@ public struct StepContext: Sendable, Equatable {
 
     /// The target's spec in the playbook (its pool, probe, …).
     public var spec: TargetSpec? { playbook.target(for: target) }
+
+    /// The target's place in its load balancer's pool (`%i` resolved for a templated unit).
+    public var pool: PoolMembership? { spec?.pool?.resolved(for: target) }
 }
 
 /// Runs one step that acts on the world (restart, kill, pool, reboot, exec, notify, collect…)

@@ -96,7 +96,8 @@ public struct TargetSpec: Sendable, Equatable {
     }
 }
 
-/// A server in a load balancer's backend.
+/// A server in a load balancer's backend. In `server`, `%i` stands for the instance of a
+/// templated unit (`web%i` is server `web3` for `web@3.service`), as in systemd unit files.
 public struct PoolMembership: Sendable, Equatable {
     /// HAProxy's admin socket (a path, or `host:port`).
     public var haproxy: String
@@ -110,6 +111,14 @@ public struct PoolMembership: Sendable, Equatable {
         self.backend = backend
         self.server = server
         self.capacity = capacity
+    }
+
+    /// The membership of one unit: `%i` in the server's name replaced by the unit's instance.
+    public func resolved(for unit: String) -> PoolMembership {
+        guard server.contains("%i"), let at = unit.firstIndex(of: "@"), let dot = unit.lastIndex(of: "."), at < dot else { return self }
+        var copy = self
+        copy.server = server.replacing("%i", with: unit[unit.index(after: at)..<dot])
+        return copy
     }
 }
 

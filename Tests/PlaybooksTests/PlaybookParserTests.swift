@@ -81,6 +81,55 @@ struct PlaybookParserTests {
         #expect(found.contains("test.yaml:11:17: 'verify' is missing required key 'healthy'"))
     }
 
+    @Test("remedies: receivers, pools, exec and reboot are checked, each problem at its place")
+    func remedyProblems() {
+        let found = problems("""
+            playbook: web
+            targets:
+              - unit: web@*.service
+                pool: { haproxy: admin.sock, backend: web, server: "web%i", min_in_service: lots }
+              - unit: api.service
+            receivers:
+              oncall: { webhook: "ftp://x", format: teams }
+              log: { journal: loud }
+              pager: { journal: crit }
+            on:
+              - when: crashed
+                do:
+                  - pool: maint
+                  - exec: { command: "/usr/local/bin/fix --now", user: nobody }
+                  - exec: [fix.sh]
+                  - notify: pagr
+                  - reboot: { at_most: often }
+            """)
+        #expect(found.contains("test.yaml:4:81: 'min_in_service' must be a share of the backend's servers such as 50%, or a number of servers such as 2; found 'lots'"), "\(found)")
+        #expect(found.contains("test.yaml:4:22: 'haproxy' is HAProxy's admin socket: an absolute path (/run/haproxy/admin.sock) or HOST:PORT; found 'admin.sock'"))
+        #expect(found.contains("test.yaml:5:5: target api.service has no 'pool:' (haproxy, backend, server), but the 'pool' step at line 13 acts on its pool"))
+        #expect(found.contains("test.yaml:7:23: 'ftp://x' is not an http:// or https:// URL"))
+        #expect(found.contains("test.yaml:8:19: 'loud' is not a journal priority; one of emerg, alert, crit, err, warning, notice, info, debug"))
+        #expect(found.contains { $0.hasPrefix("test.yaml:14:27: 'command' must be a list of arguments, never a shell string") })
+        #expect(found.contains("test.yaml:15:15: the program 'fix.sh' must be an absolute path"))
+        #expect(found.contains("test.yaml:16:17: 'notify' names no receiver 'pagr' (did you mean 'pager'?); receivers: journal, pager (define them under 'receivers:')"))
+        #expect(found.contains("test.yaml:17:28: 'at_most' must be 'N in DURATION', e.g. '3 in 10m'; found 'often'"))
+    }
+
+    @Test("a pool server named with %i follows the instance of a templated unit")
+    func poolInstance() throws {
+        let playbook = try parse("""
+            playbook: web
+            targets:
+              - unit: web@*.service
+                pool: { haproxy: /run/haproxy/admin.sock, backend: web, server: "web%i", min_in_service: 2 }
+            on:
+              - when: crashed
+                do: [ { pool: maint }, restart ]
+            """).get()
+        let pool = try #require(playbook.target(for: "web@3.service")?.pool)
+        #expect(pool.resolved(for: "web@3.service").server == "web3")
+        #expect(pool.capacity.required(of: 3) == 2 && pool.capacity.required(of: 10) == 2)
+        #expect(PoolCapacity().required(of: 3) == 2 && PoolCapacity().required(of: 1) == 1 && PoolCapacity().required(of: 4) == 2)
+    }
+
     @Test("durations must carry units", arguments: [
         ("500ms", 500), ("30s", 30_000), ("10m", 600_000), ("6h", 21_600_000), ("1d", 86_400_000), ("1m30s", 90_000), ("1.5s", 1500),
     ])
