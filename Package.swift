@@ -72,7 +72,10 @@ let package = Package(
         // The audit log: SQLite through GRDB, and its queries.
         .target(
             name: "Audit",
-            dependencies: ["MedicCore", "Engine", "Systemd", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: [
+                "MedicCore", "Engine", "Systemd", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
         ),
         // A disposable real systemd for tests and the demo.
         .target(name: "TestHost", dependencies: ["Systemd"]),
@@ -108,7 +111,7 @@ let package = Package(
         .testTarget(name: "AuditTests", dependencies: ["Audit", "MedicCore"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["TestHost", "Systemd", "Audit", "MedicCore", "medicd", "medic", "medic-bench"]
+            dependencies: ["TestHost", "Systemd", "Audit", "MedicCore", "medicd", "medic", "medic-bench", .product(name: "GRDB", package: "GRDB.swift")]
         ),
     ]
 )

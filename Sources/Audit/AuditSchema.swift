@@ -35,6 +35,27 @@ enum AuditSchema {
                 t.column("author", .text).notNull()
             }
         }
+        migrator.registerMigration("v3: actor and hash chain") { db in
+            try db.alter(table: "record") { t in
+                t.add(column: "actor", .text).notNull().defaults(to: "medicd")
+                t.add(column: "prevHash", .text).notNull().defaults(to: "")
+                t.add(column: "hash", .text).notNull().defaults(to: "")
+            }
+            try db.create(table: "chain_anchor") { t in
+                t.column("id", .integer).primaryKey()
+                t.column("seq", .integer).notNull()
+                t.column("prevHash", .text).notNull()
+            }
+            // Records written before the chain existed are chained now, in order.
+            var previous = ""
+            let records = try StoredRecord.order(Column("seq")).fetchAll(db)
+            for var record in records {
+                record.prevHash = previous
+                record.hash = AuditChain.hash(record, previous: previous)
+                try db.execute(sql: "UPDATE record SET prevHash = ?, hash = ? WHERE seq = ?", arguments: [record.prevHash, record.hash, record.seq])
+                previous = record.hash
+            }
+        }
         return migrator
     }
 }

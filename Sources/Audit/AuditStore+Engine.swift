@@ -41,33 +41,38 @@ extension AuditStore {
         return Set(held.filter(\.value).keys)
     }
 
-    /// A reboot a previous medicd asked for and never saw the end of.
-    public struct InterruptedReboot: Sendable, Equatable {
+    /// An incident a previous medicd left open when it stopped (or was killed).
+    public struct UnfinishedIncident: Sendable, Equatable {
         public var incident: Int64
         public var target: String
         public var playbook: String
         /// The rule's condition, as the incident-opened record has it.
         public var trigger: String
+        /// The step whose intent was written without a result, if one was running.
+        public var interruptedStep: String?
     }
 
-    /// Reboot steps whose intent is in the log without a result, in incidents not closed.
-    public func interruptedReboots() throws -> [InterruptedReboot] {
+    /// Incidents opened and not closed, each with the step left without a result, if any.
+    public func unfinishedIncidents() throws -> [UnfinishedIncident] {
         let rows = try records(AuditQuery(kinds: [.incidentOpened, .incidentClosed, .stepIntent, .stepResult]))
-        var pending: [Int64: InterruptedReboot] = [:]
-        var triggers: [Int64: String] = [:]
+        var open: [Int64: UnfinishedIncident] = [:]
         for row in rows {
             guard let incident = row.incident else { continue }
             switch AuditRecord.Kind(rawValue: row.kind) {
-            case .incidentOpened: triggers[incident] = row.facts["trigger"]
-            case .incidentClosed: pending[incident] = nil
-            case .stepResult where row.step == StepKind.reboot.rawValue: pending[incident] = nil
-            case .stepIntent where row.step == StepKind.reboot.rawValue && !row.message.hasPrefix("dry-run"):
-                pending[incident] = InterruptedReboot(
-                    incident: incident, target: row.target ?? "", playbook: row.playbook ?? "", trigger: triggers[incident] ?? "")
-            default: break
+            case .incidentOpened:
+                open[incident] = UnfinishedIncident(
+                    incident: incident, target: row.target ?? "", playbook: row.playbook ?? "", trigger: row.facts["trigger"] ?? "")
+            case .incidentClosed:
+                open[incident] = nil
+            case .stepIntent where !row.message.hasPrefix("dry-run"):
+                open[incident]?.interruptedStep = row.step
+            case .stepResult where row.step == open[incident]?.interruptedStep:
+                open[incident]?.interruptedStep = nil
+            default:
+                break
             }
         }
-        return pending.values.sorted { $0.incident < $1.incident }
+        return open.values.sorted { $0.incident < $1.incident }
     }
 
     /// The boot identity the last medicd recorded at its start (`SystemdManager.bootIdentity`).

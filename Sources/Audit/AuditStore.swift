@@ -43,9 +43,14 @@ public final class AuditStore: AuditSink {
     public func append(_ records: [AuditRecord]) async throws -> [Int64] {
         let host = self.host, bootID = self.bootID
         return try await pool.write { db in
-            try records.map { record in
+            var previous = try AuditChain.lastHash(db)
+            return try records.map { record in
                 var row = StoredRecord(record, host: host, bootID: bootID)
+                row.prevHash = previous
                 try row.insert(db)
+                row.hash = AuditChain.hash(row, previous: previous)
+                try db.execute(sql: "UPDATE record SET hash = ? WHERE seq = ?", arguments: [row.hash, row.seq])
+                previous = row.hash
                 return row.seq!
             }
         }
@@ -64,6 +69,11 @@ public final class AuditStore: AuditSink {
 
     /// Writes in one transaction, durably.
     func write<T: Sendable>(_ body: @Sendable @escaping (Database) throws -> T) async throws -> T { try await pool.write(body) }
+
+    /// Walks the hash chain over the whole log (see `AuditChain`).
+    public func verify() throws -> AuditChain.Verification {
+        try pool.read { db in try AuditChain.verify(db) }
+    }
 
     /// Records matching `query`, oldest first.
     public func records(_ query: AuditQuery = AuditQuery()) throws -> [StoredRecord] {

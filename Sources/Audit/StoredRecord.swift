@@ -12,6 +12,8 @@ public struct StoredRecord: Codable, Sendable, Equatable, FetchableRecord, Mutab
     public var monotonicNanoseconds: Int64
     public var bootID: String
     public var host: String
+    /// Who did it: `medicd`, or a person through the CLI (`uid 1000 (alice)`).
+    public var actor: String
     public var kind: String
     public var target: String?
     public var incident: Int64?
@@ -21,12 +23,16 @@ public struct StoredRecord: Codable, Sendable, Equatable, FetchableRecord, Mutab
     public var message: String
     /// A JSON object of string facts.
     public var details: String
+    /// The hash of the record before it, and of this record (see `AuditChain`).
+    public var prevHash: String
+    public var hash: String
 
     init(_ record: AuditRecord, host: String, bootID: String) {
         wallMicroseconds = record.time.wallMicroseconds
         monotonicNanoseconds = record.time.monotonicNanoseconds
         self.bootID = bootID
         self.host = host
+        actor = record.actor
         kind = record.kind.rawValue
         target = record.target
         incident = record.incident
@@ -37,6 +43,8 @@ public struct StoredRecord: Codable, Sendable, Equatable, FetchableRecord, Mutab
         let encoder = JSONEncoder()
         encoder.outputFormatting = .sortedKeys
         details = (try? encoder.encode(record.details)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+        prevHash = ""
+        hash = ""
     }
 
     public mutating func didInsert(_ inserted: InsertionSuccess) {

@@ -53,9 +53,9 @@ public actor Engine {
         core.setSilences(silences)
     }
 
-    /// Takes up an incident whose reboot a previous medicd asked for (see `EngineCore.adoptAfterReboot`).
-    public func adoptAfterReboot(incident: Int64, target: String, playbook: String, trigger: String) async {
-        await carry(core.adoptAfterReboot(incident: incident, target: target, playbook: playbook, trigger: trigger, at: .now()))
+    /// Takes up an incident a previous medicd left open (see `EngineCore.adopt`).
+    public func adopt(incident: Int64, target: String, playbook: String, trigger: String, why: String) async {
+        await carry(core.adopt(incident: incident, target: target, playbook: playbook, trigger: trigger, why: why, at: .now()))
     }
 
     /// A human resumes automatic action on a paused target.

@@ -90,34 +90,36 @@ public struct EngineCore: Sendable {
         for failure in failures { targets[failure.target, default: TargetState()].failures.append(failure.time) }
     }
 
-    /// Takes up an incident whose reboot a previous medicd asked for before the host went down:
-    /// checks, within `within`, that the target is healthy, then lets it stabilise and closes
-    /// the incident; if it is not, the rule's escalation runs (a further reboot meets the reboot
-    /// limit, counted from the audit log) and a human is called.
-    public mutating func adoptAfterReboot(
-        incident id: Int64, target: String, playbook name: String, trigger: String, within: Duration = .seconds(60), at now: Timestamp
+    /// Takes up an incident a previous medicd left open (it rebooted the host, or was stopped or
+    /// killed): checks, within `within`, that the target is healthy, then lets it stabilise and
+    /// closes the incident; if it is not, the rule's escalation runs (a step that was
+    /// interrupted counts against its rate limit, so a reboot is not asked for twice) and a
+    /// human is called. `why` says where the incident comes from, for the audit log.
+    public mutating func adopt(
+        incident id: Int64, target: String, playbook name: String, trigger: String, why: String, within: Duration = .seconds(60),
+        at now: Timestamp
     ) -> [Command] {
         guard incidents[id] == nil, let playbook = playbooks.first(where: { $0.name == name }),
               let ruleIndex = playbook.rules.firstIndex(where: { $0.text == trigger }) ?? playbook.rules.indices.first
         else {
             emit(.record(AuditRecord(
                 kind: .escalation, time: now, target: target, incident: id, playbook: name,
-                message: "needs a human: incident \(id) rebooted the host, but playbook \(name) is no longer loaded to follow it up")))
+                message: "needs a human: incident \(id) is still open \(why), but playbook \(name) is no longer loaded to follow it up")))
             return flush()
         }
         let key = Self.key(playbook, ruleIndex)
         var incident = Incident(
             id: id, target: target, key: key, playbook: playbook, rule: playbook.rules[ruleIndex], opened: now, occurred: nil,
-            stepStarted: now, observation: "the host rebooted for this incident")
+            stepStarted: now, observation: "taken up \(why)")
         incident.attempt = 1
         incident.plan = [Step(.verify(within: within, stable: .zero))]
-        incident.planName = "after the reboot"
+        incident.planName = "taken up"
         incidents[id] = incident
         targets[target, default: TargetState()].incidents[key] = id
         nextIncident = max(nextIncident, id + 1)
         emit(.record(AuditRecord(
             kind: .decision, time: now, target: target, incident: id, playbook: name, playbookHash: playbook.contentHash,
-            message: "taking up incident \(id) after the reboot it asked for: \(target) must be healthy within \(DurationText.format(within))")))
+            message: "taking up incident \(id) \(why): \(target) must be healthy within \(DurationText.format(within))")))
         runStep(id, index: 0, at: now)
         return flush()
     }

@@ -46,11 +46,13 @@ public struct AuditRecord: Sendable, Equatable {
     public var message: String
     /// Facts, as string pairs (stored as a JSON object).
     public var details: [String: String]
+    /// Who did it: `medicd`, or a person through the CLI (`uid 1000 (alice)`).
+    public var actor: String
 
     public init(
         kind: Kind, time: Timestamp = .now(), target: String? = nil, incident: Int64? = nil,
         playbook: String? = nil, playbookHash: String? = nil, step: String? = nil,
-        message: String, details: [String: String] = [:]
+        message: String, details: [String: String] = [:], actor: String = "medicd"
     ) {
         self.kind = kind
         self.time = time
@@ -61,6 +63,7 @@ public struct AuditRecord: Sendable, Equatable {
         self.step = step
         self.message = message
         self.details = details
+        self.actor = actor
     }
 }
 

@@ -3,14 +3,22 @@ import Audit
 import Foundation
 import MedicCore
 
-/// `medic audit`: prints the audit log.
+/// `medic audit`: the audit log, listed (the default) or verified.
 struct AuditCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "audit",
+        abstract: "Show the audit log, or verify its hash chain.",
+        subcommands: [AuditList.self, AuditVerify.self],
+        defaultSubcommand: AuditList.self)
+}
+
+/// `medic audit [list]`: prints the audit log.
+struct AuditList: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "list",
         abstract: "Show the audit log: observations, incidents, step intents and results.")
 
-    @Option(help: "State directory of medicd (the audit log is STATE/audit.sqlite).")
-    var state = "/var/lib/medic"
+    @OptionGroup var location: StateOption
 
     @Option(help: "Only records of the last DURATION (e.g. 30s, 10m, 6h).")
     var since: String?
@@ -44,19 +52,39 @@ struct AuditCommand: ParsableCommand {
             query.sinceWallMicroseconds = Timestamp.now().wallMicroseconds - duration.milliseconds * 1000
         }
         query.kinds = kind.map { $0.split(separator: ",").compactMap { AuditRecord.Kind(rawValue: String($0)) } }
-        let store: AuditStore
-        do {
-            store = try AuditStore(stateDirectory: state, readOnly: true)
-        } catch {
-            FileHandle.standardError.write(Data("medic: \(error)\n".utf8))
-            throw ExitCode(1)
-        }
-        let records = try store.records(query)
+        let records = try location.openForReading().records(query)
         if json {
             for record in records { print(AuditJSON.line(record)) }
         } else {
             print(AuditTable.render(records))
         }
+    }
+}
+
+/// `medic audit verify`: walks the hash chain and names the first record that was changed,
+/// removed or inserted.
+struct AuditVerify: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "verify",
+        abstract: "Check the audit log's hash chain; exit 1 at the first record changed, removed or inserted.")
+
+    @OptionGroup var location: StateOption
+
+    func run() throws {
+        let store = try location.openForReading()
+        let result: AuditChain.Verification
+        do {
+            result = try store.verify()
+        } catch {
+            FileHandle.standardError.write(Data("medic: cannot read the audit log \(store.path): \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+        if let problem = result.problem {
+            print("audit log \(store.path): TAMPERED at record \(problem.seq): \(problem)")
+            throw ExitCode(1)
+        }
+        let range = result.first.map { "records \($0)–\(result.last ?? $0)" } ?? "no records"
+        print("audit log \(store.path): chain intact, \(result.records) \(range)" + (result.anchored ? " (older records pruned; anchored)" : ""))
     }
 }
 
@@ -68,6 +96,7 @@ enum AuditJSON {
         var monotonic_ns: Int64
         var boot_id: String
         var host: String
+        var actor: String
         var kind: String
         var target: String?
         var incident: Int64?
@@ -76,14 +105,15 @@ enum AuditJSON {
         var step: String?
         var message: String
         var details: [String: String]
+        var hash: String
     }
 
     static func line(_ record: StoredRecord) -> String {
         let line = Line(
             seq: record.seq ?? 0, time: record.time, monotonic_ns: record.monotonicNanoseconds, boot_id: record.bootID,
-            host: record.host, kind: record.kind, target: record.target, incident: record.incident,
+            host: record.host, actor: record.actor, kind: record.kind, target: record.target, incident: record.incident,
             playbook: record.playbook, playbook_hash: record.playbookHash, step: record.step,
-            message: record.message, details: record.facts)
+            message: record.message, details: record.facts, hash: record.hash)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return (try? encoder.encode(line)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"

@@ -6,5 +6,7 @@ struct Medic: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "medic",
         abstract: "Operate Medic: validate and simulate playbooks, read the audit log, silence targets.",
-        subcommands: [Check.self, Simulate.self, AuditCommand.self, SilenceCommand.self, UnsilenceCommand.self, ResumeCommand.self])
+        subcommands: [
+            Check.self, Simulate.self, AuditCommand.self, IncidentsCommand.self, SilenceCommand.self, UnsilenceCommand.self, ResumeCommand.self,
+        ])
 }

@@ -41,7 +41,7 @@ struct SilenceCommand: AsyncParsableCommand {
         try await store.addSilence(Silence(pattern: target, start: start, end: end, reason: reason, author: author))
         _ = try await store.append(AuditRecord(
             kind: .silence, target: target, message: "silenced \(target) from \(start.iso8601) until \(end.iso8601) by \(author): \(reason)",
-            details: ["uid": String(getuid()), "reason": reason, "start": start.iso8601, "end": end.iso8601]))
+            details: ["uid": String(getuid()), "reason": reason, "start": start.iso8601, "end": end.iso8601], actor: Caller.actor))
         print("silenced \(target) until \(end.iso8601)")
     }
 }
@@ -63,7 +63,7 @@ struct UnsilenceCommand: AsyncParsableCommand {
             FileHandle.standardError.write(Data("medic: no silence in force on \(target)\n".utf8))
             throw ExitCode(1)
         }
-        _ = try await store.append(AuditRecord(kind: .silence, target: target, message: "unsilenced \(target) by uid \(getuid())", details: ["uid": String(getuid())]))
+        _ = try await store.append(AuditRecord(kind: .silence, target: target, message: "unsilenced \(target) by uid \(getuid())", details: ["uid": String(getuid())], actor: Caller.actor))
         print("unsilenced \(target)")
     }
 }
@@ -84,8 +84,17 @@ struct ResumeCommand: AsyncParsableCommand {
         let store = try openStore(state)
         _ = try await store.append(AuditRecord(
             kind: .humanCommand, target: target, message: "resume \(target) by uid \(getuid())",
-            details: ["command": "resume", "uid": String(getuid())]))
+            details: ["command": "resume", "uid": String(getuid())], actor: Caller.actor))
         print("asked medicd to resume \(target)")
+    }
+}
+
+/// The person running the CLI, as the audit log names them.
+enum Caller {
+    static var actor: String {
+        let uid = getuid()
+        guard let entry = getpwuid(uid), let name = entry.pointee.pw_name else { return "uid \(uid)" }
+        return "uid \(uid) (\(String(cString: name)))"
     }
 }
 

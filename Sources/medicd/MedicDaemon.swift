@@ -78,13 +78,13 @@ struct MedicDaemon: AsyncParsableCommand {
             throw fatal("cannot reach the system bus at \(address): \(error)")
         }
         let audit = JournalMirror(store: store)
-        let reboots = try await RebootFollowUp(store: store, manager: SystemdManager(bus: systemBus))
+        let recovery = try await IncidentRecovery(store: store, manager: SystemdManager(bus: systemBus))
         var records = [AuditRecord(
             kind: .daemon,
             message: "medicd started (pid \(getpid())) with \(directory.playbooks.count) playbooks from \(playbooks)" + (dryRun ? ", dry-run" : ""),
             details: ["pid": String(getpid()), "playbooks": playbooks, "state": state, "bus": address.description, "dry_run": String(dryRun),
-                      "boot": reboots.boot])]
-        records += reboots.records
+                      "boot": recovery.boot])]
+        records += recovery.records
         records += PlaybookLoading.records(for: directory, logger: logger)
         _ = try await audit.append(records)
 
@@ -105,7 +105,7 @@ struct MedicDaemon: AsyncParsableCommand {
 
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: Supervisor(
-                bus: systemBus, engine: engine, watcher: watcher, audit: audit, targets: targetCount, reboots: reboots, logger: logger)),
+                bus: systemBus, engine: engine, watcher: watcher, audit: audit, targets: targetCount, recovery: recovery, logger: logger)),
             .init(service: Reloader(directory: playbooks, engine: engine, watcher: watcher, audit: audit, logger: logger)),
             .init(service: HumanCommands(store: store, engine: engine)),
         ]

@@ -14,21 +14,21 @@ struct Supervisor: Service {
     let watcher: UnitWatcher
     let audit: AuditSink
     let targets: Int
-    let reboots: RebootFollowUp
+    let recovery: IncidentRecovery
     let logger: Logger
 
     func run() async throws {
         let engine = self.engine
         let targets = self.targets
-        let reboots = self.reboots
-        let boots = BootWatch(boot: reboots.boot, manager: SystemdManager(bus: bus))
+        let recovery = self.recovery
+        let boots = BootWatch(boot: recovery.boot, manager: SystemdManager(bus: bus))
         try await withGracefulShutdownHandler {
             try await watcher.run(
                 ready: {
                     let line = StatusLine.text(await engine.status, targets: targets)
                     Notify.ready(status: line)
                     logger.notice("ready: \(line)")
-                    await reboots.adopt(into: engine)
+                    await recovery.adopt(into: engine)
                 },
                 deliver: { event in
                     switch event {

@@ -1,5 +1,6 @@
 import Audit
 import Foundation
+import GRDB
 import MedicCore
 import TestHost
 import Testing
@@ -95,6 +96,46 @@ struct CLITests {
         let missing = try medic(["audit", "--state", dir + "/nowhere"])
         #expect(missing.status == 1)
         #expect(missing.output.contains("no audit log at \(dir)/nowhere/audit.sqlite"))
+    }
+
+    @Test("medic audit verify: exit 0 on an intact chain, 1 naming the record an edit broke")
+    func auditVerify() async throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try AuditStore(stateDirectory: dir)
+        for i in 1...5 { try await store.append(AuditRecord(kind: .observation, target: "web.service", message: "observation \(i)")) }
+        let intact = try medic(["audit", "verify", "--state", dir])
+        #expect(intact.status == 0 && intact.output.contains("chain intact, 5 records 1–5"), "\(intact.output)")
+        let raw = try DatabaseQueue(path: dir + "/audit.sqlite")
+        try await raw.write { try $0.execute(sql: "UPDATE record SET message = 'all quiet' WHERE seq = 3") }
+        let tampered = try medic(["audit", "verify", "--state", dir])
+        #expect(tampered.status == 1)
+        #expect(tampered.output.contains("TAMPERED at record 3: record 3 was changed after it was written"), "\(tampered.output)")
+    }
+
+    @Test("medic incidents: each incident with its trigger, status, figures and steps; --open and --json")
+    func incidents() async throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try AuditStore(stateDirectory: dir)
+        _ = try await store.append([
+            AuditRecord(kind: .incidentOpened, target: "web.service", incident: 1, playbook: "web", message: "crashed",
+                        details: ["trigger": "crashed", "time_to_detect_ms": "2"]),
+            AuditRecord(kind: .stepResult, target: "web.service", incident: 1, step: "pool", message: "pool succeeded", details: ["result": "succeeded"]),
+            AuditRecord(kind: .stepResult, target: "web.service", incident: 1, step: "restart", message: "restart succeeded", details: ["result": "succeeded"]),
+            AuditRecord(kind: .incidentClosed, target: "web.service", incident: 1, playbook: "web", message: "recovered",
+                        details: ["outcome": "recovered", "time_to_recover_ms": "1500"]),
+            AuditRecord(kind: .incidentOpened, target: "api.service", incident: 2, playbook: "api", message: "unhealthy", details: ["trigger": "unhealthy"]),
+            AuditRecord(kind: .guardStopped, target: "api.service", incident: 2, step: "pool", message: "pool stopped", details: ["guard": "capacity"]),
+        ])
+        let table = try medic(["incidents", "--state", dir])
+        #expect(table.status == 0)
+        #expect(table.output.contains("recovered") && table.output.contains("1s500ms") && table.output.contains("pool: succeeded, restart: succeeded"), "\(table.output)")
+        #expect(table.output.contains("pool: refused (capacity)") && table.output.contains("2 incidents"))
+        let open = try medic(["incidents", "--state", dir, "--open", "--json"]).output.split(separator: "\n")
+        #expect(open.count == 1)
+        let incident = try JSONDecoder().decode([String: AnyCodable].self, from: Data(open[0].utf8))
+        #expect(incident["target"]?.string == "api.service" && incident["status"]?.string == "open")
     }
 }
 

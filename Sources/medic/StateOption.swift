@@ -1,0 +1,19 @@
+import ArgumentParser
+import Audit
+import Foundation
+
+/// `--state DIR`, for the commands that read medicd's audit log.
+struct StateOption: ParsableArguments {
+    @Option(help: "State directory of medicd (the audit log is STATE/audit.sqlite).")
+    var state = "/var/lib/medic"
+
+    /// Opens the audit log read-only, or says why not and exits 1.
+    func openForReading() throws -> AuditStore {
+        do {
+            return try AuditStore(stateDirectory: state, readOnly: true)
+        } catch {
+            FileHandle.standardError.write(Data("medic: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+}

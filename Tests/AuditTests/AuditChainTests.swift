@@ -1,0 +1,95 @@
+import Foundation
+import GRDB
+import MedicCore
+import Testing
+
+@testable import Audit
+
+@Suite("The audit log's hash chain")
+struct AuditChainTests {
+    /// A log of ten records, and a raw connection to tamper with it as an attacker with the file would.
+    private func tenRecords() async throws -> (AuditStore, DatabaseQueue, String) {
+        let dir = scratchDirectory()
+        let store = try AuditStore(stateDirectory: dir)
+        for i in 1...10 {
+            try await store.append(AuditRecord(kind: .observation, target: "web.service", message: "observation \(i)", details: ["i": String(i)]))
+        }
+        return (store, try DatabaseQueue(path: dir + "/" + AuditStore.fileName), dir)
+    }
+
+    @Test("an intact log verifies, and a person's command carries who they are")
+    func intact() async throws {
+        let (store, _, dir) = try await tenRecords()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try await store.append(AuditRecord(kind: .humanCommand, target: "web.service", message: "resume", actor: "uid 1000 (alice)"))
+        let result = try store.verify()
+        #expect(result.problem == nil && result.records == 11 && result.first == 1 && result.last == 11)
+        #expect(try store.records().last?.actor == "uid 1000 (alice)")
+        #expect(try store.records().first?.actor == "medicd")
+    }
+
+    @Test("an edited record is named")
+    func edited() async throws {
+        let (store, raw, dir) = try await tenRecords()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try await raw.write { try $0.execute(sql: "UPDATE record SET message = 'nothing happened' WHERE seq = 4") }
+        #expect(try store.verify().problem?.seq == 4)
+        #expect(try store.verify().problem?.description.contains("record 4 was changed") == true)
+    }
+
+    @Test("a deleted record is named, in the middle and at either end")
+    func deleted() async throws {
+        let (store, raw, dir) = try await tenRecords()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try await raw.write { try $0.execute(sql: "DELETE FROM record WHERE seq = 6") }
+        #expect(try store.verify().problem?.description == "record 6 removed: the log goes from 5 to 7")
+        try await raw.write { try $0.execute(sql: "DELETE FROM record WHERE seq = 1") }
+        #expect(try store.verify().problem?.seq == 2)
+    }
+
+    @Test("an inserted record, even with the sequence numbers redone, is named")
+    func inserted() async throws {
+        let (store, raw, dir) = try await tenRecords()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        // Shift 5…10 up by one and put a forged record at 5, hashed as if it belonged.
+        try await raw.write { db in
+            try db.execute(sql: "UPDATE record SET seq = seq + 100 WHERE seq >= 5")
+            try db.execute(sql: "UPDATE record SET seq = seq - 99 WHERE seq >= 105")
+            var forged = try StoredRecord.fetchOne(db, sql: "SELECT * FROM record WHERE seq = 4")!
+            forged.seq = 5
+            forged.message = "an operator approved the reboot"
+            forged.prevHash = try String.fetchOne(db, sql: "SELECT hash FROM record WHERE seq = 4")!
+            forged.hash = AuditChain.hash(forged, previous: forged.prevHash)
+            try forged.insert(db)
+        }
+        let problem = try #require(try store.verify().problem)
+        #expect(problem.seq == 6, "\(problem)")
+        #expect(problem.description.contains("does not follow record 5"))
+    }
+
+    @Test("a log written before the chain existed is chained by its migration, and verifies")
+    func migratedFromFirstSchema() async throws {
+        let dir = scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = dir + "/" + AuditStore.fileName
+        // The first schema, as a released medicd wrote it.
+        let old = try DatabaseQueue(path: path)
+        var migrator = AuditSchema.migrator
+        migrator = migrator.disablingDeferredForeignKeyChecks()
+        try migrator.migrate(old, upTo: "v1: records")
+        try await old.write { db in
+            for i in 1...3 {
+                try db.execute(
+                    sql: "INSERT INTO record (wallMicroseconds, monotonicNanoseconds, bootID, host, kind, message, details) VALUES (?, ?, 'b', 'h', 'observation', ?, '{}')",
+                    arguments: [i, i, "old \(i)"])
+            }
+        }
+        try old.close()
+        let store = try AuditStore(stateDirectory: dir)
+        try await store.append(AuditRecord(kind: .daemon, message: "medicd started"))
+        let result = try store.verify()
+        #expect(result.problem == nil && result.records == 4, "\(String(describing: result.problem))")
+        #expect(try store.records().map(\.message) == ["old 1", "old 2", "old 3", "medicd started"])
+        #expect(try store.silences(now: .now()).isEmpty, "the v2 table exists")
+    }
+}
