@@ -1,0 +1,52 @@
+import Audit
+import Foundation
+import Glibc
+import MedicCore
+import Systemd
+import TestHost
+import Testing
+
+@Suite("kill -9 of medicd in the middle of a step", .serialized)
+struct KillNineTests {
+    @Test("killed during a restart: the next medicd records the step as interrupted, never runs it again, and closes the incident once the unit is healthy")
+    func killedDuringRestart() async throws {
+        try await withTestHost("kill9") { host in
+            // A restart that takes a second and a half, so medicd is killed while it runs.
+            let manager = try await installAndStart(host, ["slow.service": try backendUnit(
+                port: freePort(), serviceSection: "ExecStartPre=/bin/sleep 1.5")], start: ["slow.service"])
+            defer { manager.bus.close() }
+            let playbook = """
+                playbook: slow
+                targets:
+                  - unit: slow.service
+                guards: { stabilise: 300ms }
+                on:
+                  - when: crashed
+                    do:
+                      - restart: { timeout: 10s }
+                      - verify: { healthy: within 5s }
+                """
+            let first = try RunningMedicd.start(on: host, playbook: playbook)
+            kill(try #require(host.processes(ofUnit: "slow.service").first), SIGKILL)
+            #expect(await eventually(timeout: .seconds(5)) {
+                ((try? first.records(kinds: [.stepIntent]).contains { $0.step == "restart" }) ?? false)
+            })
+            first.process.signal(SIGKILL)
+            _ = first.process.waitForExit(timeout: .seconds(5))
+            #expect(try first.records(kinds: [.stepResult]).isEmpty, "the restart had not finished when medicd was killed")
+
+            let second = try RunningMedicd.start(on: host, playbook: playbook)
+            defer { second.process.stop() }
+            let closed = await eventually(timeout: .seconds(15)) {
+                ((try? second.records(kinds: [.incidentClosed]).contains { $0.facts["outcome"] == "recovered" }) ?? false)
+            }
+            let records = try second.records()
+            #expect(closed, "\(records.map(\.message))\n\(second.process.output)")
+            let interrupted = try #require(records.first { $0.kind == "step-result" && $0.step == "restart" })
+            #expect(interrupted.facts["result"] == "interrupted" && interrupted.message.contains("it is not run again"), "\(interrupted.message)")
+            #expect(records.filter { $0.kind == "step-intent" && $0.step == "restart" }.count == 1, "the restart ran twice")
+            #expect(records.contains { $0.kind == "decision" && $0.message.hasPrefix("taking up incident") })
+            #expect(try second.audit.verify().problem == nil)
+        }
+    }
+}
