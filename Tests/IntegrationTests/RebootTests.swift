@@ -8,6 +8,19 @@ import Testing
 
 @Suite("Reboot: over the bus, after a durable intent, at most once in its window", .serialized)
 struct RebootTests {
+    /// Reboot the host when app.service crashes, then check it is healthy.
+    static let playbook = """
+        playbook: reboot
+        targets:
+          - unit: app.service
+        guards: { stabilise: 300ms }
+        on:
+          - when: crashed
+            do:
+              - reboot
+              - verify: { healthy: within 20s }
+        """
+
     @Test("a playbook reboots a test host; medicd records the reboot and the new boot, closes the incident, and refuses a second reboot in the window")
     func rebootOnce() async throws {
         try await withTestHost("reboot") { host in
@@ -18,17 +31,7 @@ struct RebootTests {
             try FileManager.default.createSymbolicLink(atPath: wants + "/app.service", withDestinationPath: "../app.service")
             let manager = try await installAndStart(host, [:], start: ["app.service"])
             manager.bus.close()
-            let medicd = try RunningMedicd.start(on: host, playbook: """
-                playbook: reboot
-                targets:
-                  - unit: app.service
-                guards: { stabilise: 300ms }
-                on:
-                  - when: crashed
-                    do:
-                      - reboot
-                      - verify: { healthy: within 20s }
-                """)
+            let medicd = try RunningMedicd.start(on: host, playbook: Self.playbook)
             defer { medicd.process.stop() }
             kill(try #require(host.processes(ofUnit: "app.service").first), SIGKILL)
             try host.waitForBoot(2, timeout: .seconds(30))
@@ -66,17 +69,7 @@ struct RebootTests {
             try host.installUnit("app.service", try backendUnit(port: freePort()), persistent: true)
             let manager = try await installAndStart(host, [:], start: ["app.service"])
             defer { manager.bus.close() }
-            let playbook = """
-                playbook: reboot
-                targets:
-                  - unit: app.service
-                guards: { stabilise: 300ms }
-                on:
-                  - when: crashed
-                    do:
-                      - reboot
-                      - verify: { healthy: within 20s }
-                """
+            let playbook = Self.playbook
             // The first medicd writes the intent; it is stopped before it sees the new boot, as a
             // medicd on the host itself is. The host is powered off instead of rebooted, then on.
             let first = try RunningMedicd.start(on: host, playbook: playbook)
