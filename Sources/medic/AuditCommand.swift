@@ -109,14 +109,18 @@ enum AuditJSON {
     }
 
     static func line(_ record: StoredRecord) -> String {
-        let line = Line(
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? encoder.encode(fields(record))).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
+    }
+
+    /// The record as a `Line`.
+    static func fields(_ record: StoredRecord) -> Line {
+        Line(
             seq: record.seq ?? 0, time: record.time, monotonic_ns: record.monotonicNanoseconds, boot_id: record.bootID,
             host: record.host, actor: record.actor, kind: record.kind, target: record.target, incident: record.incident,
             playbook: record.playbook, playbook_hash: record.playbookHash, step: record.step,
             message: record.message, details: record.facts, hash: record.hash)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? encoder.encode(line)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
     }
 }
 

@@ -137,6 +137,40 @@ struct CLITests {
         let incident = try JSONDecoder().decode([String: AnyCodable].self, from: Data(open[0].utf8))
         #expect(incident["target"]?.string == "api.service" && incident["status"]?.string == "open")
     }
+
+    @Test("medic report: a post-mortem draft, section by section, in Markdown and JSON")
+    func report() async throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try AuditStore(stateDirectory: dir)
+        _ = try await store.append([
+            AuditRecord(kind: .observation, target: "web.service", incident: 1, message: "main process 42 killed by signal 9 (SIGKILL)"),
+            AuditRecord(kind: .incidentOpened, target: "web.service", incident: 1, playbook: "web", message: "crashed",
+                        details: ["trigger": "crashed", "time_to_detect_ms": "2"]),
+            AuditRecord(kind: .stepResult, target: "web.service", incident: 1, step: "collect", message: "collect succeeded",
+                        details: ["result": "succeeded", "evidence.journal": "12:00:00 out of memory | again"]),
+            AuditRecord(kind: .guardStopped, target: "web.service", incident: 1, step: "pool", message: "pool stopped: taking web/s1 out would leave 1 of 3",
+                        details: ["guard": "capacity"]),
+            AuditRecord(kind: .stepResult, target: "web.service", incident: 1, step: "restart", message: "restart succeeded: active", details: ["result": "succeeded"]),
+            AuditRecord(kind: .incidentClosed, target: "web.service", incident: 1, playbook: "web", message: "recovered",
+                        details: ["outcome": "recovered", "time_to_recover_ms": "1500"]),
+        ])
+        let markdown = try medic(["report", "1", "--state", dir])
+        #expect(markdown.status == 0, "\(markdown.output)")
+        let sections = markdown.output.split(separator: "\n").filter { $0.hasPrefix("## ") }.map(String.init)
+        #expect(sections == ["## Summary", "## Impact window", "## Figures", "## Timeline (UTC)", "## Refused, failed or interrupted", "## Evidence"])
+        #expect(markdown.output.hasPrefix("# Incident 1: web.service — crashed"))
+        #expect(markdown.output.contains("Outcome: **recovered**"))
+        #expect(markdown.output.contains("- Time to detect: 2 ms") && markdown.output.contains("- Time to recover: 1s500ms"))
+        #expect(markdown.output.contains("| observation |  | main process 42 killed by signal 9 (SIGKILL) |"))
+        #expect(markdown.output.contains("pool stopped: taking web/s1 out would leave 1 of 3"))
+        #expect(markdown.output.contains("### journal\n\n```\n12:00:00 out of memory | again\n```"))
+        let json = try medic(["report", "1", "--state", dir, "--format", "json"])
+        let object = try JSONDecoder().decode([String: AnyCodable].self, from: Data(json.output.utf8))
+        #expect(object["incident"] != nil && object["timeline"] != nil)
+        let missing = try medic(["report", "7", "--state", dir])
+        #expect(missing.status == 1 && missing.output.contains("no incident 7"))
+    }
 }
 
 @Suite("Benchmarks, smoke run")
