@@ -74,6 +74,8 @@ public struct AuditQuery: Sendable {
     public var incident: Int64?
     /// Only records after this sequence number (to follow the log).
     public var afterSeq: Int64?
+    /// Only records before this wall-clock time (microseconds since the epoch).
+    public var untilWallMicroseconds: Int64?
 
     public init(
         sinceWallMicroseconds: Int64? = nil, unit: String? = nil, kinds: [AuditRecord.Kind]? = nil,
@@ -93,6 +95,7 @@ public struct AuditQuery: Sendable {
         if let kinds { request = request.filter(kinds.map(\.rawValue).contains(Column("kind"))) }
         if let incident { request = request.filter(Column("incident") == incident || Column("seq") == incident) }
         if let afterSeq { request = request.filter(Column("seq") > afterSeq) }
+        if let untilWallMicroseconds { request = request.filter(Column("wallMicroseconds") < untilWallMicroseconds) }
         return request.order(Column("seq"))
     }
 }

@@ -20,8 +20,14 @@ struct AuditList: ParsableCommand {
 
     @OptionGroup var location: StateOption
 
-    @Option(help: "Only records of the last DURATION (e.g. 30s, 10m, 6h).")
+    @Option(help: "Only records since then: a DURATION ago (30s, 10m, 6h) or a UTC time (2026-11-21T10:00:00Z).")
     var since: String?
+
+    @Option(help: "Only records before then: a DURATION ago or a UTC time.")
+    var until: String?
+
+    @Flag(name: [.customShort("f"), .long], help: "Keep printing new records as they are written (Ctrl-C ends).")
+    var follow = false
 
     @Option(help: "Only records about this unit.")
     var unit: String?
@@ -36,8 +42,10 @@ struct AuditList: ParsableCommand {
     var json = false
 
     func validate() throws {
-        if let since, DurationText.parse(since) == nil {
-            throw ValidationError("--since '\(since)' is not a duration; write e.g. 30s, 10m, 6h, 2d")
+        for (name, value) in [("--since", since), ("--until", until)] {
+            if let value, PointInTime.microseconds(value) == nil {
+                throw ValidationError("\(name) '\(value)' is not a duration or a UTC time; write e.g. 30s, 10m, 6h, 2d or 2026-11-21T10:00:00Z")
+            }
         }
         if let kind {
             for name in kind.split(separator: ",") where AuditRecord.Kind(rawValue: String(name)) == nil {
@@ -48,15 +56,28 @@ struct AuditList: ParsableCommand {
 
     func run() throws {
         var query = AuditQuery(unit: unit, incident: incident)
-        if let since, let duration = DurationText.parse(since) {
-            query.sinceWallMicroseconds = Timestamp.now().wallMicroseconds - duration.milliseconds * 1000
-        }
+        query.sinceWallMicroseconds = since.flatMap(PointInTime.microseconds)
+        query.untilWallMicroseconds = until.flatMap(PointInTime.microseconds)
         query.kinds = kind.map { $0.split(separator: ",").compactMap { AuditRecord.Kind(rawValue: String($0)) } }
-        let records = try location.openForReading().records(query)
+        let store = try location.openForReading()
+        let records = try store.records(query)
         if json {
             for record in records { print(AuditJSON.line(record)) }
         } else {
             print(AuditTable.render(records))
+        }
+        guard follow else { return }
+        // Reading never blocks medicd's writing (WAL): poll for what came after.
+        fflush(nil)
+        var last = try records.last?.seq ?? store.lastSeq()
+        while true {
+            usleep(200_000)
+            query.afterSeq = last
+            let new = try store.records(query)
+            for record in new {
+                FileHandle.standardOutput.write(Data(((json ? AuditJSON.line(record) : AuditTable.line(record)) + "\n").utf8))
+            }
+            last = new.last?.seq ?? last
         }
     }
 }
@@ -128,10 +149,24 @@ enum AuditJSON {
 enum AuditTable {
     static func render(_ records: [StoredRecord]) -> String {
         let header = ["SEQ", "TIME (UTC)", "KIND", "TARGET", "INCIDENT", "STEP", "MESSAGE"]
-        let rows = records.map { r in
-            [String(r.seq ?? 0), r.time, r.kind, r.target ?? "-", r.incident.map(String.init) ?? "-", r.step ?? "-", r.message]
-        }
-        return Table(header: header, rows: rows).render() + "\n\(records.count) records"
+        return Table(header: header, rows: records.map(cells)).render() + "\n\(records.count) records"
+    }
+
+    /// One record on a line of its own, for following the log.
+    static func line(_ record: StoredRecord) -> String { cells(record).joined(separator: "  ") }
+
+    private static func cells(_ r: StoredRecord) -> [String] {
+        [String(r.seq ?? 0), r.time, r.kind, r.target ?? "-", r.incident.map(String.init) ?? "-", r.step ?? "-", r.message]
+    }
+}
+
+/// A moment given on the command line: a duration ago (`10m`) or a UTC time (ISO 8601).
+enum PointInTime {
+    static func microseconds(_ text: String) -> Int64? {
+        if let ago = DurationText.parse(text) { return Timestamp.now().wallMicroseconds - ago.milliseconds * 1000 }
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = text.contains(".") ? [.withInternetDateTime, .withFractionalSeconds] : [.withInternetDateTime]
+        return formatter.date(from: text).map { Int64($0.timeIntervalSince1970 * 1_000_000) }
     }
 }
 

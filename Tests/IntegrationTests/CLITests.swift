@@ -89,9 +89,21 @@ struct CLITests {
         #expect(!recent.output.contains("an hour ago"))
         #expect(recent.output.contains("2 records"))
 
+        let older = try medic(["audit", "--state", dir, "--until", "30m"])
+        #expect(older.output.contains("an hour ago") && older.output.contains("1 records"), "\(older.output)")
+        let between = try medic(["audit", "--state", dir, "--since", old.iso8601, "--until", "30m"])
+        #expect(between.output.contains("1 records"), "\(between.output)")
+
         let bad = try medic(["audit", "--state", dir, "--since", "ten minutes"])
         #expect(bad.status != 0)
-        #expect(bad.output.contains("--since 'ten minutes' is not a duration"))
+        #expect(bad.output.contains("--since 'ten minutes' is not a duration or a UTC time"))
+
+        // -f prints what is written after it started, while the writer goes on.
+        let follow = try ChildProcess(Paths.medic, ["audit", "-f", "--json", "--state", dir], logPath: dir + "/follow.log")
+        defer { follow.stop() }
+        #expect(await eventually { follow.output.contains("about to restart") })
+        try await store.append(AuditRecord(kind: .stepResult, target: "web.service", incident: 2, step: "restart", message: "restart succeeded: written later"))
+        #expect(await eventually(timeout: .seconds(5)) { follow.output.contains("restart succeeded: written later") }, "\(follow.output)")
 
         let missing = try medic(["audit", "--state", dir + "/nowhere"])
         #expect(missing.status == 1)
