@@ -33,8 +33,12 @@ public final class AuditStore: AuditSink {
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
-        pool = try DatabasePool(path: path, configuration: configuration)
-        if !readOnly { try AuditSchema.migrator.migrate(pool) }
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+            if !readOnly { try AuditSchema.migrator.migrate(pool) }
+        } catch let error as DatabaseError {
+            throw AuditError.unreadable(path, error.message ?? "\(error)", code: error.resultCode.rawValue)
+        }
         host = ProcessInfo.processInfo.hostName
         bootID = ((try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8)) ?? "")
             .trimmingCharacters(in: .whitespacesAndNewlines)
@@ -84,10 +88,14 @@ public final class AuditStore: AuditSink {
 /// What went wrong opening the audit log.
 public enum AuditError: Error, CustomStringConvertible {
     case missing(String)
+    case unreadable(String, String, code: Int32)
 
     public var description: String {
         switch self {
         case .missing(let path): "no audit log at \(path) (has medicd run with this --state directory?)"
+        case .unreadable(let path, let message, let code):
+            "cannot open the audit log at \(path): \(message) (SQLite error \(code)); restore it from a backup, "
+                + "or move it aside and medicd starts a new log"
         }
     }
 }

@@ -28,21 +28,31 @@ public struct JournalMirror: AuditSink {
     ]
 
     public func append(_ records: [AuditRecord]) async throws -> [Int64] {
-        let seqs = try await store.append(records)
+        let seqs: [Int64]
+        do {
+            seqs = try await store.append(records)
+        } catch {
+            // Not in the audit log: the journal gets what can be kept, marked as such.
+            for record in records { mirror(record, seq: "unwritten", priority: .error) }
+            throw error
+        }
         for (record, seq) in zip(records, seqs) {
-            var fields: [(String, String)] = [
-                ("MESSAGE_ID", Self.messageIDs[record.kind] ?? ""),
-                ("MEDIC_SEQ", String(seq)),
-                ("MEDIC_KIND", record.kind.rawValue),
-            ]
-            if let target = record.target { fields.append(("MEDIC_TARGET", target)) }
-            if let incident = record.incident { fields.append(("MEDIC_INCIDENT", String(incident))) }
-            if let playbook = record.playbook { fields.append(("MEDIC_PLAYBOOK", playbook)) }
-            if let step = record.step { fields.append(("MEDIC_STEP", step)) }
-            let priority: JournalPriority = record.kind == .playbookRefused || record.details["result"] == "failed"
-                || record.details["outcome"] == "failed" ? .warning : .info
-            try? JournalWriter.send(message: "audit \(seq) \(record.kind.rawValue): \(record.message)", priority: priority, fields: fields)
+            let failed = record.kind == .playbookRefused || record.details["result"] == "failed" || record.details["outcome"] == "failed"
+            mirror(record, seq: String(seq), priority: failed ? .warning : .info)
         }
         return seqs
+    }
+
+    private func mirror(_ record: AuditRecord, seq: String, priority: JournalPriority) {
+        var fields: [(String, String)] = [
+            ("MESSAGE_ID", Self.messageIDs[record.kind] ?? ""),
+            ("MEDIC_SEQ", seq),
+            ("MEDIC_KIND", record.kind.rawValue),
+        ]
+        if let target = record.target { fields.append(("MEDIC_TARGET", target)) }
+        if let incident = record.incident { fields.append(("MEDIC_INCIDENT", String(incident))) }
+        if let playbook = record.playbook { fields.append(("MEDIC_PLAYBOOK", playbook)) }
+        if let step = record.step { fields.append(("MEDIC_STEP", step)) }
+        try? JournalWriter.send(message: "audit \(seq) \(record.kind.rawValue): \(record.message)", priority: priority, fields: fields)
     }
 }

@@ -9,6 +9,8 @@ public actor Engine {
     public struct Status: Sendable, Equatable {
         public var counters: EngineCore.Counters
         public var openIncidents: Int
+        /// Why the audit log cannot be written, while it cannot.
+        public var auditProblem: String?
     }
 
     private var core: EngineCore
@@ -20,6 +22,14 @@ public actor Engine {
     private var timers: [Int: Task<Void, Never>] = [:]
     /// Tokens of running reboot steps.
     private var rebootSteps: Set<Int> = []
+    /// Commands waiting to be carried out, in order.
+    private var backlog: [EngineCore.Command] = []
+    /// Whether a drain of the backlog is under way (only one at a time).
+    private var draining = false
+    /// Since when, and why, the audit log cannot be written.
+    private var auditFailure: (since: ContinuousClock.Instant, error: String)?
+    private var retrying = false
+    private var droppedObservations = 0
 
     /// `onChange` is called whenever the status may have changed.
     public init(core: EngineCore, runner: StepRunner, audit: AuditSink, logger: Logger, onChange: (@Sendable (Status) -> Void)? = nil) {
@@ -30,7 +40,9 @@ public actor Engine {
         self.onChange = onChange
     }
 
-    public var status: Status { Status(counters: core.counters, openIncidents: core.openIncidents.count) }
+    public var status: Status {
+        Status(counters: core.counters, openIncidents: core.openIncidents.count, auditProblem: auditFailure.map { "\($0.error)" })
+    }
 
     /// The engine's counters.
     public var counters: EngineCore.Counters { core.counters }
@@ -71,6 +83,7 @@ public actor Engine {
     /// Waits until no step is running. Pending wake-ups (back-off, verification, stabilisation)
     /// are cancelled: they belong to a daemon that is stopping.
     public func stop() async {
+        while draining { try? await Task.sleep(for: .milliseconds(10)) }
         // A reboot step that is waiting for the new boot has done its work: the host is going
         // down, and waiting for it would hold the reboot up.
         for token in rebootSteps { steps[token]?.cancel() }
@@ -81,36 +94,117 @@ public actor Engine {
         timers.removeAll()
     }
 
+    /// Carries out the core's commands in order, after every command queued before them. A
+    /// record must be durable before anything after it is done; while the audit log cannot be
+    /// written, commands wait in the backlog (detection goes on, nothing acts blind) and a retry
+    /// every second carries them out once it can be written again.
     private func carry(_ commands: [EngineCore.Command]) async {
-        var pending: [AuditRecord] = []
+        enqueue(commands)
+        guard !draining, auditFailure == nil else {
+            onChange?(status)
+            return
+        }
+        draining = true
+        _ = await drain()
+        draining = false
+        onChange?(status)
+    }
+
+    /// Adds to the backlog; past its bound (a long audit outage under a flood of observations)
+    /// observation records are dropped first, and counted.
+    private func enqueue(_ commands: [EngineCore.Command]) {
         for command in commands {
+            if backlog.count >= Self.backlogLimit, case .record(let record) = command, record.kind == .observation {
+                droppedObservations += 1
+                continue
+            }
+            backlog.append(command)
+        }
+    }
+
+    static let backlogLimit = 100_000
+
+    /// Carries out the backlog until it is empty (true) or a write fails (false, the commands
+    /// not carried out back at its head).
+    private func drain() async -> Bool {
+        while !backlog.isEmpty {
+            let batch = backlog
+            backlog.removeAll()
+            if let rest = await carryOut(batch) {
+                backlog = rest + backlog
+                return false
+            }
+        }
+        return true
+    }
+
+    /// Carries out `batch`; returns what was not carried out if a write failed.
+    private func carryOut(_ batch: [EngineCore.Command]) async -> [EngineCore.Command]? {
+        var pending: [AuditRecord] = []
+        var start = 0
+        for (index, command) in batch.enumerated() {
             switch command {
             case .record(let record):
                 pending.append(record)
-            case .run(let token, let step, let context):
-                guard await write(&pending) else { return }
-                if step.kind == .reboot { rebootSteps.insert(token) }
-                steps[token] = Task {
-                    let outcome = await runner.run(step, context: context)
-                    if Task.isCancelled {
-                        // Stopping for the reboot it asked for: the intent stays without a
-                        // result, and the medicd of the next boot records how it ended.
-                        await self.abandoned(token)
-                    } else {
-                        await self.finished(token, outcome)
-                    }
-                }
-            case .wake(let token, let at):
-                guard await write(&pending) else { return }
-                let delay = at.since(.now())
-                timers[token] = Task {
-                    if delay > .zero { try? await Task.sleep(for: delay) }
-                    if !Task.isCancelled { await self.woke(token) }
-                }
+                continue
+            case .run, .wake:
+                guard await write(&pending) else { return Array(batch[start...]) }
+                perform(command)
+                start = index + 1
             }
         }
-        _ = await write(&pending)
-        onChange?(status)
+        guard await write(&pending) else { return Array(batch[start...]) }
+        return nil
+    }
+
+    private func perform(_ command: EngineCore.Command) {
+        switch command {
+        case .record:
+            break
+        case .run(let token, let step, let context):
+            if step.kind == .reboot { rebootSteps.insert(token) }
+            steps[token] = Task {
+                let outcome = await runner.run(step, context: context)
+                if Task.isCancelled {
+                    // Stopping for the reboot it asked for: the intent stays without a
+                    // result, and the medicd of the next boot records how it ended.
+                    await self.abandoned(token)
+                } else {
+                    await self.finished(token, outcome)
+                }
+            }
+        case .wake(let token, let at):
+            let delay = at.since(.now())
+            timers[token] = Task {
+                if delay > .zero { try? await Task.sleep(for: delay) }
+                if !Task.isCancelled { await self.woke(token) }
+            }
+        }
+    }
+
+    /// Retries the backlog every second until the audit log takes it, then says so in it.
+    private func retryUntilWritable() async {
+        while let failure = auditFailure {
+            try? await Task.sleep(for: .seconds(1))
+            if draining { continue }
+            draining = true
+            let emptied = await drain()
+            if emptied {
+                auditFailure = nil
+                let lost = droppedObservations
+                droppedObservations = 0
+                logger.notice("audit log writable again after \(DurationText.format(ContinuousClock.now - failure.since))")
+                enqueue([.record(AuditRecord(
+                    kind: .daemon,
+                    message: "the audit log is writable again after \(DurationText.format(ContinuousClock.now - failure.since)) (\(failure.error)); "
+                        + "what waited was written and carried out in order" + (lost > 0 ? "; \(lost) observations were dropped meanwhile" : ""),
+                    details: ["dropped_observations": String(lost)]))])
+                _ = await drain()
+            }
+            draining = false
+            onChange?(status)
+        }
+        retrying = false
     }
 
     private func finished(_ token: Int, _ outcome: StepOutcome) async {
@@ -137,7 +231,14 @@ public actor Engine {
         do {
             _ = try await audit.append(pending)
         } catch {
-            logger.critical("audit log write failed; not acting on it: \(error)")
+            if auditFailure == nil {
+                auditFailure = (ContinuousClock.now, "\(error)")
+                logger.critical("audit log write failed: \(error); detection goes on, no step runs until the log can be written")
+            }
+            if !retrying {
+                retrying = true
+                Task { await self.retryUntilWritable() }
+            }
             return false
         }
         for record in pending { log(record) }

@@ -48,7 +48,19 @@ struct MedicDaemon: AsyncParsableCommand {
     @Flag(name: .long, help: "Record what would be done and do nothing.")
     var dryRun = false
 
+    @Option(name: .long, help: "Keep audit records this long; older ones are pruned (the chain stays verifiable).")
+    var retainFor = "90d"
+
+    @Option(name: .long, help: "Keep the audit log under this size, pruning the oldest records beyond it.")
+    var retainSize = "1GiB"
+
     func validate() throws {
+        guard let age = DurationText.parse(retainFor), age >= .seconds(3600) else {
+            throw ValidationError("--retain-for '\(retainFor)' must be a duration of at least 1h, e.g. 90d")
+        }
+        guard let size = Quantity.parseSize(retainSize), size >= 1_048_576 else {
+            throw ValidationError("--retain-size '\(retainSize)' must be a size of at least 1MiB, e.g. 1GiB")
+        }
         guard let interval = DurationText.parse(sampleInterval), interval >= .milliseconds(50) else {
             throw ValidationError("--sample-interval '\(sampleInterval)' must be a duration of at least 50ms, e.g. 5s")
         }
@@ -108,6 +120,8 @@ struct MedicDaemon: AsyncParsableCommand {
                 bus: systemBus, engine: engine, watcher: watcher, audit: audit, targets: targetCount, recovery: recovery, logger: logger)),
             .init(service: Reloader(directory: playbooks, engine: engine, watcher: watcher, audit: audit, logger: logger)),
             .init(service: HumanCommands(store: store, engine: engine)),
+            .init(service: RetentionService(
+                store: store, engine: engine, age: DurationText.parse(retainFor)!, maxBytes: Int64(Quantity.parseSize(retainSize)!), logger: logger)),
         ]
         let probes = directory.playbooks.flatMap { $0.targets }.compactMap { spec -> (unit: String, probe: Probe)? in
             guard case .unit(let unit) = spec.selector, !spec.selector.isPattern, let probe = spec.probe else { return nil }

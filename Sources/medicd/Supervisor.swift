@@ -74,6 +74,10 @@ actor BootWatch {
 enum StatusLine {
     static func text(_ status: Engine.Status, targets: Int) -> String {
         let counters = status.counters
+        if let problem = status.auditProblem {
+            return "AUDIT LOG UNWRITABLE (\(problem)): detecting, no steps run until it can be written; "
+                + "watching \(targets) targets; \(status.openIncidents) incidents open"
+        }
         return "watching \(targets) targets; \(status.openIncidents) incidents open; \(counters.restarts) restarts, "
             + "\(counters.recovered) recovered, \(counters.escalations) escalations"
     }

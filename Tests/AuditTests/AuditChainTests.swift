@@ -93,3 +93,42 @@ struct AuditChainTests {
         #expect(try store.silences(now: .now()).isEmpty, "the v2 table exists")
     }
 }
+
+@Suite("Retention")
+struct AuditRetentionTests {
+    @Test("pruning by age keeps the chain verifiable from its anchor, and a removal at the new start is still caught")
+    func byAge() async throws {
+        let dir = scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try AuditStore(stateDirectory: dir)
+        let now = Timestamp.now()
+        let dayAgo = Timestamp(wallMicroseconds: now.wallMicroseconds - 86_400_000_000, monotonicNanoseconds: 1)
+        for i in 1...60 { try await store.append(AuditRecord(kind: .observation, time: dayAgo, message: "old \(i)")) }
+        for i in 1...40 { try await store.append(AuditRecord(kind: .observation, message: "new \(i)")) }
+        let result = try await store.prune(before: now.wallMicroseconds - 3_600_000_000, maxBytes: nil)
+        #expect(result.pruned == 60 && result.firstKept == 61)
+        let verified = try store.verify()
+        #expect(verified.problem == nil && verified.anchored && verified.first == 61 && verified.records == 40)
+        try await store.append(AuditRecord(kind: .daemon, message: "after pruning"))
+        #expect(try store.verify().problem == nil)
+        let raw = try DatabaseQueue(path: dir + "/" + AuditStore.fileName)
+        try await raw.write { try $0.execute(sql: "DELETE FROM record WHERE seq = 61") }
+        #expect(try store.verify().problem?.description == "record 61 removed: the log goes from 60 to 62")
+    }
+
+    @Test("pruning by size removes the oldest until the log fits, and never the newest record")
+    func bySize() async throws {
+        let dir = scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try AuditStore(stateDirectory: dir)
+        let padding = String(repeating: "x", count: 2000)
+        for i in 1...200 { try await store.append(AuditRecord(kind: .observation, message: "record \(i) \(padding)")) }
+        let result = try await store.prune(before: nil, maxBytes: 100_000)
+        #expect(result.pruned > 100 && result.pruned < 200, "\(result)")
+        #expect(try store.verify().problem == nil)
+        #expect(try store.records().last?.message.hasPrefix("record 200 ") == true)
+        let all = try await store.prune(before: Timestamp.now().wallMicroseconds + 1_000_000, maxBytes: nil)
+        #expect(try store.records().count == 1 && all.firstKept == 200)
+        #expect(try store.verify().problem == nil)
+    }
+}

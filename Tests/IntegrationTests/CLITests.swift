@@ -125,6 +125,19 @@ struct CLITests {
         #expect(tampered.output.contains("TAMPERED at record 3: record 3 was changed after it was written"), "\(tampered.output)")
     }
 
+    @Test("a corrupted audit log: a clear message and exit 1 from every reading command, never a crash")
+    func corrupted() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try Data((0..<8192).map { UInt8(truncatingIfNeeded: $0 &* 31) }).write(to: URL(fileURLWithPath: dir + "/audit.sqlite"))
+        for command in [["audit"], ["audit", "verify"], ["incidents"], ["report", "1"]] {
+            let result = try medic(command + ["--state", dir])
+            #expect(result.status == 1, "\(command): \(result.output)")
+            #expect(result.output.hasPrefix("medic: ") && result.output.contains("\(dir)/audit.sqlite") && result.output.contains("not a database"),
+                    "\(command): \(result.output)")
+        }
+    }
+
     @Test("medic incidents: each incident with its trigger, status, figures and steps; --open and --json")
     func incidents() async throws {
         let dir = try temporaryDirectory()

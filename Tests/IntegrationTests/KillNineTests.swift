@@ -1,6 +1,7 @@
 import Audit
 import Foundation
 import Glibc
+import GRDB
 import MedicCore
 import Systemd
 import TestHost
@@ -47,6 +48,50 @@ struct KillNineTests {
             #expect(records.filter { $0.kind == "step-intent" && $0.step == "restart" }.count == 1, "the restart ran twice")
             #expect(records.contains { $0.kind == "decision" && $0.message.hasPrefix("taking up incident") })
             #expect(try second.audit.verify().problem == nil)
+        }
+    }
+}
+
+@Suite("An audit log that cannot be written", .serialized)
+struct UnwritableAuditTests {
+    @Test("while the database is locked past its timeout, medicd detects but runs no step; once it can write, everything is recorded in order and the restart runs")
+    func lockedDatabase() async throws {
+        try await withTestHost("locked") { host in
+            let manager = try await installAndStart(host, ["web.service": try backendUnit(port: freePort())], start: ["web.service"])
+            defer { manager.bus.close() }
+            let medicd = try RunningMedicd.start(on: host, playbook: playbook(unit: "web.service", verify: "0s"))
+            defer { medicd.process.stop() }
+            // Another process holds the write lock, as a stuck backup or a careless sqlite3 would.
+            let intruder = try DatabaseQueue(path: medicd.state + "/" + AuditStore.fileName)
+            let locked = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
+            Thread.detachNewThread {
+                try? intruder.writeWithoutTransaction { db in
+                    try db.execute(sql: "BEGIN EXCLUSIVE")
+                    locked.signal()
+                    release.wait()
+                    try db.execute(sql: "COMMIT")
+                }
+            }
+            locked.wait()
+            defer { release.signal() }
+            kill(try #require(host.processes(ofUnit: "web.service").first), SIGKILL)
+            #expect(await eventually(timeout: .seconds(10)) { medicd.process.output.contains("audit log write failed") })
+            try await Task.sleep(for: .seconds(1))
+            #expect(try await manager.state(of: "web.service").activeState != "active", "a step ran without its intent on record")
+            release.signal()
+            let recovered = await eventually(timeout: .seconds(20)) {
+                ((try? medicd.records(kinds: [.incidentClosed]).contains { $0.facts["outcome"] == "recovered" }) ?? false)
+            }
+            let records = try medicd.records()
+            #expect(recovered, "\(records.map(\.message))\n\(medicd.process.output)")
+            let kinds = records.filter { $0.target == "web.service" }.map(\.kind)
+            let opened = try #require(kinds.firstIndex(of: "incident-opened"))
+            let intent = try #require(kinds.firstIndex(of: "step-intent"))
+            let result = try #require(kinds.firstIndex(of: "step-result"))
+            #expect(kinds[opened - 1] == "observation" && opened < intent && intent < result, "\(kinds)")
+            #expect(records.contains { $0.kind == "daemon" && $0.message.hasPrefix("the audit log is writable again") })
+            #expect(try medicd.audit.verify().problem == nil)
+            #expect(try await manager.state(of: "web.service").activeState == "active")
         }
     }
 }
