@@ -99,7 +99,7 @@ let package = Package(
         // Benchmarks that print figures (scripts/bench builds them in release).
         .executableTarget(
             name: "medic-bench",
-            dependencies: ["MedicCore", "Engine", "Playbooks", "Audit", "Detectors"]
+            dependencies: ["MedicCore", "Engine", "Playbooks", "Audit", "Detectors", .product(name: "Logging", package: "swift-log")]
         ),
         .executableTarget(
             name: "medic-demo",

@@ -48,13 +48,17 @@ public final class AuditStore: AuditSink {
         let host = self.host, bootID = self.bootID
         return try await pool.write { db in
             var previous = try AuditChain.lastHash(db)
+            // The next sequence number, as AUTOINCREMENT will give it, so that each record is
+            // hashed before it is inserted.
+            var seq = (try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'record'") ?? 0) + 1
             return try records.map { record in
                 var row = StoredRecord(record, host: host, bootID: bootID)
+                row.seq = seq
                 row.prevHash = previous
-                try row.insert(db)
                 row.hash = AuditChain.hash(row, previous: previous)
-                try db.execute(sql: "UPDATE record SET hash = ? WHERE seq = ?", arguments: [row.hash, row.seq])
+                try row.insert(db)
                 previous = row.hash
+                seq += 1
                 return row.seq!
             }
         }

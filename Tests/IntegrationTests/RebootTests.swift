@@ -63,7 +63,7 @@ struct RebootTests {
         }
     }
 
-    @Test("a medicd stopped by the reboot it asked for finishes the record in the next boot and closes the incident when the target is healthy")
+    @Test("a medicd killed (-9) in its reboot step: the next boot's medicd finishes the record and closes the incident when the target is healthy")
     func rebootFollowedUpByNextMedicd() async throws {
         try await withTestHost("reboot-next") { host in
             try host.installUnit("app.service", try backendUnit(port: freePort()), persistent: true)
@@ -79,7 +79,9 @@ struct RebootTests {
                 ((try? first.records(kinds: [.stepIntent]).contains { $0.step == "reboot" }) ?? false)
             })
             #expect(host.waitForPowerOff(timeout: .seconds(20)))
-            first.process.stop()
+            // kill -9 in the middle of the reboot step: it is waiting for the new boot.
+            first.process.signal(SIGKILL)
+            _ = first.process.waitForExit(timeout: .seconds(5))
             #expect(try first.records(kinds: [.stepResult]).contains { $0.step == "reboot" } == false)
             try host.powerOn()
             let restarted = try await installAndStart(host, [:], start: ["app.service"])
