@@ -95,3 +95,49 @@ struct UnwritableAuditTests {
         }
     }
 }
+
+extension UnwritableAuditTests {
+    @Test("a full file system under the state directory: no step runs blind; freed, the backlog is written in order and the restart runs")
+    func fullFileSystem() async throws {
+        try await withTestHost("diskfull") { host in
+            let state = host.directory + "/medicd/state"
+            try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true)
+            let mount = Process()
+            mount.executableURL = URL(fileURLWithPath: "/bin/mount")
+            mount.arguments = ["-t", "tmpfs", "-o", "size=4m,mode=0700", "medic-test-state", state]
+            try mount.run()
+            mount.waitUntilExit()
+            try #require(mount.terminationStatus == 0)
+            defer {
+                let umount = Process()
+                umount.executableURL = URL(fileURLWithPath: "/bin/umount")
+                umount.arguments = ["-l", state]
+                try? umount.run()
+                umount.waitUntilExit()
+            }
+            let manager = try await installAndStart(host, ["web.service": try backendUnit(port: freePort())], start: ["web.service"])
+            defer { manager.bus.close() }
+            let medicd = try RunningMedicd.start(on: host, playbook: playbook(unit: "web.service", verify: "0s"))
+            defer { medicd.process.stop() }
+            // Fill the file system to the last block.
+            let filler = state + "/filler"
+            let fd = open(filler, O_WRONLY | O_CREAT, 0o600)
+            let chunk = [UInt8](repeating: 0, count: 65_536)
+            while write(fd, chunk, chunk.count) > 0 {}
+            while write(fd, chunk, 1) > 0 {}
+            close(fd)
+            kill(try #require(host.processes(ofUnit: "web.service").first), SIGKILL)
+            #expect(await eventually(timeout: .seconds(10)) { medicd.process.output.contains("audit log write failed") }, "\(medicd.process.output)")
+            try await Task.sleep(for: .seconds(1))
+            #expect(try await manager.state(of: "web.service").activeState != "active", "a step ran without its intent on record")
+            unlink(filler)
+            let recovered = await eventually(timeout: .seconds(20)) {
+                ((try? medicd.records(kinds: [.incidentClosed]).contains { $0.facts["outcome"] == "recovered" }) ?? false)
+            }
+            let records = try medicd.records()
+            #expect(recovered, "\(records.map(\.message))\n\(medicd.process.output)")
+            #expect(records.contains { $0.kind == "daemon" && $0.message.hasPrefix("the audit log is writable again") })
+            #expect(try medicd.audit.verify().problem == nil)
+        }
+    }
+}
