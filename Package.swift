@@ -67,6 +67,8 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
+        // medicd's control socket: the request and answer, and the CLI's client.
+        .target(name: "Control", dependencies: ["Engine"]),
         // Replays a timeline of observations through the real engine on a virtual clock.
         .target(name: "Simulation", dependencies: ["MedicCore", "Engine", "Playbooks"]),
         // The audit log: SQLite through GRDB, and its queries.
@@ -82,7 +84,7 @@ let package = Package(
         .executableTarget(
             name: "medicd",
             dependencies: [
-                "MedicCore", "Systemd", "Playbooks", "Detectors", "Engine", "Actions", "Audit",
+                "MedicCore", "Systemd", "Playbooks", "Detectors", "Engine", "Actions", "Audit", "Control",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -92,7 +94,7 @@ let package = Package(
         .executableTarget(
             name: "medic",
                 dependencies: [
-                "MedicCore", "Playbooks", "Audit", "Engine", "Simulation",
+                "MedicCore", "Playbooks", "Audit", "Engine", "Simulation", "Control",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

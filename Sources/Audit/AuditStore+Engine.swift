@@ -87,14 +87,6 @@ extension AuditStore {
         try read { db in try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM record") ?? 0 }
     }
 
-    /// `resume` commands people gave through the CLI after `seq`: (their seq, the target).
-    public func resumes(after seq: Int64) throws -> [(seq: Int64, target: String)] {
-        try records(AuditQuery(kinds: [.humanCommand], afterSeq: seq)).compactMap { record in
-            guard record.facts["command"] == "resume", let target = record.target, let seq = record.seq else { return nil }
-            return (seq, target)
-        }
-    }
-
     /// Adds a silence and records who set it.
     public func addSilence(_ silence: Silence) async throws {
         try await write { db in

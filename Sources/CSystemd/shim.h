@@ -4,6 +4,7 @@
 #include <systemd/sd-daemon.h>
 #include <systemd/sd-journal.h>
 #include <systemd/sd-id128.h>
+#include <errno.h>
 #include <sys/eventfd.h>
 #include <sys/uio.h>
 
@@ -18,6 +19,18 @@ static inline const char *medic_errno_name(int errnum) { return strerrorname_np(
 
 /* Receives one datagram and the sender's PID (SCM_CREDENTIALS; the socket needs SO_PASSCRED).
  * Returns the datagram's length, or -1 with errno set; *pid is 0 if no credentials came. */
+/// The PID, uid and gid of the process at the other end of a connected Unix socket, as the
+/// kernel vouches for them (SO_PEERCRED). Returns 0, or -errno.
+static inline int medic_peer_credentials(int fd, int *pid, unsigned *uid, unsigned *gid) {
+    struct { int pid; unsigned uid; unsigned gid; } credentials;
+    socklen_t length = sizeof(credentials);
+    if (getsockopt(fd, SOL_SOCKET, 17 /* SO_PEERCRED */, &credentials, &length) < 0) return -errno;
+    *pid = credentials.pid;
+    *uid = credentials.uid;
+    *gid = credentials.gid;
+    return 0;
+}
+
 static inline long medic_recv_with_pid(int fd, void *buffer, unsigned long length, int *pid) {
     struct { int pid; unsigned uid; unsigned gid; } credentials;
     union { struct cmsghdr align; char data[CMSG_SPACE(sizeof(credentials))]; } control;

@@ -70,9 +70,29 @@ public actor Engine {
         await carry(core.adopt(incident: incident, target: target, playbook: playbook, trigger: trigger, why: why, at: .now()))
     }
 
-    /// A human resumes automatic action on a paused target.
-    public func resume(_ target: String) async {
-        await carry(core.resume(target, at: .now()))
+    /// A human resumes automatic action on a target (`*`: every target).
+    public func resume(_ target: String, actor: String) async {
+        await carry(core.resume(target, actor: actor, at: .now()))
+    }
+
+    /// A human pauses automatic action on a target (`*`: every target).
+    public func pause(_ target: String, actor: String) async {
+        await carry(core.pause(target, actor: actor, at: .now()))
+    }
+
+    /// A human runs a playbook on a target; returns why it cannot, or nil once it started.
+    public func runByHand(playbook: String, target: String, actor: String) async -> String? {
+        let (error, commands) = core.runByHand(playbook: playbook, target: target, actor: actor, at: .now())
+        await carry(commands)
+        return error
+    }
+
+    /// The engine's state, for `medic status`.
+    public func report() -> EngineReport { core.report(at: .now()) }
+
+    /// Records what a person did that the engine itself does not handle (a silence, a reload).
+    public func record(_ record: AuditRecord) async {
+        await carry([.record(record)])
     }
 
     /// Replaces the playbooks; incidents in flight finish under the version they started with.

@@ -22,6 +22,9 @@ extension EngineCore {
         let target = incident.target
         let guards = incident.playbook.guards
         guard let state = targets[target] else { return nil }
+        if pausedAll || state.paused {
+            return GuardStop(guard: "paused", message: "automatic action on \(target) is paused by a human", then: .hold(until: nil))
+        }
         if let silence = silences.first(where: { $0.covers(target, at: now) }) {
             return GuardStop(
                 guard: "silence", message: "\(target) is silenced until \(silence.end.iso8601) by \(silence.author): \(silence.reason)",

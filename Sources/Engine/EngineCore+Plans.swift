@@ -24,9 +24,14 @@ extension EngineCore {
     /// Starts (another) run of the rule's plan, after the guards that apply to a whole attempt.
     mutating func startAttempt(_ id: Int64, at now: Timestamp) {
         guard var incident = incidents[id], var state = targets[incident.target] else { return }
-        if state.paused {
+        if state.paused || pausedAll {
             incident.phase = .paused
             incidents[id] = incident
+            counters.guardStops += 1
+            emit(.record(AuditRecord(
+                kind: .guardStopped, time: now, target: incident.target, incident: id, playbook: incident.playbook.name,
+                message: "automatic action on \(incident.target) is paused; the plan waits until a human resumes it",
+                details: ["guard": "paused"])))
             return
         }
         if state.healthy == true, incident.attempt > 0 {

@@ -16,7 +16,7 @@ public struct EngineCore: Sendable {
     }
 
     /// Figures for status lines.
-    public struct Counters: Sendable, Equatable {
+    public struct Counters: Sendable, Equatable, Codable {
         public var observations = 0
         public var incidentsOpened = 0
         public var recovered = 0
@@ -43,6 +43,8 @@ public struct EngineCore: Sendable {
     var targets: [String: TargetState] = [:]
     var incidents: [Int64: Incident] = [:]
     var silences: [Silence] = []
+    /// Automatic action paused on every target by a human.
+    var pausedAll = false
     var groups: [String: GroupState] = [:]
     var nextIncident: Int64
     var nextToken = 1
@@ -121,20 +123,6 @@ public struct EngineCore: Sendable {
             kind: .decision, time: now, target: target, incident: id, playbook: name, playbookHash: playbook.contentHash,
             message: "taking up incident \(id) \(why): \(target) must be healthy within \(DurationText.format(within))")))
         runStep(id, index: 0, at: now)
-        return flush()
-    }
-
-    /// A human resumes automatic action on a paused target: its incident's plan runs again.
-    public mutating func resume(_ target: String, at now: Timestamp) -> [Command] {
-        guard targets[target]?.paused == true else { return [] }
-        targets[target]?.paused = false
-        targets[target]?.transitions.removeAll()
-        emit(.record(AuditRecord(kind: .decision, time: now, target: target, incident: targets[target]?.incidents.values.min(),
-                                 message: "resumed by a human: automatic action on \(target) allowed again")))
-        for id in (targets[target]?.incidents.values.sorted() ?? []) where incidents[id]?.phase == .paused {
-            incidents[id]?.phase = .idle
-            beginAttempt(id, at: now)
-        }
         return flush()
     }
 

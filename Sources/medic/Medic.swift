@@ -7,6 +7,7 @@ struct Medic: AsyncParsableCommand {
         commandName: "medic",
         abstract: "Operate Medic: validate and simulate playbooks, read the audit log, silence targets.",
         subcommands: [
-            Check.self, Simulate.self, AuditCommand.self, IncidentsCommand.self, ReportCommand.self, SilenceCommand.self, UnsilenceCommand.self, ResumeCommand.self,
+            StatusCommand.self, Check.self, Simulate.self, AuditCommand.self, IncidentsCommand.self, ReportCommand.self,
+            SilenceCommand.self, UnsilenceCommand.self, PauseCommand.self, ResumeCommand.self, RunCommand.self, ReloadCommand.self,
         ])
 }

@@ -48,6 +48,15 @@ struct MedicDaemon: AsyncParsableCommand {
     @Flag(name: .long, help: "Record what would be done and do nothing.")
     var dryRun = false
 
+    @Option(name: .long, help: "The control socket (default: RUNTIME/control.sock).")
+    var controlSocket: String?
+
+    @Option(name: .long, help: "Group that may read medicd's status through the control socket.")
+    var controlGroup = "root"
+
+    @Option(name: .long, help: "Group that may also change what Medic does (silence, pause, resume, run, reload); root always may.")
+    var adminGroup: String?
+
     @Option(name: .long, help: "Keep audit records this long; older ones are pruned (the chain stays verifiable).")
     var retainFor = "90d"
 
@@ -60,6 +69,9 @@ struct MedicDaemon: AsyncParsableCommand {
         }
         guard let size = Quantity.parseSize(retainSize), size >= 1_048_576 else {
             throw ValidationError("--retain-size '\(retainSize)' must be a size of at least 1MiB, e.g. 1GiB")
+        }
+        for (flag, name) in [("--control-group", controlGroup), ("--admin-group", adminGroup ?? "root")] where getgrnam(name) == nil {
+            throw ValidationError("\(flag) '\(name)': no such group on this host")
         }
         guard let interval = DurationText.parse(sampleInterval), interval >= .milliseconds(50) else {
             throw ValidationError("--sample-interval '\(sampleInterval)' must be a duration of at least 50ms, e.g. 5s")
@@ -115,11 +127,15 @@ struct MedicDaemon: AsyncParsableCommand {
             manager: SystemdManager(bus: systemBus), selectors: directory.playbooks.flatMap { $0.targets.map(\.selector) },
             dependencies: directory.playbooks.flatMap { $0.targets.flatMap(\.dependsOn) }, logger: logger)
 
+        let reloader = Reloader(directory: playbooks, engine: engine, watcher: watcher, audit: audit, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: Supervisor(
                 bus: systemBus, engine: engine, watcher: watcher, audit: audit, targets: targetCount, recovery: recovery, logger: logger)),
-            .init(service: Reloader(directory: playbooks, engine: engine, watcher: watcher, audit: audit, logger: logger)),
-            .init(service: HumanCommands(store: store, engine: engine)),
+            .init(service: reloader),
+            .init(service: ControlServer(
+                path: controlSocket ?? runtime + "/control.sock", group: getgrnam(controlGroup)!.pointee.gr_gid,
+                adminGroup: adminGroup.map { getgrnam($0)!.pointee.gr_gid },
+                handler: ControlHandler(engine: engine, store: store, reloader: reloader, startedAt: now), logger: logger)),
             .init(service: RetentionService(
                 store: store, engine: engine, age: DurationText.parse(retainFor)!, maxBytes: Int64(Quantity.parseSize(retainSize)!), logger: logger)),
         ]

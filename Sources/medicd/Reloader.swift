@@ -16,32 +16,38 @@ struct Reloader: Service {
     let watcher: UnitWatcher
     let audit: AuditSink
     let logger: Logger
+    /// When the playbooks were last replaced.
+    let history = ReloadHistory()
 
     func run() async throws {
         for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
-            await reload()
+            _ = await reload(by: "SIGHUP")
         }
     }
 
-    private func reload() async {
-        logger.notice("SIGHUP: reloading playbooks from \(directory)")
+    /// Reloads the playbooks, asked by `actor` (`SIGHUP`, or a person on the control socket);
+    /// returns what happened, in one line.
+    func reload(by actor: String) async -> String {
+        logger.notice("reloading playbooks from \(directory) (asked by \(actor))")
         let loaded: PlaybookDirectory
         do {
             loaded = try PlaybookDirectory.load(directory)
         } catch {
             logger.error("reload refused: \(error); keeping the running playbooks")
-            _ = try? await audit.append(AuditRecord(kind: .playbookRefused, message: "reload refused: \(error); the running playbooks stay"))
-            return
+            _ = try? await audit.append(AuditRecord(kind: .playbookRefused, message: "reload refused: \(error); the running playbooks stay", actor: actor))
+            return "reload refused: \(error); the running playbooks stay"
         }
         var records = PlaybookLoading.records(for: loaded, logger: logger)
         guard loaded.refused.isEmpty else {
             logger.error("reload refused: \(loaded.refused.count) invalid playbooks; keeping the running ones")
-            records.append(AuditRecord(kind: .daemon, message: "reload refused: \(loaded.refused.count) invalid playbooks; the running set stays"))
+            let message = "reload refused: \(loaded.refused.count) invalid playbooks; the running set stays"
+            records.append(AuditRecord(kind: .daemon, message: message, actor: actor))
             _ = try? await audit.append(records.filter { $0.kind != .playbookLoaded })
-            return
+            return message + ": " + loaded.refused.map { "\($0.diagnostics)" }.joined(separator: "; ")
         }
-        records.append(AuditRecord(kind: .daemon, message: "reloaded \(loaded.playbooks.count) playbooks"))
+        records.append(AuditRecord(kind: .daemon, message: "reloaded \(loaded.playbooks.count) playbooks", actor: actor))
         _ = try? await audit.append(records)
+        await history.note(.now())
         await engine.replacePlaybooks(loaded.playbooks)
         do {
             let selectors = loaded.playbooks.flatMap { $0.targets.map(\.selector) }
@@ -51,5 +57,13 @@ struct Reloader: Service {
         } catch {
             logger.error("reading the new targets failed: \(error)")
         }
+        return "reloaded \(loaded.playbooks.count) playbooks"
     }
+}
+
+/// When the playbooks were replaced, for `medic status`.
+actor ReloadHistory {
+    private(set) var last: Timestamp?
+
+    func note(_ time: Timestamp) { last = time }
 }

@@ -126,8 +126,8 @@ struct EngineTests {
         now = now.adding(.seconds(1))
         let crash = core.observe(Observation(target: "web@1.service", kind: .crashed(.signal), time: now, facts: [:], summary: "crashed"))
         #expect(!crash.contains { if case .run = $0 { true } else { false } })
-        let resumed = core.resume("web@1.service", at: now.adding(.seconds(60)))
-        #expect(resumed.contains { if case .record(let r) = $0 { r.message.hasPrefix("resumed by a human") } else { false } })
+        let resumed = core.resume("web@1.service", actor: "uid 0 (root)", at: now.adding(.seconds(60)))
+        #expect(resumed.contains { if case .record(let r) = $0 { r.message.hasPrefix("resumed automatic action on web@1.service") && r.actor == "uid 0 (root)" } else { false } })
         #expect(resumed.contains { if case .run(_, let step, _) = $0 { step.kind == .restart } else { false } })
     }
 

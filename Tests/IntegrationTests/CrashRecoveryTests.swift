@@ -9,6 +9,8 @@ import Testing
 struct RunningMedicd {
     let process: ChildProcess
     let state: String
+    /// Its control socket.
+    let socket: String
     let audit: AuditStore
 
     /// Writes `playbook` into a fresh directory and starts medicd on the host's bus; returns once
@@ -22,13 +24,16 @@ struct RunningMedicd {
         let notify = try NotifyListener(directory: work)
         let process = try ChildProcess(
             Paths.medicd,
-            ["--playbooks", work + "/playbooks", "--state", work + "/state", "--bus", "unix:path=\(host.directory)/run/dbus/system_bus_socket"] + arguments,
+            ["--playbooks", work + "/playbooks", "--state", work + "/state", "--bus", "unix:path=\(host.directory)/run/dbus/system_bus_socket",
+             "--control-socket", work + "/control.sock"] + arguments,
             environment: ["NOTIFY_SOCKET": notify.path], logPath: work + "/medicd.log")
         guard notify.wait(for: "READY=1", timeout: .seconds(20)) != nil else {
             process.stop()
             throw TestHostError.boot("medicd never said READY=1:\n\(process.output)")
         }
-        return RunningMedicd(process: process, state: work + "/state", audit: try AuditStore(stateDirectory: work + "/state", readOnly: true))
+        return RunningMedicd(
+            process: process, state: work + "/state", socket: work + "/control.sock",
+            audit: try AuditStore(stateDirectory: work + "/state", readOnly: true))
     }
 
     func records(unit: String? = nil, kinds: [AuditRecord.Kind]? = nil) throws -> [StoredRecord] {

@@ -112,9 +112,8 @@ struct GuardTests {
             defer { manager.bus.close() }
             let medicd = try RunningMedicd.start(on: host, playbook: playbook(unit: "web.service"))
             defer { medicd.process.stop() }
-            let result = try medic(["silence", "web.service", "--for", "1h", "--reason", "planned maintenance", "--state", medicd.state])
+            let result = try medic(["silence", "web.service", "--for", "1h", "--reason", "planned maintenance", "--socket", medicd.socket])
             #expect(result.status == 0, "\(result.output)")
-            try await Task.sleep(for: .milliseconds(1500))
             kill(try #require(host.processes(ofUnit: "web.service").first), SIGKILL)
             #expect(await eventually { ((try? medicd.records(kinds: [.guardStopped]).contains { $0.message.contains("silenced until") }) ?? false) })
             #expect(try medicd.records(kinds: [.silence]).first?.message.contains("planned maintenance") == true)

@@ -1,0 +1,67 @@
+import Engine
+
+/// One request on medicd's control socket: a JSON object on one line.
+public struct ControlRequest: Sendable, Codable, Equatable {
+    public enum Command: String, Sendable, Codable, CaseIterable {
+        case status, silence, unsilence, pause, resume, run, reload
+
+        /// Whether the command changes anything (then only root or the admin group may send it).
+        public var changes: Bool { self != .status }
+    }
+
+    public var command: Command
+    /// A unit, a glob, or `*`.
+    public var target: String?
+    public var playbook: String?
+    /// For silence: how long (`1h`), from when (`startIn`), and why.
+    public var duration: String?
+    public var startIn: String?
+    public var reason: String?
+
+    public init(command: Command, target: String? = nil, playbook: String? = nil, duration: String? = nil, startIn: String? = nil, reason: String? = nil) {
+        self.command = command
+        self.target = target
+        self.playbook = playbook
+        self.duration = duration
+        self.startIn = startIn
+        self.reason = reason
+    }
+}
+
+/// medicd's answer: a JSON object on one line.
+public struct ControlResponse: Sendable, Codable, Equatable {
+    public var ok: Bool
+    /// What was done, for people.
+    public var message: String?
+    /// Why it was not done.
+    public var error: String?
+    /// For `status`.
+    public var status: DaemonStatus?
+
+    public init(ok: Bool, message: String? = nil, error: String? = nil, status: DaemonStatus? = nil) {
+        self.ok = ok
+        self.message = message
+        self.error = error
+        self.status = status
+    }
+
+    public static func failure(_ error: String) -> ControlResponse { ControlResponse(ok: false, error: error) }
+}
+
+/// What `medic status` shows: the engine's state and the daemon's own.
+public struct DaemonStatus: Sendable, Codable, Equatable {
+    public var pid: Int32
+    public var startedAt: String
+    public var lastReload: String?
+    /// Why the audit log cannot be written, while it cannot.
+    public var auditProblem: String?
+    public var engine: EngineReport
+
+    public init(pid: Int32, startedAt: String, lastReload: String?, auditProblem: String?, engine: EngineReport) {
+        self.pid = pid
+        self.startedAt = startedAt
+        self.lastReload = lastReload
+        self.auditProblem = auditProblem
+        self.engine = engine
+    }
+}

@@ -1,0 +1,132 @@
+import MedicCore
+
+/// What people do through the control socket: pause and resume automatic action, run a
+/// playbook by hand, and read the engine's state.
+extension EngineCore {
+    /// Stops automatic action on `target` (`*`: on every target) until a human resumes it.
+    /// Steps in flight finish; the next step of each plan is held.
+    public mutating func pause(_ target: String, actor: String, at now: Timestamp) -> [Command] {
+        if target == "*" { pausedAll = true } else { targets[target, default: TargetState()].paused = true }
+        emit(.record(AuditRecord(
+            kind: .humanCommand, time: now, target: target == "*" ? nil : target,
+            message: "paused automatic action on \(target == "*" ? "every target" : target)", details: ["command": "pause"], actor: actor)))
+        return flush()
+    }
+
+    /// A human resumes automatic action on `target` (`*`: on every target): held and paused
+    /// plans go on.
+    public mutating func resume(_ target: String, actor: String, at now: Timestamp) -> [Command] {
+        let names = target == "*" ? Array(targets.keys) : [target]
+        if target == "*" { pausedAll = false }
+        emit(.record(AuditRecord(
+            kind: .humanCommand, time: now, target: target == "*" ? nil : target,
+            message: "resumed automatic action on \(target == "*" ? "every target" : target)", details: ["command": "resume"], actor: actor)))
+        for name in names.sorted() {
+            let wasPaused = targets[name]?.paused == true
+            targets[name]?.paused = false
+            if wasPaused { targets[name]?.transitions.removeAll() }
+            for id in (targets[name]?.incidents.values.sorted() ?? []) {
+                switch incidents[id]?.phase {
+                case .paused?:
+                    incidents[id]?.phase = .idle
+                    beginAttempt(id, at: now)
+                case .held(let index, _)?:
+                    incidents[id]?.phase = .idle
+                    incidents[id]?.token = nil
+                    runStep(id, index: index, at: now)
+                default:
+                    break
+                }
+            }
+        }
+        return flush()
+    }
+
+    /// A human runs a playbook's first rule that covers `target` now, as if it had triggered.
+    /// Guards apply as always. Returns nil and the commands, or why it cannot run.
+    public mutating func runByHand(playbook name: String, target: String, actor: String, at now: Timestamp) -> (error: String?, commands: [Command]) {
+        guard let playbook = playbooks.first(where: { $0.name == name }) else {
+            return ("no playbook '\(name)' is loaded (loaded: \(playbooks.map(\.name).sorted().joined(separator: ", ")))", [])
+        }
+        guard playbook.target(for: target) != nil else {
+            return ("playbook \(name) does not cover \(target) (its targets: \(playbook.targets.map(\.selector.description).joined(separator: ", ")))", [])
+        }
+        let key = Self.key(playbook, 0) + "/by-hand"
+        if let open = targets[target]?.incidents[key] { return ("incident \(open) from an earlier run by hand is still open on \(target)", []) }
+        let observation = Observation(target: target, kind: .stateChanged, time: now, facts: ["actor": actor], summary: "\(name) run by hand by \(actor)")
+        emit(.record(AuditRecord(kind: .humanCommand, time: now, target: target, playbook: name,
+                                 message: "run playbook \(name) on \(target)", details: ["command": "run"], actor: actor)))
+        open(playbook: playbook, ruleIndex: 0, key: key, observation: observation)
+        return (nil, flush())
+    }
+
+    /// The engine's state for `medic status`.
+    public func report(at now: Timestamp) -> EngineReport {
+        EngineReport(
+            targets: targets.keys.sorted().map { name in
+                let state = targets[name]!
+                return EngineReport.Target(name: name, healthy: state.healthy, paused: state.paused || pausedAll,
+                                           incidents: state.incidents.values.sorted())
+            },
+            incidents: incidents.values.sorted { $0.id < $1.id }.map {
+                EngineReport.OpenIncident(id: $0.id, target: $0.target, playbook: $0.playbook.name, trigger: $0.rule.text,
+                                          phase: $0.phase.summary, attempt: $0.attempt, opened: $0.opened.iso8601)
+            },
+            silences: silences.filter { $0.end > now }.map {
+                EngineReport.SilenceInForce(pattern: $0.pattern, until: $0.end.iso8601, reason: $0.reason, author: $0.author)
+            },
+            pausedAll: pausedAll, dryRun: settings.dryRun, playbooks: playbooks.map(\.name).sorted(), counters: counters)
+    }
+}
+
+/// The engine's state as `medic status` shows it.
+public struct EngineReport: Sendable, Codable, Equatable {
+    public struct Target: Sendable, Codable, Equatable {
+        public var name: String
+        public var healthy: Bool?
+        public var paused: Bool
+        public var incidents: [Int64]
+    }
+
+    public struct OpenIncident: Sendable, Codable, Equatable {
+        public var id: Int64
+        public var target: String
+        public var playbook: String
+        public var trigger: String
+        /// What it is doing: `running step 2`, `backing off until …`, `paused for a human`.
+        public var phase: String
+        public var attempt: Int
+        public var opened: String
+    }
+
+    public struct SilenceInForce: Sendable, Codable, Equatable {
+        public var pattern: String
+        public var until: String
+        public var reason: String
+        public var author: String
+    }
+
+    public var targets: [Target]
+    public var incidents: [OpenIncident]
+    public var silences: [SilenceInForce]
+    public var pausedAll: Bool
+    public var dryRun: Bool
+    public var playbooks: [String]
+    public var counters: EngineCore.Counters
+}
+
+extension Incident.Phase {
+    var summary: String {
+        switch self {
+        case .idle: "between steps"
+        case .running(let i): "running step \(i + 1)"
+        case .queued(let i): "step \(i + 1) waits for another incident's step"
+        case .waiting(let i): "step \(i + 1): waiting"
+        case .verifying(let i, let deadline, _): "step \(i + 1): verifying until \(deadline.iso8601)"
+        case .backingOff(let until): "backing off until \(until.iso8601)"
+        case .held(let i, let reason): "step \(i + 1) held: \(reason)"
+        case .stabilising(let since): "stabilising since \(since.iso8601)"
+        case .paused: "paused: needs a human"
+        }
+    }
+}

@@ -1,0 +1,73 @@
+import Audit
+import Control
+import Engine
+import Glibc
+import MedicCore
+
+/// Carries out what the control socket was asked, on behalf of `actor`; every change is in
+/// the audit log with the caller's uid.
+struct ControlHandler: Sendable {
+    let engine: Engine
+    let store: AuditStore
+    let reloader: Reloader
+    let startedAt: Timestamp
+
+    func handle(_ request: ControlRequest, actor: String) async -> ControlResponse {
+        switch request.command {
+        case .status:
+            let engineStatus = await engine.status
+            return ControlResponse(ok: true, status: DaemonStatus(
+                pid: getpid(), startedAt: startedAt.iso8601, lastReload: await reloader.history.last?.iso8601,
+                auditProblem: engineStatus.auditProblem, engine: await engine.report()))
+        case .pause, .resume:
+            let target = request.target ?? "*"
+            if request.command == .pause { await engine.pause(target, actor: actor) } else { await engine.resume(target, actor: actor) }
+            return ControlResponse(ok: true, message: "\(request.command == .pause ? "paused" : "resumed") automatic action on \(target == "*" ? "every target" : target)")
+        case .run:
+            guard let playbook = request.playbook, let target = request.target else {
+                return .failure("run needs a playbook and a target")
+            }
+            if let error = await engine.runByHand(playbook: playbook, target: target, actor: actor) { return .failure(error) }
+            return ControlResponse(ok: true, message: "running playbook \(playbook) on \(target); follow it with medic audit -f --unit \(target)")
+        case .reload:
+            return ControlResponse(ok: true, message: await reloader.reload(by: actor))
+        case .silence:
+            return await silence(request, actor: actor)
+        case .unsilence:
+            guard let target = request.target else { return .failure("unsilence needs a target") }
+            do {
+                let now = Timestamp.now()
+                let ended = try await store.endSilences(target, now: now)
+                guard ended > 0 else { return .failure("no silence in force on \(target)") }
+                await engine.setSilences(try store.silences(now: now))
+                await engine.record(AuditRecord(kind: .silence, target: target, message: "unsilenced \(target) by \(actor)", actor: actor))
+                return ControlResponse(ok: true, message: "unsilenced \(target)")
+            } catch {
+                return .failure("cannot end the silence: \(error)")
+            }
+        }
+    }
+
+    private func silence(_ request: ControlRequest, actor: String) async -> ControlResponse {
+        guard let target = request.target, let reason = request.reason, !reason.isEmpty else {
+            return .failure("silence needs a target and a reason")
+        }
+        guard let text = request.duration, let duration = DurationText.parse(text), duration > .zero else {
+            return .failure("silence needs a duration such as 1h (found '\(request.duration ?? "")')")
+        }
+        let delay = request.startIn.flatMap(DurationText.parse) ?? .zero
+        let now = Timestamp.now()
+        let start = now.adding(delay)
+        let end = start.adding(duration)
+        do {
+            try await store.addSilence(Silence(pattern: target, start: start, end: end, reason: reason, author: actor))
+            await engine.setSilences(try store.silences(now: now))
+        } catch {
+            return .failure("cannot record the silence: \(error)")
+        }
+        await engine.record(AuditRecord(
+            kind: .silence, target: target, message: "silenced \(target) from \(start.iso8601) until \(end.iso8601) by \(actor): \(reason)",
+            details: ["reason": reason, "start": start.iso8601, "end": end.iso8601], actor: actor))
+        return ControlResponse(ok: true, message: "silenced \(target) until \(end.iso8601)")
+    }
+}

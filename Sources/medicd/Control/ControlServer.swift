@@ -1,0 +1,186 @@
+import Control
+import Dispatch
+import Foundation
+import Glibc
+import Logging
+import ServiceLifecycle
+import Systemd
+
+/// medicd's control socket (`RUNTIME/control.sock`, mode 0660, owner root, group `group`): one
+/// JSON request a line per connection, one JSON answer. The caller is known by SO_PEERCRED:
+/// reading (`status`) is for root and the socket's group, changing anything for root and the
+/// admin group. Requests over 64 KiB, slower than 2 s or malformed are refused, and the daemon
+/// goes on.
+struct ControlServer: Service {
+    let path: String
+    let group: gid_t
+    let adminGroup: gid_t?
+    let handler: ControlHandler
+    let logger: Logger
+
+    static let requestLimit = 65_536
+
+    func run() async throws {
+        let listener = try bind()
+        defer { unlink(path) }
+        logger.info("control socket \(path) (group \(group))")
+        let clients = AsyncStream<Int32> { continuation in
+            Thread.detachNewThread {
+                while true {
+                    let client = accept(listener, nil, nil)
+                    if client >= 0 {
+                        _ = fcntl(client, F_SETFD, FD_CLOEXEC)
+                        continuation.yield(client)
+                        continue
+                    }
+                    if errno == EINTR || errno == ECONNABORTED { continue }
+                    break
+                }
+                continuation.finish()
+            }
+        }
+        await withGracefulShutdownHandler {
+            await withDiscardingTaskGroup { group in
+                for await client in clients {
+                    group.addTask { await serve(client) }
+                }
+            }
+        } onGracefulShutdown: {
+            shutdown(listener, Int32(SHUT_RDWR))
+            close(listener)
+        }
+    }
+
+    private func bind() throws -> Int32 {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        var addr = sockaddr_un()
+        addr.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        guard fd >= 0, bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
+            throw ControlServerError("cannot create the control socket \(path)")
+        }
+        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: bytes) }
+        try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+        unlink(path)
+        // Created 0600 and opened to the group only once its owner is right.
+        let old = umask(0o177)
+        let bound = withUnsafePointer(to: &addr) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        umask(old)
+        guard bound == 0, chown(path, 0, group) == 0, chmod(path, 0o660) == 0, listen(fd, 64) == 0 else {
+            let why = String(cString: strerror(errno))
+            close(fd)
+            throw ControlServerError("cannot listen on the control socket \(path): \(why)")
+        }
+        return fd
+    }
+
+    /// Reads one request, checks who sent it, answers, closes.
+    private func serve(_ client: Int32) async {
+        defer { close(client) }
+        let answer: ControlResponse
+        switch await Self.readRequest(client) {
+        case .failure(let problem):
+            answer = .failure(problem.description)
+        case .success(let request):
+            guard let peer = PeerCredentials(socket: client) else {
+                answer = .failure("cannot tell who is asking (no SO_PEERCRED)")
+                break
+            }
+            let caller = Caller(peer)
+            if let refusal = authorize(request.command, caller) {
+                logger.warning("control: refused \(request.command.rawValue) from \(caller.actor): \(refusal)")
+                answer = .failure(refusal)
+            } else {
+                answer = await handler.handle(request, actor: caller.actor)
+            }
+        }
+        var line = (try? JSONEncoder().encode(answer)) ?? Data("{\"ok\":false}".utf8)
+        line.append(UInt8(ascii: "\n"))
+        _ = line.withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
+
+    /// nil if `caller` may send `command`, else why not.
+    func authorize(_ command: ControlRequest.Command, _ caller: Caller) -> String? {
+        if caller.uid == 0 { return nil }
+        if let admin = adminGroup, caller.groups.contains(admin) { return nil }
+        if !command.changes, caller.groups.contains(group) { return nil }
+        return command.changes
+            ? "permission denied: \(command.rawValue) changes what Medic does; only root" + (adminGroup.map { " and group \(Caller.groupName($0))" } ?? "") + " may"
+            : "permission denied: only root and group \(Caller.groupName(group)) may read medicd's status"
+    }
+
+    private struct Problem: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// One line of JSON, within the size and time limits.
+    private static func readRequest(_ fd: Int32) async -> Result<ControlRequest, Problem> {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                var limit = timeval(tv_sec: 2, tv_usec: 0)
+                setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+                var data: [UInt8] = []
+                var buffer = [UInt8](repeating: 0, count: 16_384)
+                while !data.contains(UInt8(ascii: "\n")) {
+                    if data.count > requestLimit {
+                        continuation.resume(returning: .failure(Problem(description: "request too large: at most \(requestLimit / 1024) KiB")))
+                        return
+                    }
+                    let n = recv(fd, &buffer, buffer.count, 0)
+                    if n > 0 { data += buffer[0..<n]; continue }
+                    if n < 0, errno == EINTR { continue }
+                    if n < 0, errno == EAGAIN {
+                        continuation.resume(returning: .failure(Problem(description: "no complete request within 2 s")))
+                        return
+                    }
+                    break
+                }
+                let line = data.split(separator: UInt8(ascii: "\n"), maxSplits: 1, omittingEmptySubsequences: false).first ?? []
+                do {
+                    continuation.resume(returning: .success(try JSONDecoder().decode(ControlRequest.self, from: Data(line))))
+                } catch {
+                    let commands = ControlRequest.Command.allCases.map(\.rawValue).joined(separator: ", ")
+                    continuation.resume(returning: .failure(Problem(
+                        description: "malformed request: expected one JSON object a line with \"command\" (one of \(commands))")))
+                }
+            }
+        }
+    }
+}
+
+struct ControlServerError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Who sent a request: their uid, and every group they are in.
+struct Caller {
+    let uid: uid_t
+    let groups: Set<gid_t>
+    let actor: String
+
+    init(_ peer: PeerCredentials) {
+        uid = peer.uid
+        var groups: Set<gid_t> = [peer.gid]
+        var name = "uid \(peer.uid)"
+        var entry = passwd()
+        var found: UnsafeMutablePointer<passwd>?
+        var buffer = [CChar](repeating: 0, count: 16_384)
+        if getpwuid_r(peer.uid, &entry, &buffer, buffer.count, &found) == 0, found != nil {
+            let user = String(cString: entry.pw_name)
+            name += " (\(user))"
+            var count: Int32 = 256
+            var list = [gid_t](repeating: 0, count: 256)
+            if getgrouplist(user, entry.pw_gid, &list, &count) >= 0 { groups.formUnion(list.prefix(Int(count))) }
+        }
+        self.groups = groups
+        actor = name
+    }
+
+    static func groupName(_ gid: gid_t) -> String {
+        guard let entry = getgrgid(gid), let name = entry.pointee.gr_name else { return String(gid) }
+        return String(cString: name)
+    }
+}
