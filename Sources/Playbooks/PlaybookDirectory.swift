@@ -13,12 +13,14 @@ public struct PlaybookDirectory: Sendable {
         case notFound(String)
         case notADirectory(String)
         case unreadable(String, String)
+        case untrusted(String)
 
         public var description: String {
             switch self {
             case .notFound(let path): "playbook directory \(path) does not exist"
             case .notADirectory(let path): "playbook path \(path) is not a directory"
             case .unreadable(let path, let why): "cannot read playbook directory \(path): \(why)"
+            case .untrusted(let problem): "playbook directory refused: \(problem)"
             }
         }
     }
@@ -30,6 +32,7 @@ public struct PlaybookDirectory: Sendable {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw .notFound(path) }
         guard isDirectory.boolValue else { throw .notADirectory(path) }
+        if let problem = FileTrust.problem(path) { throw .untrusted(problem) }
         let names: [String]
         do {
             names = try FileManager.default.contentsOfDirectory(atPath: path)
@@ -46,6 +49,10 @@ public struct PlaybookDirectory: Sendable {
         var owners: [String: String] = [:]
         var names: [String: String] = [:]
         for file in files {
+            if let problem = FileTrust.problem(file) {
+                result.refused.append((file, Diagnostics([Diagnostic(file: file, line: 1, column: 1, message: "refused: \(problem)")])))
+                continue
+            }
             switch PlaybookParser.parse(file: file) {
             case .failure(let diagnostics):
                 result.refused.append((file, diagnostics))

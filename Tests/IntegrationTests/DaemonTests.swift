@@ -47,11 +47,58 @@ struct DaemonTests {
             }
             #expect(found, "journal of medic.service lacks the mirrored records or the log lines")
 
+            // systemctl reload medic: the playbooks are reloaded.
+            #expect(try await manager.reloadUnit("medic.service") == .finished("done"))
+            #expect(await eventually { ((try? store.records(AuditQuery(kinds: [.daemon])).contains { $0.message == "reloaded 1 playbooks" && $0.actor == "SIGHUP" }) ?? false) })
+
             // SIGTERM: medicd stops cleanly and records it.
             #expect(try await manager.stopUnit("medic.service") == .finished("done"))
             #expect(try await manager.state(of: "medic.service").result == "success")
             #expect(try store.records(AuditQuery(kinds: [.daemon])).last?.message == "medicd stopped")
         }
+    }
+
+    @Test("a medicd that stops pinging its watchdog (frozen) is killed and restarted by systemd")
+    func watchdogRestart() async throws {
+        try await withTestHost("watchdog") { host in
+            let work = host.directory + "/run/medic-test"
+            try FileManager.default.createDirectory(atPath: work + "/playbooks", withIntermediateDirectories: true)
+            try playbook(unit: "web.service").write(toFile: work + "/playbooks/web.yaml", atomically: true, encoding: .utf8)
+            try host.installUnit("web.service", try backendUnit(port: freePort()))
+            try host.installUnit("medic.service", try String(contentsOfFile: Paths.packageRoot + "/units/medic.service", encoding: .utf8))
+            try host.installUnit("medic.service.d/test.conf", """
+                [Service]
+                ExecStart=
+                ExecStart=\(Paths.medicd) --playbooks /run/medic-test/playbooks --state /run/medic-test/state
+                WatchdogSec=1s
+                TimeoutAbortSec=1s
+                """)
+            let manager = SystemdManager(bus: try SystemBus(address: host.busAddress))
+            defer { manager.bus.close() }
+            try await manager.reload()
+            _ = try await manager.startUnit("web.service")
+            #expect(try await manager.startUnit("medic.service", timeout: .seconds(30)) == .finished("done"))
+            let before = try #require(try await manager.state(of: "medic.service").mainPID)
+            // Frozen: alive, but its engine makes no progress and nothing pings.
+            kill(try #require(host.processes(ofUnit: "medic.service").first), SIGSTOP)
+            let restarted = await eventually(timeout: .seconds(20)) {
+                let state = try? await manager.state(of: "medic.service")
+                return state?.activeState == "active" && state?.mainPID != before && (state?.nRestarts ?? 0) >= 1
+            }
+            let after = try? await manager.state(of: "medic.service")
+            #expect(restarted, "\(after.map { "\($0)" } ?? "")")
+        }
+    }
+
+    @Test("units/medic.service passes systemd-analyze verify")
+    func unitVerifies() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let unit = try String(contentsOfFile: Paths.packageRoot + "/units/medic.service", encoding: .utf8)
+        try unit.replacingOccurrences(of: "/usr/local/bin/medicd", with: Paths.medicd).write(toFile: dir + "/medic.service", atomically: true, encoding: .utf8)
+        let verify = try ChildProcess("/usr/bin/systemd-analyze", ["verify", dir + "/medic.service"], logPath: dir + "/verify.log")
+        #expect(verify.waitForExit(timeout: .seconds(30)) == 0, "\(verify.output)")
+        #expect(verify.output.isEmpty, "\(verify.output)")
     }
 
     @Test("reconnects when the bus goes away (dbus restarted) and keeps healing")

@@ -277,6 +277,29 @@ struct PlaybookDirectoryTests {
         #expect(loaded.refused.first?.diagnostics.description.contains("web.service is already a target of \(dir)/a.yaml") == true)
     }
 
+    @Test("files and directories not owned by root, or writable by group or others, are refused with their mode (StrictModes)")
+    func strictModes() throws {
+        let dir = NSTemporaryDirectory() + "/medic-strict-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        chmod(dir, 0o755)
+        let body = "targets:\n  - unit: NAME.service\non:\n  - when: crashed\n    do: [restart]\n"
+        for name in ["good", "open", "foreign"] {
+            try ("playbook: \(name)\n" + body.replacingOccurrences(of: "NAME", with: name)).write(toFile: "\(dir)/\(name).yaml", atomically: true, encoding: .utf8)
+        }
+        chmod(dir + "/good.yaml", 0o644)
+        chmod(dir + "/open.yaml", 0o666)
+        chmod(dir + "/foreign.yaml", 0o644)
+        chown(dir + "/foreign.yaml", 65534, 65534)
+        let loaded = try PlaybookDirectory.load(dir)
+        #expect(loaded.playbooks.map(\.name) == ["good"])
+        let problems = loaded.refused.map { $0.diagnostics.description }
+        #expect(problems.contains { $0.contains("open.yaml is writable by group or others (mode 0666)") && $0.contains("chmod go-w") }, "\(problems)")
+        #expect(problems.contains { $0.contains("foreign.yaml is owned by uid 65534 (nobody), not root") }, "\(problems)")
+        chmod(dir, 0o777)
+        #expect { try PlaybookDirectory.load(dir) } throws: { "\($0)".contains("is writable by group or others (mode 0777)") }
+    }
+
     @Test("a missing directory is an error that names it")
     func missing() {
         #expect(throws: PlaybookDirectory.LoadError.self) { try PlaybookDirectory.load("/nonexistent/medic") }
