@@ -5,21 +5,30 @@ import Systemd
 import TestHost
 import Testing
 
+/// Installs units/medic.service in the host as shipped, with a drop-in that runs the built
+/// medicd on `playbook` (plus `service` lines), and web.service; returns medicd's work
+/// directory as seen from outside (/run/medic-test inside).
+func installMedicUnit(_ host: TestHost, playbook: String, service: String = "") throws -> String {
+    let work = host.directory + "/run/medic-test"
+    try FileManager.default.createDirectory(atPath: work + "/playbooks", withIntermediateDirectories: true)
+    try playbook.write(toFile: work + "/playbooks/web.yaml", atomically: true, encoding: .utf8)
+    try host.installUnit("web.service", try backendUnit(port: freePort()))
+    try host.installUnit("medic.service", try String(contentsOfFile: Paths.packageRoot + "/units/medic.service", encoding: .utf8))
+    try host.installUnit("medic.service.d/test.conf", """
+        [Service]
+        ExecStart=
+        ExecStart=\(Paths.medicd) --playbooks /run/medic-test/playbooks --state /run/medic-test/state
+        \(service)
+        """)
+    return work
+}
+
 @Suite("medicd as a daemon", .serialized)
 struct DaemonTests {
     @Test("runs as units/medic.service inside a host: READY=1, STATUS=, healing, and its audit trail in the journal")
     func asSystemdUnit() async throws {
         try await withTestHost("unit") { host in
-            let work = host.directory + "/run/medic-test"
-            try FileManager.default.createDirectory(atPath: work + "/playbooks", withIntermediateDirectories: true)
-            try playbook(unit: "web.service", verify: "300ms").write(toFile: work + "/playbooks/web.yaml", atomically: true, encoding: .utf8)
-            try host.installUnit("web.service", try backendUnit(port: freePort()))
-            try host.installUnit("medic.service", try String(contentsOfFile: Paths.packageRoot + "/units/medic.service", encoding: .utf8))
-            try host.installUnit("medic.service.d/test.conf", """
-                [Service]
-                ExecStart=
-                ExecStart=\(Paths.medicd) --playbooks /run/medic-test/playbooks --state /run/medic-test/state
-                """)
+            let work = try installMedicUnit(host, playbook: playbook(unit: "web.service", verify: "300ms"))
             let manager = SystemdManager(bus: try SystemBus(address: host.busAddress))
             defer { manager.bus.close() }
             try await manager.reload()
@@ -61,18 +70,7 @@ struct DaemonTests {
     @Test("a medicd that stops pinging its watchdog (frozen) is killed and restarted by systemd")
     func watchdogRestart() async throws {
         try await withTestHost("watchdog") { host in
-            let work = host.directory + "/run/medic-test"
-            try FileManager.default.createDirectory(atPath: work + "/playbooks", withIntermediateDirectories: true)
-            try playbook(unit: "web.service").write(toFile: work + "/playbooks/web.yaml", atomically: true, encoding: .utf8)
-            try host.installUnit("web.service", try backendUnit(port: freePort()))
-            try host.installUnit("medic.service", try String(contentsOfFile: Paths.packageRoot + "/units/medic.service", encoding: .utf8))
-            try host.installUnit("medic.service.d/test.conf", """
-                [Service]
-                ExecStart=
-                ExecStart=\(Paths.medicd) --playbooks /run/medic-test/playbooks --state /run/medic-test/state
-                WatchdogSec=1s
-                TimeoutAbortSec=1s
-                """)
+            _ = try installMedicUnit(host, playbook: playbook(unit: "web.service"), service: "WatchdogSec=1s\nTimeoutAbortSec=1s")
             let manager = SystemdManager(bus: try SystemBus(address: host.busAddress))
             defer { manager.bus.close() }
             try await manager.reload()
