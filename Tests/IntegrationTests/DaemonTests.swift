@@ -18,6 +18,8 @@ func installMedicUnit(_ host: TestHost, playbook: String, service: String = "") 
         [Service]
         ExecStart=
         ExecStart=\(Paths.medicd) --playbooks /run/medic-test/playbooks --state /run/medic-test/state
+        # The built medicd may live under /tmp (a CI checkout), which PrivateTmp= would hide.
+        PrivateTmp=no
         \(service)
         """)
     return work
