@@ -93,7 +93,7 @@ public struct AuditQuery: Sendable {
         if let sinceWallMicroseconds { request = request.filter(Column("wallMicroseconds") >= sinceWallMicroseconds) }
         if let unit { request = request.filter(Column("target") == unit) }
         if let kinds { request = request.filter(kinds.map(\.rawValue).contains(Column("kind"))) }
-        if let incident { request = request.filter(Column("incident") == incident || Column("seq") == incident) }
+        if let incident { request = request.filter(Column("incident") == incident) }
         if let afterSeq { request = request.filter(Column("seq") > afterSeq) }
         if let untilWallMicroseconds { request = request.filter(Column("wallMicroseconds") < untilWallMicroseconds) }
         return request.order(Column("seq"))

@@ -57,7 +57,7 @@ public actor Engine {
 
     /// Records something the daemon itself went through (not about one target).
     public func note(_ message: String) async {
-        await carry([.record(AuditRecord(kind: .daemon, message: message))])
+        await record(AuditRecord(kind: .daemon, message: message))
     }
 
     /// Replaces the silences in force.

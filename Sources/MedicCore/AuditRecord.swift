@@ -35,7 +35,7 @@ public struct AuditRecord: Sendable, Equatable {
     public var time: Timestamp
     /// The unit concerned, if any.
     public var target: String?
-    /// The incident it belongs to (the sequence number of the record that opened it).
+    /// The incident it belongs to (incidents are numbered from 1, in the order they open).
     public var incident: Int64?
     /// The playbook that acted, and its content hash.
     public var playbook: String?

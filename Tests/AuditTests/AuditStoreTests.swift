@@ -18,9 +18,9 @@ struct AuditStoreTests {
         let store = try AuditStore(stateDirectory: dir)
         let seqs = try await store.append([
             AuditRecord(kind: .observation, target: "a.service", message: "one", details: ["Result": "signal"]),
-            AuditRecord(kind: .incidentOpened, target: "a.service", message: "two"),
+            AuditRecord(kind: .incidentOpened, target: "a.service", incident: 7, message: "two"),
         ])
-        let third = try await store.append(AuditRecord(kind: .stepIntent, target: "b.service", incident: seqs[1], step: "restart", message: "three"))
+        let third = try await store.append(AuditRecord(kind: .stepIntent, target: "b.service", incident: 7, step: "restart", message: "three"))
         #expect(seqs == [1, 2])
         #expect(third == 3)
         let all = try store.records()
@@ -28,7 +28,8 @@ struct AuditStoreTests {
         #expect(all[0].facts == ["Result": "signal"])
         #expect(!all[0].bootID.isEmpty && !all[0].host.isEmpty)
         #expect(try store.records(AuditQuery(unit: "b.service")).map(\.seq) == [3])
-        #expect(try store.records(AuditQuery(incident: 2)).map(\.seq) == [2, 3])
+        #expect(try store.records(AuditQuery(incident: 7)).map(\.seq) == [2, 3])
+        #expect(try store.records(AuditQuery(incident: 2)).isEmpty, "an incident's records, not the record whose seq has its number")
         #expect(try store.records(AuditQuery(kinds: [.observation, .stepIntent])).map(\.seq) == [1, 3])
         #expect(try store.records(AuditQuery(afterSeq: 2)).map(\.seq) == [3])
     }
