@@ -100,6 +100,11 @@ public actor Engine {
         core.replacePlaybooks(playbooks)
     }
 
+    /// Replaces the daemon-wide settings (a reload that changed `dry_run`).
+    public func replaceSettings(_ settings: EngineCore.Settings) {
+        core.settings = settings
+    }
+
     /// Waits until no step is running. Pending wake-ups (back-off, verification, stabilisation)
     /// are cancelled: they belong to a daemon that is stopping.
     public func stop() async {

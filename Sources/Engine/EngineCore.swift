@@ -39,7 +39,7 @@ public struct EngineCore: Sendable {
     }
     /// Which playbooks cover a target, by index, worked out once per target name.
     var coverage: [String: [Int]] = [:]
-    let settings: Settings
+    var settings: Settings
     var targets: [String: TargetState] = [:]
     var incidents: [Int64: Incident] = [:]
     var silences: [Silence] = []
@@ -145,6 +145,7 @@ public struct EngineCore: Sendable {
             // A probe begun before the restart finished speaks of the process that was replaced.
             var facts = observation.facts
             facts["stale"] = "true"
+            facts["observed"] = observation.kind.label
             emit(.record(AuditRecord(
                 kind: .observation, time: now, target: name, incident: state.incidents.values.min(),
                 message: "\(observation.summary) (set aside: begun before the restart that finished at \(remedy.iso8601))", details: facts)))
@@ -153,7 +154,7 @@ public struct EngineCore: Sendable {
         let joined = match.flatMap { state.incidents[$0.key] }
         emit(.record(AuditRecord(
             kind: .observation, time: now, target: name, incident: joined ?? state.incidents.values.min(),
-            message: observation.summary, details: observation.facts)))
+            message: observation.summary, details: observation.facts.merging(["observed": observation.kind.label]) { own, _ in own })))
         let changed = observation.health.flatMap { state.noteHealth($0, aspect: observation.healthAspect, at: now) }
         if let requires = observation.facts["Requires"] { state.requires = requires.split(separator: ",").map(String.init) }
         targets[name] = state

@@ -49,6 +49,24 @@ public struct Observation: Sendable, Equatable {
         /// A journal line matched a pattern.
         case journalMatched(String)
         case hostDown
+
+        /// A short stable name for the kind, as recorded (`observed`) and in metrics.
+        public var label: String {
+            switch self {
+            case .crashed: "crashed"
+            case .stateChanged: "state-changed"
+            case .stoppedByRequest: "stopped-by-request"
+            case .unhealthy: "unhealthy"
+            case .healthy: "healthy"
+            case .heartbeatMissed: "heartbeat-missed"
+            case .heartbeatResumed: "heartbeat-resumed"
+            case .heartbeatLate: "heartbeat-late"
+            case .limitExceeded: "limit-exceeded"
+            case .limitCleared: "limit-cleared"
+            case .journalMatched: "journal-matched"
+            case .hostDown: "host-down"
+            }
+        }
     }
 
     /// The target the observation is about (a unit name, or `host`).

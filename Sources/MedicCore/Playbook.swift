@@ -40,6 +40,19 @@ public struct Playbook: Sendable, Equatable {
     }
 }
 
+/// What the daemon's config gives every playbook: the guards a playbook starts from before its
+/// own `guards:`, and receivers any playbook's `notify` may name (a playbook's own receiver of
+/// the same name wins).
+public struct PlaybookDefaults: Sendable, Equatable {
+    public var guards: Guards
+    public var receivers: [String: Receiver]
+
+    public init(guards: Guards = Guards(), receivers: [String: Receiver] = [:]) {
+        self.guards = guards
+        self.receivers = receivers
+    }
+}
+
 /// What a target spec selects.
 public enum TargetSelector: Sendable, Equatable, Hashable, CustomStringConvertible {
     /// A systemd unit by name, or a glob of names (`web@*.service`).

@@ -28,7 +28,7 @@ public struct PlaybookDirectory: Sendable {
     /// Loads every playbook file in `path`, in name order. A unit (or glob) named by two
     /// playbooks is a problem of the second file (the first keeps it); a unit matching globs of
     /// two playbooks goes to the first. The host may be a target of several playbooks.
-    public static func load(_ path: String) throws(LoadError) -> PlaybookDirectory {
+    public static func load(_ path: String, defaults: PlaybookDefaults = PlaybookDefaults()) throws(LoadError) -> PlaybookDirectory {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw .notFound(path) }
         guard isDirectory.boolValue else { throw .notADirectory(path) }
@@ -40,11 +40,11 @@ public struct PlaybookDirectory: Sendable {
             throw .unreadable(path, "\(error)")
         }
         let files = names.filter { $0.hasSuffix(".yaml") || $0.hasSuffix(".yml") }.sorted().map { path + "/" + $0 }
-        return load(files: files)
+        return load(files: files, defaults: defaults)
     }
 
     /// Loads the given playbook files, checking them against each other too.
-    public static func load(files: [String]) -> PlaybookDirectory {
+    public static func load(files: [String], defaults: PlaybookDefaults = PlaybookDefaults()) -> PlaybookDirectory {
         var result = PlaybookDirectory(playbooks: [], refused: [])
         var owners: [String: String] = [:]
         var names: [String: String] = [:]
@@ -53,7 +53,7 @@ public struct PlaybookDirectory: Sendable {
                 result.refused.append((file, Diagnostics([Diagnostic(file: file, line: 1, column: 1, message: "refused: \(problem)")])))
                 continue
             }
-            switch PlaybookParser.parse(file: file) {
+            switch PlaybookParser.parse(file: file, defaults: defaults) {
             case .failure(let diagnostics):
                 result.refused.append((file, diagnostics))
             case .success(let playbook):

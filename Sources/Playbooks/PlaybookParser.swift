@@ -5,73 +5,23 @@ import Yams
 
 /// Turns playbook YAML into a validated `Playbook`, or every problem in it as `Diagnostics`.
 public enum PlaybookParser {
-    /// Files larger than this are refused before parsing.
-    public static let maximumFileSize = 1 << 20
-    /// YAML trees with more nodes than this (after alias expansion) are refused.
-    static let maximumNodes = 50_000
-    static let maximumDepth = 64
-
-    /// Parses the bytes of a playbook file. `file` is the name used in diagnostics.
-    public static func parse(data: [UInt8], file: String) -> Result<Playbook, Diagnostics> {
-        func fail(_ message: String) -> Result<Playbook, Diagnostics> {
-            .failure(Diagnostics([Diagnostic(file: file, line: 1, column: 1, message: message)]))
-        }
-        if data.count > maximumFileSize {
-            return fail("file is \(data.count) bytes; playbooks larger than \(maximumFileSize) bytes are refused")
-        }
-        if data.contains(0) { return fail("file is binary (it contains NUL bytes); a playbook is YAML text") }
-        guard let text = String(validating: data, as: UTF8.self) else {
-            return fail("file is not valid UTF-8; a playbook is YAML text in UTF-8")
-        }
-        if text.allSatisfy({ $0.isWhitespace }) {
-            return fail("file is empty; a playbook needs at least 'playbook:', 'targets:' and 'on:'")
-        }
+    /// Parses the bytes of a playbook file. `file` is the name used in diagnostics; `defaults`
+    /// come from the daemon's config.
+    public static func parse(data: [UInt8], file: String, defaults: PlaybookDefaults = PlaybookDefaults()) -> Result<Playbook, Diagnostics> {
         let root: Node
-        do {
-            guard let node = try Yams.compose(yaml: text) else { return fail("file holds no YAML document") }
-            root = node
-        } catch let error as YamlError {
-            return .failure(Diagnostics([diagnostic(for: error, file: file)]))
-        } catch {
-            return fail("cannot parse YAML: \(error)")
+        switch YAMLDocument.compose(data: data, file: file, what: "a playbook", needs: "'playbook:', 'targets:' and 'on:'") {
+        case .failure(let diagnostics): return .failure(diagnostics)
+        case .success(let node): root = node
         }
-        guard root.boundedSize(limit: maximumNodes, depth: maximumDepth) != nil else {
-            return fail("document expands to more than \(maximumNodes) nodes or \(maximumDepth) levels (an alias bomb?); refused")
-        }
-        var reader = PlaybookReader(file: file)
+        var reader = PlaybookReader(file: file, defaults: defaults)
         let hash = SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
         let playbook = reader.playbook(root, hash: hash)
-        let diagnostics = reader.nodes.diagnostics
-        if let playbook, diagnostics.isEmpty { return .success(playbook) }
-        return .failure(Diagnostics(diagnostics.sorted { ($0.line, $0.column) < ($1.line, $1.column) }))
+        return YAMLDocument.result(playbook, reader.nodes.diagnostics)
     }
 
     /// Reads and parses a playbook file.
-    public static func parse(file: String) -> Result<Playbook, Diagnostics> {
-        guard let handle = FileHandle(forReadingAtPath: file) else {
-            return .failure(Diagnostics([Diagnostic(file: file, line: 1, column: 1, message: "cannot open file: \(String(cString: strerror(errno)))")]))
-        }
-        defer { try? handle.close() }
-        let data = (try? handle.read(upToCount: maximumFileSize + 1)) ?? Data()
-        return parse(data: [UInt8](data), file: file)
-    }
-
-    private static func diagnostic(for error: YamlError, file: String) -> Diagnostic {
-        switch error {
-        case .scanner(let context, let problem, let mark, _),
-             .parser(let context, let problem, let mark, _),
-             .composer(let context, let problem, let mark, _):
-            let text = [context?.text, problem].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: ": ")
-            return Diagnostic(file: file, line: mark.line, column: mark.column, message: "YAML syntax: \(text)")
-        case .duplicatedKeysInMapping(let duplicates, let context):
-            return Diagnostic(
-                file: file, line: context.mark.line, column: context.mark.column,
-                message: "duplicate key \(duplicates.map { "'\($0)'" }.joined(separator: ", ")) in a mapping")
-        case .reader(let problem, _, _, _):
-            return Diagnostic(file: file, line: 1, column: 1, message: "cannot read YAML: \(problem)")
-        default:
-            return Diagnostic(file: file, line: 1, column: 1, message: "cannot parse YAML: \(error)")
-        }
+    public static func parse(file: String, defaults: PlaybookDefaults = PlaybookDefaults()) -> Result<Playbook, Diagnostics> {
+        YAMLDocument.read(file: file).flatMap { parse(data: $0, file: file, defaults: defaults) }
     }
 }
 
@@ -83,9 +33,11 @@ struct PlaybookReader {
     var notified: [(name: String, node: Node)] = []
     /// `pool` steps, which need every target to be in a pool.
     var poolSteps: [Node] = []
+    let defaults: PlaybookDefaults
 
-    init(file: String) {
+    init(file: String, defaults: PlaybookDefaults = PlaybookDefaults()) {
         self.file = file
+        self.defaults = defaults
         nodes = NodeReader(file: file)
     }
 
@@ -102,7 +54,7 @@ struct PlaybookReader {
                 if let target = target(item) { targets.append((target, item)) }
             }
         }
-        let guards = top["guards"].flatMap { guardSettings($0.value) } ?? Guards()
+        let guards = top["guards"].flatMap { guardSettings($0.value, base: defaults.guards) } ?? defaults.guards
         var rules: [(Rule, Node)] = []
         if let node = top["on"]?.value, let items = nodes.sequence(node, what: "'on'") {
             if items.isEmpty { nodes.report(node, "'on' is empty; give at least one 'when:' with steps") }
@@ -111,7 +63,7 @@ struct PlaybookReader {
             }
         }
         checkCoverage(targets: targets, rules: rules)
-        let receivers = top["receivers"].map { self.receivers($0.value) } ?? [:]
+        let receivers = defaults.receivers.merging(top["receivers"].map { self.receivers($0.value) } ?? [:]) { _, own in own }
         checkReferences(receivers: receivers, targets: targets)
         guard let name else { return nil }
         return Playbook(
@@ -125,7 +77,7 @@ struct PlaybookReader {
         for (name, node) in notified where receivers[name] == nil && name != Receiver.journal.name {
             var message = "'notify' names no receiver '\(name)'"
             if let close = suggestion(for: name, among: names) { message += " (did you mean '\(close)'?)" }
-            nodes.report(node, message + "; receivers: \(names.joined(separator: ", ")) (define them under 'receivers:')")
+            nodes.report(node, message + "; receivers: \(names.joined(separator: ", ")) (define them under 'receivers:' here or in medic.yaml)")
         }
         if let step = poolSteps.first {
             for (target, node) in targets where target.pool == nil {
@@ -176,9 +128,10 @@ struct PlaybookReader {
 
     static let guardKeys = ["rate", "backoff", "cooldown", "flap", "stabilise", "retry_every", "storm"]
 
-    private mutating func guardSettings(_ node: Node) -> Guards? {
+    /// `guards:` read over `base` (the config's defaults, or the built-in ones).
+    mutating func guardSettings(_ node: Node, base: Guards) -> Guards? {
         guard let keys = nodes.mapping(node, what: "'guards'", allowed: Self.guardKeys) else { return nil }
-        var guards = Guards()
+        var guards = base
         if let rate = keys["rate"]?.value, let entries = nodes.mapping(rate, what: "'rate'", allowed: StepKind.allCases.map(\.rawValue)) {
             for (name, pair) in entries {
                 guard let kind = StepKind(rawValue: name), let limit = rateLimit(pair.value, what: "'rate.\(name)'") else { continue }

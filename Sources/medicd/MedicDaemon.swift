@@ -17,30 +17,36 @@ struct MedicDaemon: AsyncParsableCommand {
         commandName: "medicd",
         abstract: "Medic's daemon: detects crashed units over systemd's bus and heals them by playbook.",
         discussion: """
-            Loads every *.yaml playbook in the playbook directory, watches each target unit over \
-            the system bus (DBUS_SYSTEM_BUS_ADDRESS is honoured), runs the matching playbook when \
-            a unit crashes, and records every observation, decision, step intent and result in \
-            STATE/audit.sqlite. Sends READY=1 once every target is watched; SIGHUP reloads the \
-            playbooks (an invalid set is refused and the old one kept); SIGTERM stops cleanly.
-            """)
+            Reads its settings from /etc/medic/medic.yaml (or --config; each flag overrides the \
+            file), loads every *.yaml playbook in the playbook directory, watches each target unit \
+            over the system bus (DBUS_SYSTEM_BUS_ADDRESS is honoured), runs the matching playbook \
+            when a unit crashes, and records every observation, decision, step intent and result \
+            in STATE/audit.sqlite. Sends READY=1 once every target is watched; SIGHUP reloads the \
+            config and playbooks (an invalid set is refused and the old one kept); SIGTERM stops \
+            cleanly. Prometheus metrics are served at http://127.0.0.1:9466/metrics.
+            """,
+        version: MedicVersion.string)
 
-    @Option(name: .long, help: "Directory of playbooks (*.yaml).")
-    var playbooks = "/etc/medic/playbooks"
+    @Option(name: .long, help: "The config file (default: \(DaemonConfig.defaultPath), when it exists). Each flag below overrides it.")
+    var config: String?
 
-    @Option(name: .long, help: "State directory; the audit log is STATE/audit.sqlite.")
-    var state = "/var/lib/medic"
+    @Option(name: .long, help: "Directory of playbooks (*.yaml) (default: /etc/medic/playbooks).")
+    var playbooks: String?
+
+    @Option(name: .long, help: "State directory; the audit log is STATE/audit.sqlite (default: /var/lib/medic).")
+    var state: String?
 
     @Option(name: .long, help: "D-Bus address of the system bus (default: the system bus).")
     var bus: String?
 
-    @Option(name: .long, help: "Runtime directory; the heartbeat socket is RUNTIME/heartbeat.sock.")
-    var runtime = "/run/medic"
+    @Option(name: .long, help: "Runtime directory; the heartbeat socket is RUNTIME/heartbeat.sock (default: /run/medic).")
+    var runtime: String?
 
     @Option(name: .long, help: "Read the journal from this directory instead of the local journal (e.g. a container's /run/log/journal).")
     var journal: String?
 
-    @Option(name: .long, help: "How often resources are sampled.")
-    var sampleInterval = "5s"
+    @Option(name: .long, help: "How often resources are sampled (default: 5s).")
+    var sampleInterval: String?
 
     @Option(name: .long, help: "Where systemd's ControlGroup= paths are found in the cgroup v2 tree (default: /sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid host).")
     var cgroupRoot: String?
@@ -51,40 +57,71 @@ struct MedicDaemon: AsyncParsableCommand {
     @Option(name: .long, help: "The control socket (default: RUNTIME/control.sock).")
     var controlSocket: String?
 
-    @Option(name: .long, help: "Group that may read medicd's status through the control socket.")
-    var controlGroup = "root"
+    @Option(name: .long, help: "Group that may read medicd's status through the control socket (default: root).")
+    var controlGroup: String?
 
     @Option(name: .long, help: "Group that may also change what Medic does (silence, pause, resume, run, reload); root always may.")
     var adminGroup: String?
 
-    @Option(name: .long, help: "Keep audit records this long; older ones are pruned (the chain stays verifiable).")
-    var retainFor = "90d"
+    @Option(name: .long, help: "Serve Prometheus metrics on HOST:PORT, or off (default: 127.0.0.1:9466).")
+    var metricsListen: String?
 
-    @Option(name: .long, help: "Keep the audit log under this size, pruning the oldest records beyond it.")
-    var retainSize = "1GiB"
+    @Option(name: .long, help: "Keep audit records this long; older ones are pruned, the chain stays verifiable (default: 90d).")
+    var retainFor: String?
+
+    @Option(name: .long, help: "Keep the audit log under this size, pruning the oldest records beyond it (default: 1GiB).")
+    var retainSize: String?
+
+    /// The flags, checked and parsed.
+    func overrides() throws -> FlagOverrides {
+        var flags = FlagOverrides(
+            playbooks: playbooks, state: state, runtime: runtime, journal: journal, bus: bus, dryRun: dryRun, controlSocket: controlSocket,
+            controlGroup: controlGroup, adminGroup: adminGroup, metricsListen: metricsListen, cgroupRoot: cgroupRoot)
+        if let retainFor {
+            guard let age = DurationText.parse(retainFor), age >= DaemonConfig.minimumRetainFor else {
+                throw ValidationError("--retain-for '\(retainFor)' must be a duration of at least 1h, e.g. 90d")
+            }
+            flags.retainFor = age
+        }
+        if let retainSize {
+            guard let size = Quantity.parseSize(retainSize), size >= Double(DaemonConfig.minimumRetainSize) else {
+                throw ValidationError("--retain-size '\(retainSize)' must be a size of at least 1MiB, e.g. 1GiB")
+            }
+            flags.retainSize = Int64(size)
+        }
+        if let sampleInterval {
+            guard let interval = DurationText.parse(sampleInterval), interval >= DaemonConfig.minimumSampleInterval else {
+                throw ValidationError("--sample-interval '\(sampleInterval)' must be a duration of at least 50ms, e.g. 5s")
+            }
+            flags.sampleInterval = interval
+        }
+        if let metricsListen, metricsListen != "off", ListenAddress(metricsListen) == nil {
+            throw ValidationError("--metrics-listen '\(metricsListen)' must be HOST:PORT (e.g. 127.0.0.1:9466) or off")
+        }
+        for (flag, name) in [("--control-group", controlGroup), ("--admin-group", adminGroup)] {
+            if let name, getgrnam(name) == nil { throw ValidationError("\(flag) '\(name)': no such group on this host") }
+        }
+        return flags
+    }
 
     func validate() throws {
-        guard let age = DurationText.parse(retainFor), age >= .seconds(3600) else {
-            throw ValidationError("--retain-for '\(retainFor)' must be a duration of at least 1h, e.g. 90d")
-        }
-        guard let size = Quantity.parseSize(retainSize), size >= 1_048_576 else {
-            throw ValidationError("--retain-size '\(retainSize)' must be a size of at least 1MiB, e.g. 1GiB")
-        }
-        for (flag, name) in [("--control-group", controlGroup), ("--admin-group", adminGroup ?? "root")] where getgrnam(name) == nil {
-            throw ValidationError("\(flag) '\(name)': no such group on this host")
-        }
-        guard let interval = DurationText.parse(sampleInterval), interval >= .milliseconds(50) else {
-            throw ValidationError("--sample-interval '\(sampleInterval)' must be a duration of at least 50ms, e.g. 5s")
-        }
+        _ = try overrides()
     }
 
     func run() async throws {
         LoggingSystem.bootstrap { StdoutLogHandler(label: $0) }
         let logger = Logger(label: "medicd")
 
+        let source = SettingsSource(configFlag: config, flags: try overrides())
+        let settings: DaemonConfig
+        switch source.load() {
+        case .failure(let diagnostics): throw fatal("the config is invalid:\n\(diagnostics)")
+        case .success(let loaded): settings = loaded
+        }
+        let playbooks = settings.playbooks, state = settings.state, runtime = settings.runtime, dryRun = settings.dryRun
         let directory: PlaybookDirectory
         do {
-            directory = try PlaybookDirectory.load(playbooks)
+            directory = try PlaybookDirectory.load(playbooks, defaults: settings.defaults)
         } catch {
             throw fatal("\(error)")
         }
@@ -94,19 +131,20 @@ struct MedicDaemon: AsyncParsableCommand {
         } catch {
             throw fatal("cannot open the audit log in \(state): \(error)")
         }
-        let address: BusAddress = bus.map { .address($0) } ?? .system
+        let address: BusAddress = settings.bus.map { .address($0) } ?? .system
         let systemBus: SystemBus
         do {
             systemBus = try SystemBus(address: address)
         } catch {
             throw fatal("cannot reach the system bus at \(address): \(error)")
         }
-        let audit = JournalMirror(store: store)
+        let metrics = MedicMetrics()
+        let audit = MeteredAuditSink(inner: JournalMirror(store: store), metrics: metrics)
         let recovery = try await IncidentRecovery(store: store, manager: SystemdManager(bus: systemBus))
         var records = [AuditRecord(
             kind: .daemon,
             message: "medicd started (pid \(getpid())) with \(directory.playbooks.count) playbooks from \(playbooks)" + (dryRun ? ", dry-run" : ""),
-            details: ["pid": String(getpid()), "playbooks": playbooks, "state": state, "bus": address.description, "dry_run": String(dryRun),
+            details: ["pid": String(getpid()), "config": settings.file ?? "(none: built-in defaults)", "playbooks": playbooks, "state": state, "bus": address.description, "dry_run": String(dryRun),
                       "boot": recovery.boot])]
         records += recovery.records
         records += PlaybookLoading.records(for: directory, logger: logger)
@@ -119,39 +157,46 @@ struct MedicDaemon: AsyncParsableCommand {
         core.setSilences(try store.silences(now: now))
         let targetCount = directory.playbooks.flatMap(\.targets).count
         let runner = ActionRunner(
-            manager: SystemdManager(bus: systemBus), pool: PoolAction(pool: HAProxyRuntime(), held: try store.poolHolds()), journalDirectory: journal)
+            manager: SystemdManager(bus: systemBus), pool: PoolAction(pool: HAProxyRuntime(), held: try store.poolHolds()), journalDirectory: settings.journal)
         let engine = Engine(
             core: core, runner: runner, audit: audit, logger: logger,
-            onChange: { status in Notify.status(StatusLine.text(status, targets: targetCount)) })
+            onChange: { status in
+                Notify.status(StatusLine.text(status, targets: targetCount))
+                metrics.update(status, targets: targetCount)
+            })
+        metrics.update(await engine.status, targets: targetCount)
         let watcher = UnitWatcher(
             manager: SystemdManager(bus: systemBus), selectors: directory.playbooks.flatMap { $0.targets.map(\.selector) },
             dependencies: directory.playbooks.flatMap { $0.targets.flatMap(\.dependsOn) }, logger: logger)
 
-        let reloader = Reloader(directory: playbooks, engine: engine, watcher: watcher, audit: audit, logger: logger)
+        let reloader = Reloader(source: source, running: settings, engine: engine, watcher: watcher, audit: audit, metrics: metrics, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: Supervisor(
-                bus: systemBus, engine: engine, watcher: watcher, audit: audit, targets: targetCount, recovery: recovery, logger: logger)),
+                bus: systemBus, engine: engine, watcher: watcher, audit: audit, targets: targetCount, recovery: recovery, metrics: metrics,
+                logger: logger)),
             .init(service: reloader),
             .init(service: ControlServer(
-                path: controlSocket ?? runtime + "/control.sock", group: getgrnam(controlGroup)!.pointee.gr_gid,
-                adminGroup: adminGroup.map { getgrnam($0)!.pointee.gr_gid },
+                path: settings.controlSocketPath, group: getgrnam(settings.controlGroup)!.pointee.gr_gid,
+                adminGroup: settings.adminGroup.map { getgrnam($0)!.pointee.gr_gid },
                 handler: ControlHandler(engine: engine, store: store, reloader: reloader, startedAt: now), logger: logger)),
             .init(service: RetentionService(
-                store: store, engine: engine, age: DurationText.parse(retainFor)!, maxBytes: Int64(Quantity.parseSize(retainSize)!), logger: logger)),
+                store: store, engine: engine, age: settings.retainFor, maxBytes: settings.retainSize, logger: logger)),
         ]
         let probes = directory.playbooks.flatMap { $0.targets }.compactMap { spec -> (unit: String, probe: Probe)? in
             guard case .unit(let unit) = spec.selector, !spec.selector.isPattern, let probe = spec.probe else { return nil }
             return (unit, probe)
         }
         if !probes.isEmpty {
-            services.append(.init(service: ProbeService(runner: ProbeRunner(probes: probes, logger: logger), engine: engine)))
+            services.append(.init(service: MonitoredDetector(
+                name: "probes", detector: ProbeService(runner: ProbeRunner(probes: probes, logger: logger), engine: engine), metrics: metrics)))
         }
         var heartbeats: [String: Heartbeat] = [:]
         for spec in directory.playbooks.flatMap(\.targets) {
             if case .unit(let unit) = spec.selector, !spec.selector.isPattern, let heartbeat = spec.heartbeat { heartbeats[unit] = heartbeat }
         }
         if !heartbeats.isEmpty {
-            services.append(.init(service: HeartbeatService(runtimeDirectory: runtime, targets: heartbeats, engine: engine, logger: logger)))
+            services.append(.init(service: MonitoredDetector(
+                name: "heartbeats", detector: HeartbeatService(runtimeDirectory: runtime, targets: heartbeats, engine: engine, logger: logger), metrics: metrics)))
         }
         var journalPatterns: [String: [String]] = [:]
         for playbook in directory.playbooks {
@@ -161,7 +206,10 @@ struct MedicDaemon: AsyncParsableCommand {
             }
         }
         if !journalPatterns.isEmpty {
-            services.append(.init(service: JournalService(watcher: JournalWatcher(patterns: journalPatterns, directory: journal, logger: logger), engine: engine)))
+            services.append(.init(service: MonitoredDetector(
+                name: "journal",
+                detector: JournalService(watcher: JournalWatcher(patterns: journalPatterns, directory: settings.journal, logger: logger), engine: engine),
+                metrics: metrics)))
         }
         let lateUnits = directory.playbooks.filter { $0.rules.contains { $0.condition.triggers.contains(.heartbeatLate) } }
             .flatMap(\.targets).compactMap { spec -> String? in
@@ -169,7 +217,7 @@ struct MedicDaemon: AsyncParsableCommand {
             }
         if !lateUnits.isEmpty {
             let monitor = WatchdogLateMonitor(manager: SystemdManager(bus: systemBus), units: lateUnits, logger: logger)
-            services.append(.init(service: WatchdogLateService(monitor: monitor, engine: engine)))
+            services.append(.init(service: MonitoredDetector(name: "watchdog-late", detector: WatchdogLateService(monitor: monitor, engine: engine), metrics: metrics)))
         }
         var unitLimits: [String: [ResourceLimit]] = [:]
         var hostLimits: [ResourceLimit] = []
@@ -185,11 +233,14 @@ struct MedicDaemon: AsyncParsableCommand {
             }
         }
         if !unitLimits.isEmpty || !hostLimits.isEmpty {
-            let sampler = cgroupRoot.map { UnitSampler(unifiedRoot: $0) } ?? UnitSampler()
+            let sampler = settings.cgroupRoot.map { UnitSampler(unifiedRoot: $0) } ?? UnitSampler()
             let resources = ResourceWatcher(
                 manager: SystemdManager(bus: systemBus), unitLimits: unitLimits.mapValues { Array(Set($0)) }, hostLimits: Array(Set(hostLimits)),
-                interval: DurationText.parse(sampleInterval)!, sampler: sampler, logger: logger)
-            services.append(.init(service: ResourceService(watcher: resources, engine: engine)))
+                interval: settings.sampleInterval, sampler: sampler, logger: logger)
+            services.append(.init(service: MonitoredDetector(name: "resources", detector: ResourceService(watcher: resources, engine: engine), metrics: metrics)))
+        }
+        if let listen = settings.metricsListen.flatMap(ListenAddress.init) {
+            services.append(.init(service: MetricsServer(address: listen, metrics: metrics, engine: engine, logger: logger)))
         }
         if let interval = Notify.watchdogInterval() {
             logger.info("systemd watchdog enabled: pinging every \(interval / 2)")

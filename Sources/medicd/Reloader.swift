@@ -7,17 +7,32 @@ import Playbooks
 import ServiceLifecycle
 import UnixSignals
 
-/// SIGHUP: re-reads the playbook directory. A set with any invalid file is refused whole, its
-/// errors logged and audited, and the running set stays; a valid set replaces it (incidents in
-/// flight finish under the version they started with).
+/// SIGHUP: re-reads the config and the playbook directory. An invalid config, or a set with any
+/// invalid file, is refused whole, its errors logged and audited, and the running set stays; a
+/// valid set replaces it (incidents in flight finish under the version they started with).
+/// A reload applies the config's guards, receivers and dry_run; its paths, listeners,
+/// sampling and retention take effect when medicd restarts, and the reload says so.
 struct Reloader: Service {
-    let directory: String
+    let source: SettingsSource
+    /// The settings medicd started with.
+    let running: DaemonConfig
     let engine: Engine
     let watcher: UnitWatcher
     let audit: AuditSink
+    let metrics: MedicMetrics
     let logger: Logger
     /// When the playbooks were last replaced.
     let history = ReloadHistory()
+
+    init(source: SettingsSource, running: DaemonConfig, engine: Engine, watcher: UnitWatcher, audit: AuditSink, metrics: MedicMetrics, logger: Logger) {
+        self.source = source
+        self.running = running
+        self.engine = engine
+        self.watcher = watcher
+        self.audit = audit
+        self.metrics = metrics
+        self.logger = logger
+    }
 
     func run() async throws {
         for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
@@ -25,29 +40,51 @@ struct Reloader: Service {
         }
     }
 
-    /// Reloads the playbooks, asked by `actor` (`SIGHUP`, or a person on the control socket);
-    /// returns what happened, in one line.
+    /// Reloads the config and playbooks, asked by `actor` (`SIGHUP`, or a person on the
+    /// control socket); returns what happened, in one line.
     func reload(by actor: String) async -> String {
-        logger.notice("reloading playbooks from \(directory) (asked by \(actor))")
+        let directory = running.playbooks
+        logger.notice("reloading \(source.file.map { "\($0) and " } ?? "")playbooks from \(directory) (asked by \(actor))")
+        let config: DaemonConfig
+        switch source.load() {
+        case .failure(let diagnostics):
+            let message = "reload refused: the config is invalid; the running config and playbooks stay"
+            logger.error("\(message): \(diagnostics)")
+            metrics.reloaded(false)
+            _ = try? await audit.append(AuditRecord(kind: .playbookRefused, message: message, details: ["errors": diagnostics.description], actor: actor))
+            return message + ": " + diagnostics.description
+        case .success(let read):
+            config = read
+        }
         let loaded: PlaybookDirectory
         do {
-            loaded = try PlaybookDirectory.load(directory)
+            loaded = try PlaybookDirectory.load(directory, defaults: config.defaults)
         } catch {
             logger.error("reload refused: \(error); keeping the running playbooks")
+            metrics.reloaded(false)
             _ = try? await audit.append(AuditRecord(kind: .playbookRefused, message: "reload refused: \(error); the running playbooks stay", actor: actor))
             return "reload refused: \(error); the running playbooks stay"
         }
         var records = PlaybookLoading.records(for: loaded, logger: logger)
         guard loaded.refused.isEmpty else {
             logger.error("reload refused: \(loaded.refused.count) invalid playbooks; keeping the running ones")
+            metrics.reloaded(false)
             let message = "reload refused: \(loaded.refused.count) invalid playbooks; the running set stays"
             records.append(AuditRecord(kind: .daemon, message: message, actor: actor))
             _ = try? await audit.append(records.filter { $0.kind != .playbookLoaded })
             return message + ": " + loaded.refused.map { "\($0.diagnostics)" }.joined(separator: "; ")
         }
-        records.append(AuditRecord(kind: .daemon, message: "reloaded \(loaded.playbooks.count) playbooks", actor: actor))
+        var message = "reloaded \(loaded.playbooks.count) playbooks" + (config.dryRun ? " (dry-run)" : "")
+        let pending = config.restartOnlyChanges(from: running)
+        if !pending.isEmpty {
+            message += "; \(pending.joined(separator: ", ")) changed in the config and take effect when medicd restarts"
+            logger.warning("\(message)")
+        }
+        records.append(AuditRecord(kind: .daemon, message: message, details: ["dry_run": String(config.dryRun)], actor: actor))
         _ = try? await audit.append(records)
         await history.note(.now())
+        metrics.reloaded(true, targets: loaded.playbooks.flatMap(\.targets).count)
+        await engine.replaceSettings(.init(dryRun: config.dryRun))
         await engine.replacePlaybooks(loaded.playbooks)
         do {
             let selectors = loaded.playbooks.flatMap { $0.targets.map(\.selector) }
@@ -57,7 +94,7 @@ struct Reloader: Service {
         } catch {
             logger.error("reading the new targets failed: \(error)")
         }
-        return "reloaded \(loaded.playbooks.count) playbooks"
+        return message
     }
 }
 

@@ -15,6 +15,7 @@ struct Supervisor: Service {
     let audit: AuditSink
     let targets: Int
     let recovery: IncidentRecovery
+    let metrics: MedicMetrics
     let logger: Logger
 
     func run() async throws {
@@ -22,6 +23,9 @@ struct Supervisor: Service {
         let targets = self.targets
         let recovery = self.recovery
         let boots = BootWatch(boot: recovery.boot, manager: SystemdManager(bus: bus))
+        let metrics = self.metrics
+        metrics.detector("bus", up: true)
+        defer { metrics.detector("bus", up: false) }
         try await withGracefulShutdownHandler {
             try await watcher.run(
                 ready: {
@@ -35,8 +39,10 @@ struct Supervisor: Service {
                     case .observation(let observation):
                         await engine.handle(observation)
                     case .busLost(let why):
+                        metrics.detector("bus", up: false)
                         await engine.note("lost the system bus (\(why)); events may be missed until it is back")
                     case .busRestored:
+                        metrics.detector("bus", up: true)
                         await engine.note("system bus reconnected; re-reading every target's state")
                         if let change = await boots.check() { await engine.note(change) }
                     }

@@ -62,6 +62,48 @@ struct CLITests {
         #expect(output.hasPrefix("\(dir)/bad.yaml:3:1: YAML syntax"), "\(output)")
     }
 
+    @Test("medic check validates the config and its playbooks together, with the daemon's ownership rules")
+    func checkConfigAndPlaybooks() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        chmod(dir, 0o755)
+        try FileManager.default.createDirectory(atPath: dir + "/playbooks", withIntermediateDirectories: true)
+        try """
+            playbook: web
+            targets: [ { unit: web.service } ]
+            on:
+              - when: crashed
+                do: [ restart, { notify: oncall } ]
+            """.write(toFile: dir + "/playbooks/web.yaml", atomically: true, encoding: .utf8)
+        try """
+            playbooks: \(dir)/playbooks
+            receivers: { oncall: { journal: crit } }
+            """.write(toFile: dir + "/medic.yaml", atomically: true, encoding: .utf8)
+        // The playbook alone names a receiver only the config defines.
+        #expect(try medic(["check", dir + "/playbooks"]).status == 1)
+        let together = try medic(["check", "--config", dir + "/medic.yaml"])
+        #expect(together.status == 0, "\(together.output)")
+        #expect(together.output.contains("\(dir)/medic.yaml: ok: config"))
+        #expect(together.output.contains("\(dir)/playbooks/web.yaml: ok: playbook web"))
+
+        // What medicd would refuse, medic check refuses: a config others can write, a
+        // playbook directory others can write, a mistake in the config.
+        chmod(dir + "/medic.yaml", 0o666)
+        let open = try medic(["check", "--config", dir + "/medic.yaml"])
+        #expect(open.status == 1)
+        #expect(open.output.contains("\(dir)/medic.yaml:1:1: refused: \(dir)/medic.yaml is writable by group or others (mode 0666)"), "\(open.output)")
+        chmod(dir + "/medic.yaml", 0o644)
+        chmod(dir + "/playbooks", 0o777)
+        let openDirectory = try medic(["check", "--config", dir + "/medic.yaml"])
+        #expect(openDirectory.status == 1)
+        #expect(openDirectory.output.contains("\(dir)/playbooks is writable by group or others (mode 0777)"), "\(openDirectory.output)")
+        chmod(dir + "/playbooks", 0o755)
+        try "playbooks: \(dir)/playbooks\nsampling: { interval: 1 }\n".write(toFile: dir + "/medic.yaml", atomically: true, encoding: .utf8)
+        let wrong = try medic(["check", "--config", dir + "/medic.yaml"])
+        #expect(wrong.status == 1)
+        #expect(wrong.output.contains("\(dir)/medic.yaml:2:23: 'sampling.interval': '1' is not a duration"), "\(wrong.output)")
+    }
+
     @Test("medic audit prints a table, one JSON object a line, and filters by unit and time")
     func auditOutput() async throws {
         let dir = try temporaryDirectory()

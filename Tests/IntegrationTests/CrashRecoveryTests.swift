@@ -11,6 +11,8 @@ struct RunningMedicd {
     let state: String
     /// Its control socket.
     let socket: String
+    /// Where it serves its metrics (127.0.0.1).
+    let metricsPort: Int
     let audit: AuditStore
 
     /// Writes `playbook` into a fresh directory and starts medicd on the host's bus; returns once
@@ -22,17 +24,18 @@ struct RunningMedicd {
         try playbook.write(toFile: work + "/playbooks/test.yaml", atomically: true, encoding: .utf8)
         try? FileManager.default.removeItem(atPath: work + "/notify.sock")
         let notify = try NotifyListener(directory: work)
+        let metricsPort = freePort()
         let process = try ChildProcess(
             Paths.medicd,
             ["--playbooks", work + "/playbooks", "--state", work + "/state", "--bus", "unix:path=\(host.directory)/run/dbus/system_bus_socket",
-             "--control-socket", work + "/control.sock"] + arguments,
+             "--control-socket", work + "/control.sock", "--metrics-listen", "127.0.0.1:\(metricsPort)"] + arguments,
             environment: ["NOTIFY_SOCKET": notify.path], logPath: work + "/medicd.log")
         guard notify.wait(for: "READY=1", timeout: .seconds(20)) != nil else {
             process.stop()
             throw TestHostError.boot("medicd never said READY=1:\n\(process.output)")
         }
         return RunningMedicd(
-            process: process, state: work + "/state", socket: work + "/control.sock",
+            process: process, state: work + "/state", socket: work + "/control.sock", metricsPort: metricsPort,
             audit: try AuditStore(stateDirectory: work + "/state", readOnly: true))
     }
 

@@ -17,7 +17,7 @@ func installMedicUnit(_ host: TestHost, playbook: String, service: String = "") 
     try host.installUnit("medic.service.d/test.conf", """
         [Service]
         ExecStart=
-        ExecStart=\(Paths.medicd) --playbooks /run/medic-test/playbooks --state /run/medic-test/state
+        ExecStart=\(Paths.medicd) --playbooks /run/medic-test/playbooks --state /run/medic-test/state --metrics-listen 127.0.0.1:\(freePort())
         # The built medicd may live under /tmp (a CI checkout), which PrivateTmp= would hide.
         PrivateTmp=no
         \(service)

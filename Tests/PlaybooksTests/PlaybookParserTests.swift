@@ -109,7 +109,7 @@ struct PlaybookParserTests {
         #expect(found.contains("test.yaml:8:19: 'loud' is not a journal priority; one of emerg, alert, crit, err, warning, notice, info, debug"))
         #expect(found.contains { $0.hasPrefix("test.yaml:14:27: 'command' must be a list of arguments, never a shell string") })
         #expect(found.contains("test.yaml:15:15: the program 'fix.sh' must be an absolute path"))
-        #expect(found.contains("test.yaml:16:17: 'notify' names no receiver 'pagr' (did you mean 'pager'?); receivers: journal, pager (define them under 'receivers:')"))
+        #expect(found.contains("test.yaml:16:17: 'notify' names no receiver 'pagr' (did you mean 'pager'?); receivers: journal, pager (define them under 'receivers:' here or in medic.yaml)"))
         #expect(found.contains("test.yaml:17:28: 'at_most' must be 'N in DURATION', e.g. '3 in 10m'; found 'often'"))
     }
 
@@ -146,7 +146,7 @@ struct PlaybookParserTests {
         ("empty", Array("  \n".utf8), "file is empty"),
         ("binary", [0x7f, 0x45, 0x4c, 0x46, 0x00, 0x01], "file is binary"),
         ("not UTF-8", [0x70, 0x3a, 0x20, 0xff, 0xfe], "not valid UTF-8"),
-        ("too large", Array(repeating: UInt8(ascii: "#"), count: PlaybookParser.maximumFileSize + 1), "larger than"),
+        ("too large", Array(repeating: UInt8(ascii: "#"), count: (1 << 20) + 1), "larger than"),
         ("alias bomb", Array(aliasBomb.utf8), "alias bomb"),
         ("deep nesting", Array((String(repeating: "[", count: 200) + String(repeating: "]", count: 200)).utf8), "levels"),
         ("not a mapping", Array("- just\n- a list\n".utf8), "must be a mapping"),

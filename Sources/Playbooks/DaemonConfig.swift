@@ -1,0 +1,50 @@
+import MedicCore
+
+/// medicd's settings, as `/etc/medic/medic.yaml` gives them; each path and listener can be
+/// overridden by a flag. A setting the file leaves out keeps the default shown here.
+public struct DaemonConfig: Sendable, Equatable {
+    /// The file it was read from (nil: built-in defaults, no file).
+    public var file: String?
+    /// Directory of playbooks.
+    public var playbooks = "/etc/medic/playbooks"
+    /// State directory: the audit log is STATE/audit.sqlite.
+    public var state = "/var/lib/medic"
+    /// Runtime directory: the heartbeat and control sockets.
+    public var runtime = "/run/medic"
+    /// A journal directory to read instead of the local journal.
+    public var journal: String?
+    /// The system bus's address (nil: the system bus).
+    public var bus: String?
+    /// Record what would be done and do nothing.
+    public var dryRun = false
+    /// The control socket (nil: RUNTIME/control.sock).
+    public var controlSocket: String?
+    /// The group that may read the status through the control socket.
+    public var controlGroup = "root"
+    /// A group that may also change what Medic does; root always may.
+    public var adminGroup: String?
+    /// Where the Prometheus metrics are served, HOST:PORT (nil: not served).
+    public var metricsListen: String? = "127.0.0.1:9466"
+    /// How often resources are sampled.
+    public var sampleInterval: Duration = .seconds(5)
+    /// Where systemd's ControlGroup= paths are found (nil: found out).
+    public var cgroupRoot: String?
+    /// Audit records are kept this long, and the log under this size.
+    public var retainFor: Duration = .seconds(90 * 86_400)
+    public var retainSize: Int64 = 1 << 30
+    /// Guards and receivers every playbook starts from.
+    public var defaults = PlaybookDefaults()
+
+    /// Where medicd looks when no `--config` is given.
+    public static let defaultPath = "/etc/medic/medic.yaml"
+
+    public init() {}
+
+    /// The control socket in effect.
+    public var controlSocketPath: String { controlSocket ?? runtime + "/control.sock" }
+
+    /// The smallest sampling interval, retention age and retention size accepted.
+    public static let minimumSampleInterval: Duration = .milliseconds(50)
+    public static let minimumRetainFor: Duration = .seconds(3600)
+    public static let minimumRetainSize: Int64 = 1 << 20
+}

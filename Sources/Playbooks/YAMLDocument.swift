@@ -1,0 +1,77 @@
+import Foundation
+import Yams
+
+/// What every YAML file Medic reads goes through before it is read as a playbook or the config:
+/// bounded in size, text, valid YAML, and not an alias bomb; every problem as a `Diagnostic`.
+enum YAMLDocument {
+    /// Files larger than this are refused before parsing.
+    static let maximumFileSize = 1 << 20
+    /// YAML trees with more nodes than this (after alias expansion) are refused.
+    static let maximumNodes = 50_000
+    static let maximumDepth = 64
+
+    /// Reads a file's bytes (one more than the limit, so an oversized file is noticed).
+    static func read(file: String) -> Result<[UInt8], Diagnostics> {
+        guard let handle = FileHandle(forReadingAtPath: file) else {
+            return .failure(Diagnostics([Diagnostic(file: file, line: 1, column: 1, message: "cannot open file: \(String(cString: strerror(errno)))")]))
+        }
+        defer { try? handle.close() }
+        let data = (try? handle.read(upToCount: maximumFileSize + 1)) ?? Data()
+        return .success([UInt8](data))
+    }
+
+    /// The document's tree. `what` names the kind of file (`a playbook`), `needs` what an
+    /// empty one lacks.
+    static func compose(data: [UInt8], file: String, what: String, needs: String) -> Result<Node, Diagnostics> {
+        func fail(_ message: String) -> Result<Node, Diagnostics> {
+            .failure(Diagnostics([Diagnostic(file: file, line: 1, column: 1, message: message)]))
+        }
+        if data.count > maximumFileSize {
+            return fail("file is \(data.count) bytes; files larger than \(maximumFileSize) bytes are refused")
+        }
+        if data.contains(0) { return fail("file is binary (it contains NUL bytes); \(what) is YAML text") }
+        guard let text = String(validating: data, as: UTF8.self) else {
+            return fail("file is not valid UTF-8; \(what) is YAML text in UTF-8")
+        }
+        if text.allSatisfy({ $0.isWhitespace }) {
+            return fail("file is empty; \(what) needs at least \(needs)")
+        }
+        let root: Node
+        do {
+            guard let node = try Yams.compose(yaml: text) else { return fail("file holds no YAML document") }
+            root = node
+        } catch let error as YamlError {
+            return .failure(Diagnostics([diagnostic(for: error, file: file)]))
+        } catch {
+            return fail("cannot parse YAML: \(error)")
+        }
+        guard root.boundedSize(limit: maximumNodes, depth: maximumDepth) != nil else {
+            return fail("document expands to more than \(maximumNodes) nodes or \(maximumDepth) levels (an alias bomb?); refused")
+        }
+        return .success(root)
+    }
+
+    /// The value read, or the problems found in reading it, in file order.
+    static func result<Value>(_ value: Value?, _ diagnostics: [Diagnostic]) -> Result<Value, Diagnostics> {
+        if let value, diagnostics.isEmpty { return .success(value) }
+        return .failure(Diagnostics(diagnostics.sorted { ($0.line, $0.column) < ($1.line, $1.column) }))
+    }
+
+    private static func diagnostic(for error: YamlError, file: String) -> Diagnostic {
+        switch error {
+        case .scanner(let context, let problem, let mark, _),
+             .parser(let context, let problem, let mark, _),
+             .composer(let context, let problem, let mark, _):
+            let text = [context?.text, problem].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: ": ")
+            return Diagnostic(file: file, line: mark.line, column: mark.column, message: "YAML syntax: \(text)")
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            return Diagnostic(
+                file: file, line: context.mark.line, column: context.mark.column,
+                message: "duplicate key \(duplicates.map { "'\($0)'" }.joined(separator: ", ")) in a mapping")
+        case .reader(let problem, _, _, _):
+            return Diagnostic(file: file, line: 1, column: 1, message: "cannot read YAML: \(problem)")
+        default:
+            return Diagnostic(file: file, line: 1, column: 1, message: "cannot parse YAML: \(error)")
+        }
+    }
+}

@@ -1,0 +1,104 @@
+import Engine
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Playbooks
+import ServiceLifecycle
+
+/// Serves the metrics in Prometheus's text exposition format at `GET /metrics` (and `/`), on
+/// `HOST:PORT` (127.0.0.1:9466 by default). Anything else gets 404 or 405; a request whose
+/// head is over 8 KiB, or that is not HTTP, is dropped. A listener that cannot be opened (the
+/// port is taken) is logged and audited, and medicd goes on healing without it.
+struct MetricsServer: Service {
+    let address: ListenAddress
+    let metrics: MedicMetrics
+    let engine: Engine
+    let logger: Logger
+
+    func run() async throws {
+        let channel: Channel
+        do {
+            channel = try await listen()
+        } catch {
+            let message = "metrics are not served: cannot listen on \(address.host):\(address.port): \(error)"
+            logger.error("\(message)")
+            await engine.note(message)
+            try? await gracefulShutdown()
+            return
+        }
+        logger.info("serving metrics at http://\(address.host):\(channel.localAddress?.port ?? address.port)/metrics")
+        await withGracefulShutdownHandler {
+            try? await channel.closeFuture.get()
+        } onGracefulShutdown: {
+            channel.close(promise: nil)
+        }
+    }
+
+    private func listen() async throws -> Channel {
+        let metrics = self.metrics
+        return try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.backlog, value: 64)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(ExpositionHandler(metrics: metrics))
+                }
+            }
+            .bind(host: address.host, port: address.port)
+            .get()
+    }
+}
+
+/// Answers one request at a time on a connection.
+private final class ExpositionHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let metrics: MedicMetrics
+    private var head: HTTPRequestHead?
+    private var headBytes = 0
+
+    init(metrics: MedicMetrics) { self.metrics = metrics }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        switch unwrapInboundIn(data) {
+        case .head(let request):
+            headBytes = request.uri.utf8.count + request.headers.reduce(0) { $0 + $1.name.utf8.count + $1.value.utf8.count }
+            head = request
+        case .body:
+            break
+        case .end:
+            guard let request = head else { return }
+            head = nil
+            guard headBytes <= 8192 else {
+                context.close(promise: nil)
+                return
+            }
+            let path = request.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? request.uri
+            switch (request.method, path) {
+            case (.GET, "/metrics"), (.GET, "/"), (.HEAD, "/metrics"):
+                respond(context, request, .ok, "text/plain; version=0.0.4; charset=utf-8",
+                        request.method == .HEAD ? [] : metrics.registry.emitToBuffer())
+            case (_, "/metrics"), (_, "/"):
+                respond(context, request, .methodNotAllowed, "text/plain", Array("only GET /metrics\n".utf8))
+            default:
+                respond(context, request, .notFound, "text/plain", Array("metrics are at /metrics\n".utf8))
+            }
+        }
+    }
+
+    private func respond(_ context: ChannelHandlerContext, _ request: HTTPRequestHead, _ status: HTTPResponseStatus, _ type: String, _ body: [UInt8]) {
+        var headers = HTTPHeaders([("Content-Type", type), ("Content-Length", String(body.count))])
+        if !request.isKeepAlive { headers.add(name: "Connection", value: "close") }
+        context.write(wrapOutboundOut(.head(HTTPResponseHead(version: request.version, status: status, headers: headers))), promise: nil)
+        if !body.isEmpty {
+            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(bytes: body)))), promise: nil)
+        }
+        let keepAlive = request.isKeepAlive
+        context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in
+            if !keepAlive { context.close(promise: nil) }
+        }
+    }
+}

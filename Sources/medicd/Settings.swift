@@ -1,0 +1,94 @@
+import Foundation
+import MedicCore
+import Playbooks
+
+/// The flags given on medicd's command line; each one set overrides the config file.
+struct FlagOverrides: Sendable {
+    var playbooks: String?
+    var state: String?
+    var runtime: String?
+    var journal: String?
+    var bus: String?
+    var dryRun = false
+    var controlSocket: String?
+    var controlGroup: String?
+    var adminGroup: String?
+    /// `HOST:PORT`, or `off`.
+    var metricsListen: String?
+    var sampleInterval: Duration?
+    var cgroupRoot: String?
+    var retainFor: Duration?
+    var retainSize: Int64?
+
+    func apply(to config: inout DaemonConfig) {
+        if let playbooks { config.playbooks = playbooks }
+        if let state { config.state = state }
+        if let runtime { config.runtime = runtime }
+        if let journal { config.journal = journal }
+        if let bus { config.bus = bus }
+        if dryRun { config.dryRun = true }
+        if let controlSocket { config.controlSocket = controlSocket }
+        if let controlGroup { config.controlGroup = controlGroup }
+        if let adminGroup { config.adminGroup = adminGroup }
+        if let metricsListen { config.metricsListen = metricsListen == "off" ? nil : metricsListen }
+        if let sampleInterval { config.sampleInterval = sampleInterval }
+        if let cgroupRoot { config.cgroupRoot = cgroupRoot }
+        if let retainFor { config.retainFor = retainFor }
+        if let retainSize { config.retainSize = retainSize }
+    }
+}
+
+/// Where medicd's settings come from: the config file (when there is one), then the flags.
+struct SettingsSource: Sendable {
+    /// The config file; nil when none is used.
+    let file: String?
+    let flags: FlagOverrides
+
+    /// `--config PATH` must exist; the default path is used only when it exists.
+    init(configFlag: String?, flags: FlagOverrides) {
+        self.flags = flags
+        if let configFlag {
+            file = configFlag
+        } else {
+            file = FileManager.default.fileExists(atPath: DaemonConfig.defaultPath) ? DaemonConfig.defaultPath : nil
+        }
+    }
+
+    /// The settings in effect: the file validated, then the flags over it.
+    func load() -> Result<DaemonConfig, Diagnostics> {
+        var config = DaemonConfig()
+        if let file {
+            switch ConfigParser.parse(file: file) {
+            case .failure(let diagnostics): return .failure(diagnostics)
+            case .success(let read): config = read
+            }
+        }
+        flags.apply(to: &config)
+        return .success(config)
+    }
+}
+
+extension DaemonConfig {
+    /// The settings a reload cannot change (paths, listeners, sampling, retention): what
+    /// differs between `self` and `other`, by name.
+    func restartOnlyChanges(from other: DaemonConfig) -> [String] {
+        var changed: [String] = []
+        func check<T: Equatable>(_ name: String, _ key: KeyPath<DaemonConfig, T>) {
+            if self[keyPath: key] != other[keyPath: key] { changed.append(name) }
+        }
+        check("playbooks", \.playbooks)
+        check("state", \.state)
+        check("runtime", \.runtime)
+        check("journal", \.journal)
+        check("bus", \.bus)
+        check("control", \.controlSocket)
+        check("control.group", \.controlGroup)
+        check("control.admin_group", \.adminGroup)
+        check("metrics.listen", \.metricsListen)
+        check("sampling", \.sampleInterval)
+        check("sampling.cgroup_root", \.cgroupRoot)
+        check("retention.keep_for", \.retainFor)
+        check("retention.max_size", \.retainSize)
+        return changed
+    }
+}

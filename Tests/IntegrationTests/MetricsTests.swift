@@ -1,0 +1,147 @@
+import Foundation
+import Glibc
+import MedicCore
+import Systemd
+import TestHost
+import Testing
+
+/// Sends `request` (raw HTTP) to 127.0.0.1:`port` and returns the status code and body.
+func httpExchange(port: Int, _ request: String) throws -> (status: Int, body: String) {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard fd >= 0 else { throw TestHostError.setup("socket: \(errno)") }
+    defer { close(fd) }
+    var timeout = timeval(tv_sec: 5, tv_usec: 0)
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = in_port_t(UInt16(port).bigEndian)
+    let connected = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { throw TestHostError.setup("connect to port \(port): \(String(cString: strerror(errno)))") }
+    _ = request.withCString { send(fd, $0, strlen($0), 0) }
+    var bytes: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65_536)
+    while true {
+        let n = recv(fd, &buffer, buffer.count, 0)
+        if n <= 0 { break }
+        bytes += buffer[0..<n]
+    }
+    let text = String(decoding: bytes, as: UTF8.self)
+    guard let statusLine = text.split(separator: "\r\n").first, let code = Int(statusLine.split(separator: " ").dropFirst().first ?? "") else {
+        return (0, text)
+    }
+    let body = text.range(of: "\r\n\r\n").map { String(text[$0.upperBound...]) } ?? ""
+    return (code, body)
+}
+
+/// The samples of a Prometheus text exposition: `name{labels}` → value.
+func prometheusSamples(_ text: String) -> [String: Double] {
+    var samples: [String: Double] = [:]
+    for line in text.split(separator: "\n") where !line.hasPrefix("#") {
+        guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else { continue }
+        samples[String(line[..<space])] = value
+    }
+    return samples
+}
+
+@Suite("Prometheus metrics and the config file", .serialized)
+struct MetricsTests {
+    @Test("medicd reads its config, serves metrics that say what it did, and a reload refuses a broken config and applies a good one")
+    func metricsAndConfig() async throws {
+        try await withTestHost("metrics") { host in
+            let manager = try await installAndStart(host, ["web.service": try backendUnit(port: freePort())], start: ["web.service"])
+            defer { manager.bus.close() }
+            let dir = host.directory + "/config"
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+            chmod(dir, 0o755)
+            let config = dir + "/medic.yaml"
+            try """
+                guards: { stabilise: 300ms, backoff: { initial: 100ms } }
+                receivers: { ops: { journal: warning } }
+                """.write(toFile: config, atomically: true, encoding: .utf8)
+            chmod(config, 0o644)
+            // The playbook's notify names a receiver only the config defines; the guards come from it too.
+            let medicd = try RunningMedicd.start(on: host, playbook: """
+                playbook: web
+                targets: [ { unit: web.service } ]
+                on:
+                  - when: crashed
+                    do: [ restart, { verify: { healthy: within 5s, for: 200ms } }, { notify: ops } ]
+                """, arguments: ["--config", config])
+            defer { medicd.process.stop() }
+            let started = try #require(try medicd.records(kinds: [.daemon]).first)
+            #expect(started.facts["config"] == config)
+
+            kill(try #require(host.processes(ofUnit: "web.service").first), SIGKILL)
+            #expect(await eventually { ((try? medicd.records(kinds: [.incidentClosed]).count) ?? 0) == 1 })
+            // The stabilise period came from the config: 300ms, not the built-in 30s.
+            #expect(try medicd.records(kinds: [.incidentClosed]).first?.message.contains("healthy for 300ms") == true)
+
+            let scrape = try httpExchange(port: medicd.metricsPort, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            #expect(scrape.status == 200)
+            let samples = prometheusSamples(scrape.body)
+            #expect(samples["medic_build_info{version=\"\(MedicVersion.string)\"}"] == 1, "\(scrape.body)")
+            #expect((samples["medic_observations_total{kind=\"crashed\"}"] ?? 0) >= 1)
+            #expect(samples["medic_incidents_opened_total"] == 1)
+            #expect(samples["medic_incidents_closed_total{outcome=\"recovered\"}"] == 1)
+            #expect(samples["medic_incidents_open"] == 0)
+            #expect(samples["medic_steps_total{step=\"restart\",result=\"succeeded\"}"] == 1)
+            #expect(samples["medic_time_to_detect_seconds_count"] == 1)
+            #expect(samples["medic_time_to_recover_seconds_count"] == 1)
+            #expect((samples["medic_audit_write_seconds_count"] ?? 0) >= 5)
+            #expect(samples["medic_audit_writable"] == 1)
+            #expect(samples["medic_detector_up{detector=\"bus\"}"] == 1)
+            #expect(samples["medic_watched_targets"] == 1)
+            #expect(scrape.body.contains("# HELP medic_steps_total Steps run, by kind and result."))
+
+            // The listener refuses what it should, and keeps serving.
+            #expect(try httpExchange(port: medicd.metricsPort, "GET /secrets HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").status == 404)
+            #expect(try httpExchange(port: medicd.metricsPort, "POST /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").status == 405)
+            _ = try httpExchange(port: medicd.metricsPort, String(repeating: "\u{1}garbage", count: 1000) + "\r\n\r\n")
+            #expect(try httpExchange(port: medicd.metricsPort, "GET /metrics HTTP/1.0\r\n\r\n").status == 200)
+
+            // A broken config is refused at reload, with its position; the daemon keeps its settings.
+            try "guards: { stabilise: 300ms }\nsampling: { interval: 1 }\n".write(toFile: config, atomically: true, encoding: .utf8)
+            chmod(config, 0o644)
+            let refused = try medic(["reload", "--socket", medicd.socket])
+            #expect(refused.output.contains("\(config):2:23: 'sampling.interval'"), "\(refused.output)")
+            let afterRefusal = prometheusSamples(try httpExchange(port: medicd.metricsPort, "GET /metrics HTTP/1.0\r\n\r\n").body)
+            #expect(afterRefusal["medic_config_last_reload_successful"] == 0)
+
+            // A good one is applied: dry_run takes effect at once; a changed retention waits for a
+            // restart (and a listener given as a flag stays the flag's).
+            try """
+                dry_run: true
+                guards: { stabilise: 300ms }
+                receivers: { ops: { journal: warning } }
+                metrics: { listen: 127.0.0.1:1 }
+                retention: { keep_for: 30d }
+                """.write(toFile: config, atomically: true, encoding: .utf8)
+            chmod(config, 0o644)
+            let applied = try medic(["reload", "--socket", medicd.socket])
+            #expect(applied.output.contains("reloaded 1 playbooks (dry-run)"), "\(applied.output)")
+            #expect(applied.output.contains("; retention.keep_for changed in the config and take effect when medicd restarts"), "\(applied.output)")
+            #expect(try medic(["status", "--socket", medicd.socket]).output.contains("DRY-RUN"))
+            let afterReload = prometheusSamples(try httpExchange(port: medicd.metricsPort, "GET /metrics HTTP/1.0\r\n\r\n").body)
+            #expect(afterReload["medic_config_last_reload_successful"] == 1)
+            #expect(medicd.process.isRunning)
+        }
+    }
+
+    @Test("a metrics port that is taken is reported, and medicd heals without it")
+    func portTaken() async throws {
+        try await withTestHost("metrics-taken") { host in
+            let manager = try await installAndStart(host, ["web.service": try backendUnit(port: freePort())], start: ["web.service"])
+            defer { manager.bus.close() }
+            let first = try RunningMedicd.start(on: host, playbook: playbook(unit: "web.service", verify: "200ms"), name: "first")
+            defer { first.process.stop() }
+            let second = try RunningMedicd.start(
+                on: host, playbook: playbook(unit: "other.service"), arguments: ["--metrics-listen", "127.0.0.1:\(first.metricsPort)"], name: "second")
+            defer { second.process.stop() }
+            #expect(await eventually { ((try? second.records(kinds: [.daemon]).contains { $0.message.hasPrefix("metrics are not served: cannot listen on 127.0.0.1:\(first.metricsPort)") }) ?? false) })
+            #expect(second.process.isRunning)
+        }
+    }
+}

@@ -1,0 +1,132 @@
+import Foundation
+import MedicCore
+import Playbooks
+import Testing
+
+private func parse(_ text: String) -> Result<DaemonConfig, Diagnostics> {
+    ConfigParser.parse(data: Array(text.utf8), file: "medic.yaml")
+}
+
+private func problems(_ text: String) -> [String] {
+    guard case .failure(let diagnostics) = parse(text) else { return [] }
+    return diagnostics.all.map(\.description)
+}
+
+@Suite("The config file")
+struct ConfigParserTests {
+    @Test("the shipped config is valid and says what the built-in defaults are")
+    func shipped() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+        let data = try [UInt8](Data(contentsOf: URL(fileURLWithPath: root + "/config/medic.yaml")))
+        var config = try ConfigParser.parse(data: data, file: "config/medic.yaml").get()
+        #expect(config.defaults.receivers["ops-journal"]?.kind == .journal(priority: 4))
+        #expect(config.controlSocketPath == DaemonConfig().controlSocketPath)
+        config.file = nil
+        config.controlSocket = nil
+        config.defaults.receivers = [:]
+        #expect(config == DaemonConfig())
+    }
+
+    @Test("every setting is read")
+    func everySetting() throws {
+        let config = try parse("""
+            playbooks: /srv/medic/playbooks
+            state: /srv/medic/state
+            runtime: /run/medic2
+            journal: /var/log/journal
+            bus: unix:path=/run/dbus/system_bus_socket
+            dry_run: true
+            control: { socket: /run/medic2/ctl.sock, group: daemon, admin_group: root }
+            metrics: { listen: "[::1]:9999" }
+            sampling: { interval: 250ms, cgroup_root: /sys/fs/cgroup/unified }
+            retention: { keep_for: 30d, max_size: 256MiB }
+            guards: { rate: { restart: 5 in 1m }, stabilise: 10s }
+            receivers: { oncall: { webhook: "http://127.0.0.1:9/hook", format: slack } }
+            """).get()
+        #expect(config.playbooks == "/srv/medic/playbooks" && config.state == "/srv/medic/state" && config.runtime == "/run/medic2")
+        #expect(config.journal == "/var/log/journal" && config.bus == "unix:path=/run/dbus/system_bus_socket" && config.dryRun)
+        #expect(config.controlSocketPath == "/run/medic2/ctl.sock" && config.controlGroup == "daemon" && config.adminGroup == "root")
+        #expect(config.metricsListen == "[::1]:9999" && ListenAddress("[::1]:9999") == ListenAddress(host: "::1", port: 9999))
+        #expect(config.sampleInterval == .milliseconds(250) && config.cgroupRoot == "/sys/fs/cgroup/unified")
+        #expect(config.retainFor == .seconds(30 * 86_400) && config.retainSize == 256 << 20)
+        #expect(config.defaults.guards.rates[.restart] == RateLimit(count: 5, window: .seconds(60)))
+        #expect(config.defaults.guards.rates[.reboot] == Guards().rates[.reboot])
+        #expect(config.defaults.guards.stabilise == .seconds(10))
+        #expect(config.defaults.receivers["oncall"] != nil)
+        #expect(try parse("metrics: { listen: off }").get().metricsListen == nil)
+    }
+
+    @Test("every problem is reported at its file:line:column, with what would be valid")
+    func problemsWithPositions() {
+        let found = problems("""
+            playbooks: etc/medic/playbooks
+            stat: /var/lib/medic
+            control: { group: no-such-group-here }
+            metrics: { listen: 9466 }
+            sampling: { interval: 10ms }
+            retention: { keep_for: 5m, max_size: lots }
+            guards: { rate: { restart: often } }
+            receivers: { pager: { webhook: "ftp://x" } }
+            """)
+        #expect(found.contains("medic.yaml:1:12: 'playbooks' must be an absolute path (starting with /); found 'etc/medic/playbooks'"), "\(found)")
+        #expect(found.contains { $0.hasPrefix("medic.yaml:2:1: unknown key 'stat' in the config (did you mean 'state'?)") }, "\(found)")
+        #expect(found.contains { $0.hasPrefix("medic.yaml:3:19: 'control.group': no group 'no-such-group-here' on this host") }, "\(found)")
+        #expect(found.contains { $0.hasPrefix("medic.yaml:4:20: 'metrics.listen' must be HOST:PORT") }, "\(found)")
+        #expect(found.contains("medic.yaml:5:23: 'sampling.interval' must be at least 50ms"), "\(found)")
+        #expect(found.contains("medic.yaml:6:24: 'retention.keep_for' must be at least 1h"), "\(found)")
+        #expect(found.contains { $0.hasPrefix("medic.yaml:6:38: 'retention.max_size' must be a size") }, "\(found)")
+        #expect(found.contains { $0.hasPrefix("medic.yaml:7:28: 'rate.restart' must be 'N in DURATION'") }, "\(found)")
+        #expect(found.contains { $0.hasPrefix("medic.yaml:8:33: 'ftp://x' is not an http:// or https:// URL") }, "\(found)")
+        #expect(found.count == 9, "\(found)")
+        #expect(problems("- a list").first?.hasPrefix("medic.yaml:1:1: the config must be a mapping") == true)
+        #expect(problems("state: [unclosed").first?.contains("YAML syntax") == true)
+    }
+
+    @Test("the config's guards are where each playbook starts, and its receivers are there for any playbook to notify")
+    func defaultsReachPlaybooks() throws {
+        let config = try parse("""
+            guards: { rate: { restart: 1 in 1h }, cooldown: 2m }
+            receivers: { oncall: { journal: crit } }
+            """).get()
+        let text = """
+            playbook: web
+            targets: [ { unit: web.service } ]
+            guards: { cooldown: 5s }
+            on:
+              - when: crashed
+                do: [ restart, { notify: oncall } ]
+            """
+        let playbook = try PlaybookParser.parse(data: Array(text.utf8), file: "web.yaml", defaults: config.defaults).get()
+        #expect(playbook.guards.rates[.restart] == RateLimit(count: 1, window: .seconds(3600)))
+        #expect(playbook.guards.cooldown == .seconds(5))
+        #expect(playbook.receiver("oncall")?.kind == .journal(priority: 2))
+        // Without the config, the same playbook names a receiver that does not exist.
+        guard case .failure(let diagnostics) = PlaybookParser.parse(data: Array(text.utf8), file: "web.yaml") else {
+            Issue.record("a notify to an undefined receiver was accepted")
+            return
+        }
+        #expect(diagnostics.description.contains("'notify' names no receiver 'oncall'"))
+    }
+
+    @Test("a config file or directory anyone but root can write is refused, naming its mode")
+    func strictModes() throws {
+        let dir = NSTemporaryDirectory() + "/medic-config-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        chmod(dir, 0o755)
+        try "dry_run: true\n".write(toFile: dir + "/medic.yaml", atomically: true, encoding: .utf8)
+        chmod(dir + "/medic.yaml", 0o644)
+        #expect(try ConfigParser.parse(file: dir + "/medic.yaml").get().dryRun)
+        chmod(dir + "/medic.yaml", 0o664)
+        #expect(throws: Diagnostics.self) { try ConfigParser.parse(file: dir + "/medic.yaml").get() }
+        guard case .failure(let diagnostics) = ConfigParser.parse(file: dir + "/medic.yaml") else { return }
+        #expect(diagnostics.description.contains("medic.yaml is writable by group or others (mode 0664)"))
+        chmod(dir + "/medic.yaml", 0o644)
+        chmod(dir, 0o775)
+        guard case .failure(let again) = ConfigParser.parse(file: dir + "/medic.yaml") else {
+            Issue.record("a config in a group-writable directory was accepted")
+            return
+        }
+        #expect(again.description.contains("\(dir) is writable by group or others (mode 0775)"))
+    }
+}
