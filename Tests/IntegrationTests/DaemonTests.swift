@@ -135,6 +135,46 @@ struct DaemonTests {
         }
     }
 
+    @Test("scripts/install on a fresh host: binaries, unit, default config, examples disabled, completions, man pages, enabled and running")
+    func install() async throws {
+        try await withTestHost("install") { host in
+            let installed = try host.runInside(["/bin/bash", Paths.packageRoot + "/scripts/install", "--from", Paths.products])
+            #expect(installed.contains("Medic \(MedicVersion.string) is installed"), "\(installed)")
+            #expect(try host.runInside(["systemctl", "is-active", "medic.service"]).hasPrefix("active"))
+            #expect(try host.runInside(["systemctl", "is-enabled", "medic.service"]).hasPrefix("enabled"))
+            #expect(try host.runInside(["stat", "-c", "%U %a", "/etc/medic/medic.yaml", "/etc/medic/playbooks"]) == "root 644\nroot 755\n")
+            let shipped = try String(contentsOfFile: Paths.packageRoot + "/config/medic.yaml", encoding: .utf8)
+            #expect(try host.runInside(["cat", "/etc/medic/medic.yaml"]) == shipped)
+            // The examples are there to copy, not loaded.
+            #expect(try host.runInside(["ls", "/usr/local/share/medic/examples/playbooks"]).contains("web-backend.yaml"))
+            #expect(try host.runInside(["ls", "-A", "/etc/medic/playbooks"]).isEmpty)
+            #expect(try host.runInside(["cat", "/usr/local/share/bash-completion/completions/medic"]).contains("-F _medic medic"))
+            #expect(try host.runInside(["ls", "/usr/local/share/man/man1"]).contains("medic.1"))
+            #expect(try host.runInside(["cat", "/usr/local/share/man/man1/medic.1"]).contains(".Nm medic"))
+            #expect(try host.runInside(["/usr/local/bin/medic", "--version"]) == "\(MedicVersion.string)\n")
+
+            // An operator enables a playbook and reloads; medic status (over the control socket) shows it.
+            try host.runInside(["/bin/sh", "-c", "printf 'playbook: web\\ntargets: [ { unit: web.service } ]\\non:\\n  - when: crashed\\n    do: [ restart ]\\n' > /etc/medic/playbooks/web.yaml"])
+            try host.runInside(["/usr/local/bin/medic", "check"])
+            try host.runInside(["systemctl", "reload", "medic.service"])
+            #expect(await eventually { ((try? host.runInside(["/usr/local/bin/medic", "status"])) ?? "").contains("playbooks: web") })
+            let scrape = try httpExchange(port: 9466, "GET /metrics HTTP/1.0\r\n\r\n")
+            #expect(scrape.body.contains("medic_build_info{version=\"\(MedicVersion.string)\"} 1"), "\(scrape.body)")
+            try host.runInside(["systemctl", "stop", "medic.service"])
+        }
+    }
+
+    @Test("exits non-zero naming file, line and column when the config is invalid")
+    func invalidConfig() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        chmod(dir, 0o755)
+        try "playbooks: relative/dir\n".write(toFile: dir + "/medic.yaml", atomically: true, encoding: .utf8)
+        let run = try ChildProcess(Paths.medicd, ["--config", dir + "/medic.yaml", "--state", dir + "/state", "--bus", "unix:path=\(dir)/bus"], logPath: dir + "/out")
+        #expect(run.waitForExit(timeout: .seconds(10)) == 1)
+        #expect(run.output.contains("\(dir)/medic.yaml:1:12: 'playbooks' must be an absolute path"), "\(run.output)")
+    }
+
     @Test("exits non-zero naming the problem when the playbook directory does not exist")
     func missingPlaybookDirectory() throws {
         let dir = try temporaryDirectory()
