@@ -107,6 +107,8 @@ let package = Package(
             name: "medic-bench",
             dependencies: ["MedicCore", "Engine", "Playbooks", "Audit", "Detectors", .product(name: "Logging", package: "swift-log")]
         ),
+        // Medic beside systemd, monit, supervisord and HAProxy on real test hosts (scripts/compare).
+        .executableTarget(name: "medic-compare", dependencies: ["TestHost"]),
         .executableTarget(
             name: "medic-demo",
             dependencies: ["TestHost", "Systemd"]
@@ -117,7 +119,7 @@ let package = Package(
         .testTarget(name: "AuditTests", dependencies: ["Audit", "MedicCore"]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["TestHost", "Systemd", "Audit", "MedicCore", "medicd", "medic", "medic-bench", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["TestHost", "Systemd", "Audit", "MedicCore", "medicd", "medic", "medic-bench", "medic-compare", .product(name: "GRDB", package: "GRDB.swift")]
         ),
     ]
 )

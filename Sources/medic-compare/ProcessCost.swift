@@ -1,0 +1,42 @@
+import Foundation
+import Glibc
+
+/// What a running process costs, read from /proc: resident memory and CPU time.
+struct ProcessCost {
+    /// Resident set size (VmRSS), in MiB.
+    var residentMiB: Double
+    /// The part of it that is the process's own (RssAnon: heap, stacks), not pages of its
+    /// binary and libraries, which are shared and can be dropped and read again.
+    var anonymousMiB: Double
+    /// User plus system CPU time so far, in seconds.
+    var cpuSeconds: Double
+
+    /// Reads the process's cost now; nil if it is gone.
+    init?(pid: pid_t) {
+        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+              let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        func kilobytes(_ field: String) -> Double {
+            status.split(separator: "\n").first { $0.hasPrefix(field + ":") }?.split(separator: " ").dropFirst().first.flatMap { Double($0) } ?? 0
+        }
+        // Fields after the command name: state is field 3, utime 14 and stime 15.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        residentMiB = kilobytes("VmRSS") / 1024
+        anonymousMiB = kilobytes("RssAnon") / 1024
+        cpuSeconds = (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    /// The summed cost of several processes (an agent and its helpers); nil if none is there.
+    static func total(_ pids: [pid_t]) -> ProcessCost? {
+        let costs = pids.compactMap { ProcessCost(pid: $0) }
+        guard !costs.isEmpty else { return nil }
+        return costs.dropFirst().reduce(costs[0]) { ProcessCost(residentMiB: $0.residentMiB + $1.residentMiB, anonymousMiB: $0.anonymousMiB + $1.anonymousMiB, cpuSeconds: $0.cpuSeconds + $1.cpuSeconds) }
+    }
+
+    init(residentMiB: Double, anonymousMiB: Double, cpuSeconds: Double) {
+        self.residentMiB = residentMiB
+        self.anonymousMiB = anonymousMiB
+        self.cpuSeconds = cpuSeconds
+    }
+}
