@@ -108,7 +108,7 @@ let package = Package(
             dependencies: ["MedicCore", "Engine", "Playbooks", "Audit", "Detectors", .product(name: "Logging", package: "swift-log")]
         ),
         // Medic beside systemd, monit, supervisord and HAProxy on real test hosts (scripts/compare).
-        .executableTarget(name: "medic-compare", dependencies: ["TestHost"]),
+        .executableTarget(name: "medic-compare", dependencies: ["TestHost", "Audit", "MedicCore"]),
         .executableTarget(
             name: "medic-demo",
             dependencies: ["TestHost", "Systemd"]

@@ -5,37 +5,6 @@ import Systemd
 import TestHost
 import Testing
 
-/// Sends `request` (raw HTTP) to 127.0.0.1:`port` and returns the status code and body.
-func httpExchange(port: Int, _ request: String) throws -> (status: Int, body: String) {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-    guard fd >= 0 else { throw TestHostError.setup("socket: \(errno)") }
-    defer { close(fd) }
-    var timeout = timeval(tv_sec: 5, tv_usec: 0)
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    addr.sin_port = in_port_t(UInt16(port).bigEndian)
-    let connected = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard connected == 0 else { throw TestHostError.setup("connect to port \(port): \(String(cString: strerror(errno)))") }
-    _ = request.withCString { send(fd, $0, strlen($0), 0) }
-    var bytes: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 65_536)
-    while true {
-        let n = recv(fd, &buffer, buffer.count, 0)
-        if n <= 0 { break }
-        bytes += buffer[0..<n]
-    }
-    let text = String(decoding: bytes, as: UTF8.self)
-    guard let statusLine = text.split(separator: "\r\n").first, let code = Int(statusLine.split(separator: " ").dropFirst().first ?? "") else {
-        return (0, text)
-    }
-    let body = text.range(of: "\r\n\r\n").map { String(text[$0.upperBound...]) } ?? ""
-    return (code, body)
-}
-
 /// The samples of a Prometheus text exposition: `name{labels}` → value.
 func prometheusSamples(_ text: String) -> [String: Double] {
     var samples: [String: Double] = [:]

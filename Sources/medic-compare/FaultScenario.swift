@@ -1,0 +1,236 @@
+import Audit
+import Foundation
+import Glibc
+import MedicCore
+import TestHost
+
+/// Scenarios 1 and 2: a backend is killed (`kill -9`) or hangs (SIGSTOP: alive, silent) → the
+/// contender notices → the backend serves again. Each contender looks after its own copy of the
+/// same tiny C backend on one test host, one contender at a time, `rounds` faults each, each at
+/// a random moment. "Serving again" is the first `GET /health` answered with 200, polled every
+/// millisecond from the moment of the fault.
+struct FaultScenario {
+    enum Fault {
+        case crash, hang
+
+        var signal: Int32 { self == .crash ? SIGKILL : SIGSTOP }
+    }
+
+    let fault: Fault
+    let medicd: String
+    let rounds: Int
+
+    /// One contender's figures, in milliseconds from the fault.
+    struct Result {
+        var contender: String
+        var settings: String
+        var detected: [Double]
+        var serving: [Double]
+        /// Rounds in which the backend did not serve again within 10 s.
+        var failures: Int
+    }
+
+    /// How one contender is set up and read.
+    struct Contender {
+        let name: String
+        let settings: String
+        let port: Int
+        /// The backend's PID now (as this machine sees it).
+        let backend: () -> pid_t?
+        /// When the contender noticed the fault that happened at `fault` (wall µs), if it says.
+        let detected: (_ fault: Int64) -> Int64?
+        /// Waits until the contender is ready for the next fault (its incident closed, …).
+        let settle: (_ round: Int) -> Void
+    }
+
+    func run() throws -> [Result] {
+        let host = try TestHost(name: "bench-\(fault)", binds: [Backend.packageRoot])
+        defer { host.destroy() }
+        let bench = host.directory + "/run/bench"
+        try FileManager.default.createDirectory(atPath: bench, withIntermediateDirectories: true)
+        let backend = try Backend.path()
+        let ports = (0..<4).map { _ in freePort() }
+        func unit(_ port: Int, _ service: String = "", beat: Int? = nil) -> String {
+            """
+            [Unit]
+            StartLimitIntervalSec=0
+            [Service]
+            ExecStart=\(backend) --port \(port) --name backend-\(port)\(beat.map { " --heartbeat-ms \($0)" } ?? "")
+            LimitCORE=0
+            \(service)
+            """
+        }
+        let hang = fault == .hang
+        try host.installUnit("web-medic.service", unit(ports[0], hang ? "Environment=NOTIFY_SOCKET=/run/medic-bench/heartbeat.sock" : "", beat: hang ? 50 : nil))
+        try host.installUnit("web-systemd.service", unit(
+            ports[1], "Restart=always\nRestartSec=0" + (hang ? "\nType=notify\nWatchdogSec=1" : ""), beat: hang ? 250 : nil))
+        try host.installUnit("web-monit.service", unit(ports[2]))
+        // monit writes the time it acts (its stop or start program) before it calls systemctl.
+        let record = { (verb: String) in
+            "\"/bin/sh -c 'date +%s%6N >> /run/bench/monit-acted; exec /bin/systemctl \(verb) web-monit.service'\""
+        }
+        let check = hang
+            ? "check host web with address 127.0.0.1\n  if failed port \(ports[2]) protocol http request \"/health\" with timeout 1 seconds then restart"
+            : "check process web matching \"backend-\(ports[2])\""
+        try """
+            set daemon 1
+            set logfile /run/bench/monit.log
+            set idfile /run/bench/monit.id
+            set statefile /run/bench/monit.state
+            \(check)
+              start program = \(record("start"))
+              stop program = \(record("stop"))
+            """.write(toFile: bench + "/monitrc", atomically: true, encoding: .utf8)
+        chmod(bench + "/monitrc", 0o600)
+        try host.installUnit("monit-bench.service", "[Service]\nExecStart=/usr/bin/monit -I -c /run/bench/monitrc\n")
+        try """
+            [supervisord]
+            nodaemon=true
+            logfile=/run/bench/supervisord.log
+            pidfile=/run/bench/supervisord.pid
+            [program:web]
+            command=\(backend) --port \(ports[3]) --name backend-\(ports[3])
+            autorestart=true
+            startsecs=0
+            startretries=1000
+            """.write(toFile: bench + "/supervisord.conf", atomically: true, encoding: .utf8)
+        try host.installUnit("supervisor-bench.service", "[Service]\nExecStart=/usr/bin/supervisord -n -c /run/bench/supervisord.conf\n")
+        try host.runInside(["systemctl", "daemon-reload"])
+
+        let medic = try MedicdProcess(medicd: medicd, host: host, work: host.directory + "/medicd", runtime: host.directory + "/run/medic-bench", playbook: """
+            playbook: web
+            targets: [ { unit: web-medic.service\(hang ? ", heartbeat: { every: 100ms, missed: 3 }" : "") } ]
+            guards: { rate: { restart: 10000 in 10m }, flap: 100000 in 5m, backoff: { initial: 10ms }, stabilise: 300ms }
+            on:
+              - when: \(hang ? "heartbeat-missed" : "crashed")
+                do: [ restart, { verify: { healthy: within 5s, for: 100ms } } ]
+            """)
+        defer { medic.stop() }
+        try host.runInside(["systemctl", "start", "web-medic.service", "web-systemd.service", "web-monit.service", "monit-bench.service"]
+                           + (hang ? [] : ["supervisor-bench.service"]))
+
+        let backendIn = { (unit: String, port: Int) in
+            host.processes(ofUnit: unit).first { (try? String(contentsOfFile: "/proc/\($0)/cmdline", encoding: .utf8))?.contains("backend-\(port)") == true }
+        }
+        var contenders = [
+            Contender(
+                name: "Medic", settings: hang ? "heartbeat every 100ms, missed 3 (backend beats every 50 ms); restart" : "restart on crashed",
+                port: ports[0],
+                backend: { backendIn("web-medic.service", ports[0]) },
+                detected: { fault in medic.observed(hang ? "heartbeat-missed" : "crashed", after: fault) },
+                settle: { round in medic.waitForClosedIncidents(round) }),
+            Contender(
+                name: "systemd", settings: "Restart=always, RestartSec=0" + (hang ? ", WatchdogSec=1 (pings every 250 ms)" : ""), port: ports[1],
+                backend: { backendIn("web-systemd.service", ports[1]) },
+                detected: { fault in
+                    let text = (try? host.runInside(["systemctl", "show", "-P", "ActiveExitTimestampMonotonic", "web-systemd.service"])) ?? ""
+                    return Int64(text.trimmingCharacters(in: .whitespacesAndNewlines)).map { monotonicToWall($0) }.flatMap { $0 >= fault ? $0 : nil }
+                },
+                settle: { _ in usleep(300_000) }),
+            Contender(
+                name: "monit", settings: "set daemon 1; " + (hang ? "http check, timeout 1 s, then restart" : "check process, start program"),
+                port: ports[2],
+                backend: { backendIn("web-monit.service", ports[2]) },
+                detected: { fault in
+                    let lines = ((try? String(contentsOfFile: bench + "/monit-acted", encoding: .utf8)) ?? "").split(separator: "\n")
+                    return lines.compactMap { Int64($0) }.first { $0 >= fault }
+                },
+                settle: { _ in usleep(1_200_000) }),
+        ]
+        if !hang {
+            contenders.append(Contender(
+                name: "supervisord", settings: "autorestart=true, startsecs=0", port: ports[3],
+                backend: { backendIn("supervisor-bench.service", ports[3]) },
+                detected: { fault in supervisordExit(log: bench + "/supervisord.log", after: fault) },
+                settle: { _ in usleep(300_000) }))
+        }
+        var results: [Result] = []
+        for contender in contenders {
+            guard waitUntilServing(port: contender.port, timeout: .seconds(20)) != nil else {
+                throw BenchFailure("\(contender.name)'s backend never served before the first fault")
+            }
+            var result = Result(contender: contender.name, settings: contender.settings, detected: [], serving: [], failures: 0)
+            for round in 1...rounds {
+                guard let pid = contender.backend() else {
+                    result.failures += 1
+                    break
+                }
+                // At a random moment, so that a contender that polls (monit) is met at every
+                // phase of its cycle.
+                usleep(UInt32.random(in: 100_000...600_000))
+                let start = wallMicroseconds()
+                kill(pid, fault.signal)
+                guard let back = waitUntilServing(port: contender.port, timeout: .seconds(10)) else {
+                    result.failures += 1
+                    kill(pid, SIGKILL)
+                    continue
+                }
+                result.serving.append(Double(back - start) / 1000)
+                contender.settle(round)
+                // supervisord's log is to the millisecond: a death logged in the fault's own
+                // millisecond counts as 0.
+                if let seen = contender.detected(start) { result.detected.append(max(0, Double(seen - start) / 1000)) }
+            }
+            results.append(result)
+        }
+        return results
+    }
+}
+
+/// A CLOCK_MONOTONIC time in µs (as systemd's *Monotonic properties give it) on the wall clock.
+func monotonicToWall(_ monotonic: Int64) -> Int64 {
+    var now = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &now)
+    let monotonicNow = Int64(now.tv_sec) * 1_000_000 + Int64(now.tv_nsec) / 1000
+    return wallMicroseconds() - (monotonicNow - monotonic)
+}
+
+/// When supervisord logged the backend's death at or after `kill` (its log is in UTC here, to
+/// the millisecond: `2026-11-21 12:00:00,123 INFO exited: web (terminated by SIGKILL; …)`).
+func supervisordExit(log: String, after kill: Int64) -> Int64? {
+    let formatter = DateFormatter()
+    formatter.dateFormat = "yyyy-MM-dd HH:mm:ss,SSS"
+    formatter.timeZone = TimeZone(identifier: "UTC")
+    let lines = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").filter { $0.contains("exited: web") }
+    return lines.compactMap { line in formatter.date(from: String(line.prefix(23))).map { Int64($0.timeIntervalSince1970 * 1_000_000) } }
+        .first { $0 >= kill - 1000 }
+}
+
+/// medicd started outside a test host on its bus, with one playbook.
+final class MedicdProcess {
+    let process: ChildProcess
+    let store: AuditStore
+
+    init(medicd: String, host: TestHost, work: String, runtime: String, playbook: String) throws {
+        try FileManager.default.createDirectory(atPath: work + "/playbooks", withIntermediateDirectories: true)
+        try playbook.write(toFile: work + "/playbooks/bench.yaml", atomically: true, encoding: .utf8)
+        let notify = try NotifyListener(directory: work)
+        process = try ChildProcess(
+            medicd,
+            ["--playbooks", work + "/playbooks", "--state", work + "/state", "--runtime", runtime,
+             "--bus", "unix:path=\(host.directory)/run/dbus/system_bus_socket", "--metrics-listen", "off"],
+            environment: ["NOTIFY_SOCKET": notify.path], logPath: work + "/medicd.log")
+        guard notify.wait(for: "READY=1", timeout: .seconds(30)) != nil else {
+            _ = process.stop()
+            throw BenchFailure("medicd never said READY=1:\n\(process.output.suffix(2000))")
+        }
+        store = try AuditStore(stateDirectory: work + "/state", readOnly: true)
+    }
+
+    /// When medicd recorded an observation of `kind` (`crashed`) at or after `fault`.
+    func observed(_ kind: String, after fault: Int64) -> Int64? {
+        let records = (try? store.records(AuditQuery(kinds: [.observation]))) ?? []
+        return records.first { $0.facts["observed"] == kind && $0.wallMicroseconds >= fault }?.wallMicroseconds
+    }
+
+    /// Waits (up to 10 s) until `count` incidents have closed.
+    func waitForClosedIncidents(_ count: Int) {
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline {
+            if ((try? store.records(AuditQuery(kinds: [.incidentClosed])).count) ?? 0) >= count { return }
+            usleep(10_000)
+        }
+    }
+
+    func stop() { _ = process.stop() }
+}
