@@ -1,3 +1,4 @@
+import Foundation
 import MedicCore
 
 /// medicd's settings, as `/etc/medic/medic.yaml` gives them; each path and listener can be
@@ -39,6 +40,12 @@ public struct DaemonConfig: Sendable, Equatable {
     public static let defaultPath = "/etc/medic/medic.yaml"
 
     public init() {}
+
+    /// The config file to read: the one given (`--config`), else the default path when it
+    /// exists, else none (built-in defaults).
+    public static func file(given: String?) -> String? {
+        given ?? (FileManager.default.fileExists(atPath: defaultPath) ? defaultPath : nil)
+    }
 
     /// The control socket in effect.
     public var controlSocketPath: String { controlSocket ?? runtime + "/control.sock" }

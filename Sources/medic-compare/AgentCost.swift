@@ -44,37 +44,28 @@ struct AgentCost {
     }
 
     private func measure(on host: TestHost, units: Int) throws -> Result {
-        let work = host.directory + "/medicd-\(units)"
-        try FileManager.default.createDirectory(atPath: work + "/playbooks", withIntermediateDirectories: true)
         let targets = (1...units).map { "  - unit: idle@\($0).service" }.joined(separator: "\n")
-        try """
+        let work = host.directory + "/medicd-\(units)"
+        let medic = try MedicdProcess(medicd: medicd, host: host, work: work, runtime: work + "/run", playbook: """
             playbook: idle
             targets:
             \(targets)
             on:
               - when: crashed or memory > 1GiB for 1m
                 do: [ restart ]
-            """.write(toFile: work + "/playbooks/idle.yaml", atomically: true, encoding: .utf8)
-        let notify = try NotifyListener(directory: work)
-        let start = ContinuousClock.now
-        let process = try ChildProcess(
-            medicd,
-            ["--playbooks", work + "/playbooks", "--state", work + "/state", "--runtime", work + "/run", "--bus", "unix:path=\(host.directory)/run/dbus/system_bus_socket",
-             "--metrics-listen", "off", "--cgroup-root", host.cgroupDirectory],
-            environment: ["NOTIFY_SOCKET": notify.path], logPath: work + "/medicd.log")
-        defer { _ = process.stop() }
-        guard notify.wait(for: "READY=1", timeout: .seconds(120)) != nil else {
-            throw BenchFailure("medicd watching \(units) units never said READY=1:\n\(process.output.suffix(2000))")
-        }
-        let startup = ContinuousClock.now - start
+            """, arguments: ["--cgroup-root", host.cgroupDirectory])
+        defer { medic.stop() }
         // Let start-up work settle, then average over whole sampling rounds.
         Thread.sleep(forTimeInterval: 2)
-        guard let before = ProcessCost(pid: process.pid) else { throw BenchFailure("medicd exited:\n\(process.output.suffix(2000))") }
+        let pid = medic.process.pid
+        guard let before = ProcessCost(pid: pid) else { throw BenchFailure("medicd exited:\n\(medic.process.output.suffix(2000))") }
         let idleStart = ContinuousClock.now
         Thread.sleep(forTimeInterval: idle.seconds)
-        guard let after = ProcessCost(pid: process.pid) else { throw BenchFailure("medicd exited:\n\(process.output.suffix(2000))") }
+        guard let after = ProcessCost(pid: pid) else { throw BenchFailure("medicd exited:\n\(medic.process.output.suffix(2000))") }
         let wall = (ContinuousClock.now - idleStart).seconds
-        return Result(units: units, startup: startup, residentMiB: after.residentMiB, anonymousMiB: after.anonymousMiB, cpuShare: (after.cpuSeconds - before.cpuSeconds) / wall)
+        return Result(
+            units: units, startup: medic.startup, residentMiB: after.residentMiB, anonymousMiB: after.anonymousMiB,
+            cpuShare: (after.cpuSeconds - before.cpuSeconds) / wall)
     }
 }
 

@@ -1,4 +1,3 @@
-import Audit
 import Foundation
 import Glibc
 import MedicCore
@@ -194,43 +193,4 @@ func supervisordExit(log: String, after kill: Int64) -> Int64? {
     let lines = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n").filter { $0.contains("exited: web") }
     return lines.compactMap { line in formatter.date(from: String(line.prefix(23))).map { Int64($0.timeIntervalSince1970 * 1_000_000) } }
         .first { $0 >= kill - 1000 }
-}
-
-/// medicd started outside a test host on its bus, with one playbook.
-final class MedicdProcess {
-    let process: ChildProcess
-    let store: AuditStore
-
-    init(medicd: String, host: TestHost, work: String, runtime: String, playbook: String) throws {
-        try FileManager.default.createDirectory(atPath: work + "/playbooks", withIntermediateDirectories: true)
-        try playbook.write(toFile: work + "/playbooks/bench.yaml", atomically: true, encoding: .utf8)
-        let notify = try NotifyListener(directory: work)
-        process = try ChildProcess(
-            medicd,
-            ["--playbooks", work + "/playbooks", "--state", work + "/state", "--runtime", runtime,
-             "--bus", "unix:path=\(host.directory)/run/dbus/system_bus_socket", "--metrics-listen", "off"],
-            environment: ["NOTIFY_SOCKET": notify.path], logPath: work + "/medicd.log")
-        guard notify.wait(for: "READY=1", timeout: .seconds(30)) != nil else {
-            _ = process.stop()
-            throw BenchFailure("medicd never said READY=1:\n\(process.output.suffix(2000))")
-        }
-        store = try AuditStore(stateDirectory: work + "/state", readOnly: true)
-    }
-
-    /// When medicd recorded an observation of `kind` (`crashed`) at or after `fault`.
-    func observed(_ kind: String, after fault: Int64) -> Int64? {
-        let records = (try? store.records(AuditQuery(kinds: [.observation]))) ?? []
-        return records.first { $0.facts["observed"] == kind && $0.wallMicroseconds >= fault }?.wallMicroseconds
-    }
-
-    /// Waits (up to 10 s) until `count` incidents have closed.
-    func waitForClosedIncidents(_ count: Int) {
-        let deadline = ContinuousClock.now + .seconds(10)
-        while ContinuousClock.now < deadline {
-            if ((try? store.records(AuditQuery(kinds: [.incidentClosed])).count) ?? 0) >= count { return }
-            usleep(10_000)
-        }
-    }
-
-    func stop() { _ = process.stop() }
 }

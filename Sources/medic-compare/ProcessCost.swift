@@ -26,17 +26,4 @@ struct ProcessCost {
         anonymousMiB = kilobytes("RssAnon") / 1024
         cpuSeconds = (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
-
-    /// The summed cost of several processes (an agent and its helpers); nil if none is there.
-    static func total(_ pids: [pid_t]) -> ProcessCost? {
-        let costs = pids.compactMap { ProcessCost(pid: $0) }
-        guard !costs.isEmpty else { return nil }
-        return costs.dropFirst().reduce(costs[0]) { ProcessCost(residentMiB: $0.residentMiB + $1.residentMiB, anonymousMiB: $0.anonymousMiB + $1.anonymousMiB, cpuSeconds: $0.cpuSeconds + $1.cpuSeconds) }
-    }
-
-    init(residentMiB: Double, anonymousMiB: Double, cpuSeconds: Double) {
-        self.residentMiB = residentMiB
-        self.anonymousMiB = anonymousMiB
-        self.cpuSeconds = cpuSeconds
-    }
 }

@@ -28,7 +28,7 @@ struct Check: ParsableCommand {
     func run() throws {
         var problems: [Diagnostic] = []
         var settings = DaemonConfig()
-        let file = config ?? (FileManager.default.fileExists(atPath: DaemonConfig.defaultPath) ? DaemonConfig.defaultPath : nil)
+        let file = DaemonConfig.file(given: config)
         if let file {
             if !FileManager.default.fileExists(atPath: file) {
                 problems.append(Diagnostic(file: file, line: 1, column: 1, message: "no such file"))
@@ -44,12 +44,13 @@ struct Check: ParsableCommand {
             problems.append(Diagnostic(file: path, line: 1, column: 1, message: "no such file or directory"))
         }
         var files: [String] = []
-        for path in paths where FileManager.default.fileExists(atPath: path) {
-            let expanded = PlaybookFiles.expand([path])
-            if expanded != [path], let problem = FileTrust.problem(path) {
+        for path in paths {
+            var isDirectory: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { continue }
+            if isDirectory.boolValue, let problem = FileTrust.problem(path) {
                 problems.append(Diagnostic(file: path, line: 1, column: 1, message: "refused: \(problem)"))
             } else {
-                files += expanded
+                files += PlaybookFiles.expand([path])
             }
         }
         let loaded = PlaybookDirectory.load(files: files, defaults: settings.defaults)

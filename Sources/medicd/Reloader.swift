@@ -24,16 +24,6 @@ struct Reloader: Service {
     /// When the playbooks were last replaced.
     let history = ReloadHistory()
 
-    init(source: SettingsSource, running: DaemonConfig, engine: Engine, watcher: UnitWatcher, audit: AuditSink, metrics: MedicMetrics, logger: Logger) {
-        self.source = source
-        self.running = running
-        self.engine = engine
-        self.watcher = watcher
-        self.audit = audit
-        self.metrics = metrics
-        self.logger = logger
-    }
-
     func run() async throws {
         for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
             _ = await reload(by: "SIGHUP")

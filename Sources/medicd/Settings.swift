@@ -47,11 +47,7 @@ struct SettingsSource: Sendable {
     /// `--config PATH` must exist; the default path is used only when it exists.
     init(configFlag: String?, flags: FlagOverrides) {
         self.flags = flags
-        if let configFlag {
-            file = configFlag
-        } else {
-            file = FileManager.default.fileExists(atPath: DaemonConfig.defaultPath) ? DaemonConfig.defaultPath : nil
-        }
+        file = DaemonConfig.file(given: configFlag)
     }
 
     /// The settings in effect: the file validated, then the flags over it.
