@@ -3,7 +3,8 @@
  * GET / to 127.0.0.1:PORT at a steady rate whatever the answers (so a stalled backend cannot slow
  * the stream down), each request on its own connection, and prints one JSON line at the end:
  * sent, ok (2xx), failed (any other status, a connection error or a timeout), stalled (took
- * longer than --stall-ms, whatever the answer), and the count of each status.
+ * longer than --stall-ms, whatever the answer), affected (failed or stalled: a request the user
+ * noticed), and the count of each status.
  * Usage: medic-load --port N --rate PER_S --duration-ms N [--timeout-ms N] [--stall-ms N]
  * SIGTERM or SIGINT ends the sending early; requests in flight are still waited for.
  */
@@ -41,15 +42,17 @@ static long now_us(void) {
     return ts.tv_sec * 1000000L + ts.tv_nsec / 1000L;
 }
 
-static long sent = 0, ok = 0, failed = 0, stalled = 0, errors = 0, timeouts = 0;
+static long sent = 0, ok = 0, failed = 0, stalled = 0, affected = 0, errors = 0, timeouts = 0;
 static long statuses[600];
 static long stall_us, timeout_us;
 
 static void finish(struct conn *c, int status) {
     long took = now_us() - c->start_us;
+    int good = status >= 200 && status < 300;
     if (took > stall_us) stalled++;
-    if (status >= 200 && status < 300) ok++;
+    if (good) ok++;
     else failed++;
+    if (!good || took > stall_us) affected++;
     if (status > 0 && status < 600) statuses[status]++;
     close(c->fd);
     c->fd = -1;
@@ -74,6 +77,12 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     signal(SIGTERM, on_signal);
     signal(SIGINT, on_signal);
+    /* A parent may start it with every signal blocked (threads that block them pass the mask on). */
+    sigset_t ending;
+    sigemptyset(&ending);
+    sigaddset(&ending, SIGTERM);
+    sigaddset(&ending, SIGINT);
+    sigprocmask(SIG_UNBLOCK, &ending, NULL);
     static struct conn conns[MAX_CONNS];
     static struct pollfd fds[MAX_CONNS];
     static int index_of[MAX_CONNS];
@@ -139,8 +148,8 @@ int main(int argc, char **argv) {
             finish(c, status);
         }
     }
-    printf("{\"sent\": %ld, \"ok\": %ld, \"failed\": %ld, \"stalled\": %ld, \"errors\": %ld, \"timeouts\": %ld, \"status\": {", sent, ok,
-           failed, stalled, errors, timeouts);
+    printf("{\"sent\": %ld, \"ok\": %ld, \"failed\": %ld, \"stalled\": %ld, \"affected\": %ld, \"errors\": %ld, \"timeouts\": %ld, \"status\": {", sent, ok,
+           failed, stalled, affected, errors, timeouts);
     int first = 1;
     for (int s = 100; s < 600; s++) {
         if (!statuses[s]) continue;

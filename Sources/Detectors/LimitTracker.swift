@@ -16,20 +16,25 @@ public struct LimitTracker: Sendable {
     public init() {}
 
     /// Takes one reading of the value `limit` looks at; returns an observation when the limit
-    /// fires (held for its duration) or clears.
-    public mutating func evaluate(target: String, limit: ResourceLimit, value: Double, at now: Timestamp, facts: [String: String] = [:]) -> Observation? {
+    /// fires (held for its duration) or clears. `facts` are gathered only then.
+    public mutating func evaluate(
+        target: String, limit: ResourceLimit, value: Double, at now: Timestamp, facts gather: @autoclosure () -> [String: String] = [:]
+    ) -> Observation? {
         let key = target + "\u{0}" + limit.description
         var state = states[key] ?? State()
         defer { states[key] = state }
-        var facts = facts
-        facts["value"] = Self.format(value, limit)
-        facts["limit"] = limit.description
+        func facts() -> [String: String] {
+            var facts = gather()
+            facts["value"] = Self.format(value, limit)
+            facts["limit"] = limit.description
+            return facts
+        }
         if limit.comparison.holds(value, limit.threshold) {
             if state.since == nil { state.since = now }
             guard !state.fired, now.since(state.since!) >= (limit.holdFor ?? .zero) else { return nil }
             state.fired = true
             return Observation(
-                target: target, kind: .limitExceeded(limit), time: now, facts: facts,
+                target: target, kind: .limitExceeded(limit), time: now, facts: facts(),
                 summary: "limit held: \(limit) (now \(Self.format(value, limit)))")
         }
         state.since = nil
@@ -42,7 +47,7 @@ public struct LimitTracker: Sendable {
         guard cleared else { return nil }
         state.fired = false
         return Observation(
-            target: target, kind: .limitCleared(limit), time: now, facts: facts,
+            target: target, kind: .limitCleared(limit), time: now, facts: facts(),
             summary: "limit cleared: \(limit.name) back to \(Self.format(value, limit))")
     }
 

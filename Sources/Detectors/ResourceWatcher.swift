@@ -39,10 +39,12 @@ public struct ResourceWatcher: Sendable {
                 // Known once the unit runs (empty while it does not); it keeps its path across restarts.
                 if groups[unit]?.isEmpty ?? true { groups[unit] = try? await manager.state(of: unit).controlGroup }
                 guard let group = groups[unit], !group.isEmpty else { continue }
-                let countFiles = limits.contains { $0.resource == .fds }
-                var sample = sampler.sample(controlGroup: group, countFiles: countFiles)
-                if sample.memoryBytes == nil || sample.cpuSeconds == nil, let state = try? await manager.state(of: unit) {
-                    sample = sampler.sample(controlGroup: group, systemd: state, countFiles: countFiles)
+                // Only what the limits compare; the rest once one fires, for its facts.
+                let figures = limits.reduce(into: UnitSampler.Figures()) { $0.formUnion(UnitSampler.Figures($1.resource)) }
+                var sample = sampler.sample(controlGroup: group, figures: figures)
+                if figures.contains(.memory) && sample.memoryBytes == nil || figures.contains(.cpu) && sample.cpuSeconds == nil,
+                   let state = try? await manager.state(of: unit) {
+                    sample = sampler.sample(controlGroup: group, systemd: state, figures: figures)
                 }
                 let now = ContinuousClock.now
                 let cpuRate = previous[unit].flatMap { old -> Double? in
@@ -50,15 +52,12 @@ public struct ResourceWatcher: Sendable {
                     return max(0, b - a) / (now - old.1).seconds
                 }
                 previous[unit] = (sample, now)
-                var facts = ["sources": sample.sources.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")]
-                facts["memory_bytes"] = sample.memoryBytes.map { String(Int64($0)) }
-                facts["cpu_share"] = cpuRate.map { String($0) }
-                facts["tasks"] = sample.tasks.map { String(Int64($0)) }
-                facts["memory_pressure"] = sample.memoryPressure.map { String($0) }
-                facts["oom_kills"] = sample.oomKills.map { String(Int64($0)) }
                 for limit in limits {
                     guard let value = Self.value(of: limit, sample: sample, cpuRate: cpuRate, host: host) else { continue }
-                    if let observation = tracker.evaluate(target: unit, limit: limit, value: value, at: .now(), facts: facts) {
+                    let observation = tracker.evaluate(
+                        target: unit, limit: limit, value: value, at: .now(),
+                        facts: Self.facts(sample.filled(from: sampler.sample(controlGroup: group, figures: .all.subtracting(figures))), cpuRate: cpuRate))
+                    if let observation {
                         await deliver(observation)
                     }
                 }
@@ -72,6 +71,17 @@ public struct ResourceWatcher: Sendable {
             previousHost = host
             try? await Task.sleep(until: started + interval, clock: .continuous)
         }
+    }
+
+    /// What an observation of a unit's limit tells about the unit besides the figure it compares.
+    static func facts(_ sample: UnitSample, cpuRate: Double?) -> [String: String] {
+        var facts = ["sources": sample.sources.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")]
+        facts["memory_bytes"] = sample.memoryBytes.map { String(Int64($0)) }
+        facts["cpu_share"] = cpuRate.map { String($0) }
+        facts["tasks"] = sample.tasks.map { String(Int64($0)) }
+        facts["memory_pressure"] = sample.memoryPressure.map { String($0) }
+        facts["oom_kills"] = sample.oomKills.map { String(Int64($0)) }
+        return facts
     }
 
     /// The figure a unit's limit compares: bytes, a share of one core, a count, or a share of a

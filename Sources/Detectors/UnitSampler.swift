@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import MedicCore
 import Systemd
 
 /// One unit's resource use at a moment.
@@ -17,15 +18,32 @@ public struct UnitSample: Sendable, Equatable {
     public var oomKills: Double?
     /// Where each figure came from: `cgroup2`, `cgroup1`, `systemd`, `proc`.
     public var sources: [String: String] = [:]
+
+    /// This sample, with the figures it lacks taken from `other`.
+    public func filled(from other: UnitSample) -> UnitSample {
+        var sample = self
+        sample.memoryBytes = memoryBytes ?? other.memoryBytes
+        sample.cpuSeconds = cpuSeconds ?? other.cpuSeconds
+        sample.tasks = tasks ?? other.tasks
+        sample.fds = fds ?? other.fds
+        sample.fdLimit = fdLimit ?? other.fdLimit
+        sample.memoryPressure = memoryPressure ?? other.memoryPressure
+        sample.oomKills = oomKills ?? other.oomKills
+        sample.sources.merge(other.sources) { mine, _ in mine }
+        return sample
+    }
 }
 
 /// Reads a unit's resource use from the kernel's own files: cgroup v2 (pure or hybrid), cgroup
 /// v1 controllers, then systemd's accounting, then the unit's processes in /proc — whichever
 /// exists first. Every root is a parameter, so tests read fixture trees.
 public struct UnitSampler: Sendable {
-    public var unifiedRoot: String
-    public var v1Root: String
-    public var procRoot: String
+    public let unifiedRoot: String
+    public let v1Root: String
+    public let procRoot: String
+    /// Hierarchies without a memory controller are not asked, unit after unit, round after round.
+    private let unifiedMemory: Bool
+    private let v1Memory: Bool
 
     /// `unifiedRoot`: where the unit's cgroup path (systemd's ControlGroup=) is found in the v2
     /// hierarchy (`/sys/fs/cgroup` on a pure v2 host, `/sys/fs/cgroup/unified` on a hybrid one, or
@@ -34,6 +52,10 @@ public struct UnitSampler: Sendable {
         self.unifiedRoot = unifiedRoot
         self.v1Root = v1Root
         self.procRoot = procRoot
+        // A cgroup2 root lists its controllers; where it does not say, it is asked.
+        let controllers = readSmall(unifiedRoot + "/cgroup.controllers")
+        unifiedMemory = controllers.map { $0.split(whereSeparator: \.isWhitespace).contains("memory") } ?? true
+        v1Memory = FileManager.default.fileExists(atPath: v1Root + "/memory")
     }
 
     /// `/sys/fs/cgroup/unified` on a hybrid host, else `/sys/fs/cgroup`.
@@ -41,59 +63,94 @@ public struct UnitSampler: Sendable {
         FileManager.default.fileExists(atPath: "/sys/fs/cgroup/unified/cgroup.procs") ? "/sys/fs/cgroup/unified" : "/sys/fs/cgroup"
     }
 
-    /// Samples a unit. Counting open files walks every process's fd directory: only with
-    /// `countFiles` (for units with an fds limit).
-    public func sample(controlGroup: String, systemd: UnitState? = nil, countFiles: Bool = true) -> UnitSample {
+    /// Which figures a sample reads. A watcher asks only for what its limits compare, and for
+    /// everything once one fires, so an idle unit costs one or two small reads a round.
+    public struct Figures: OptionSet, Sendable {
+        public let rawValue: Int
+        public init(rawValue: Int) { self.rawValue = rawValue }
+
+        public static let memory = Figures(rawValue: 1)
+        public static let cpu = Figures(rawValue: 2)
+        public static let tasks = Figures(rawValue: 4)
+        /// Open files: walks every process's fd directory.
+        public static let fds = Figures(rawValue: 8)
+        /// Memory pressure and OOM kills.
+        public static let pressure = Figures(rawValue: 16)
+        public static let all: Figures = [.memory, .cpu, .tasks, .fds, .pressure]
+
+        /// The figure a limit on `resource` compares.
+        public init(_ resource: ResourceLimit.Resource) {
+            switch resource {
+            case .memory: self = .memory
+            case .cpu: self = .cpu
+            case .tasks: self = .tasks
+            case .fds: self = .fds
+            case .disk: self = []
+            }
+        }
+    }
+
+    /// Samples a unit's `figures`.
+    public func sample(controlGroup: String, systemd: UnitState? = nil, figures: Figures = .all) -> UnitSample {
         var sample = UnitSample()
         let v2 = unifiedRoot + controlGroup
         // The unit's processes are read only when a figure needs them.
         let processes = ProcessList(path: v2 + "/cgroup.procs")
-        let valid: (UInt64?) -> Double? = { $0.flatMap { $0 == UInt64.max ? nil : Double($0) } }
-
-        if let bytes = readNumber(v2 + "/memory.current") {
-            (sample.memoryBytes, sample.sources["memory"]) = (bytes, "cgroup2")
-        } else if let bytes = readNumber(v1Root + "/memory" + controlGroup + "/memory.usage_in_bytes") {
-            (sample.memoryBytes, sample.sources["memory"]) = (bytes, "cgroup1")
-        } else if let bytes = valid(systemd?.memoryCurrent) {
-            (sample.memoryBytes, sample.sources["memory"]) = (bytes, "systemd")
-        } else if !processes.pids.isEmpty {
-            let pageSize = Double(sysconf(Int32(_SC_PAGESIZE)))
-            let pages = processes.pids.compactMap { readLines("\(procRoot)/\($0)/statm").first?.split(separator: " ").dropFirst().first.flatMap { Double($0) } }
-            (sample.memoryBytes, sample.sources["memory"]) = (pages.reduce(0, +) * pageSize, "proc")
+        if figures.contains(.memory), let (bytes, source) = memory(controlGroup, systemd: systemd, processes: processes) {
+            (sample.memoryBytes, sample.sources["memory"]) = (bytes, source)
         }
-
-        if let text = readSmall(v2 + "/memory.pressure"), let avg10 = HostPressure.someAverage10(text) {
-            sample.memoryPressure = avg10 / 100
+        if figures.contains(.pressure) {
+            if let text = readSmall(v2 + "/memory.pressure"), let avg10 = HostPressure.someAverage10(text) {
+                sample.memoryPressure = avg10 / 100
+            }
+            sample.oomKills = readKeyed(v2 + "/memory.events", "oom_kill")
         }
-        sample.oomKills = readKeyed(v2 + "/memory.events", "oom_kill")
-
-        if let usec = readKeyed(v2 + "/cpu.stat", "usage_usec") {
-            (sample.cpuSeconds, sample.sources["cpu"]) = (usec / 1e6, "cgroup2")
-        } else if let ns = readNumber(v1Root + "/cpuacct" + controlGroup + "/cpuacct.usage") {
-            (sample.cpuSeconds, sample.sources["cpu"]) = (ns / 1e9, "cgroup1")
-        } else if let ns = valid(systemd?.cpuUsageNSec) {
-            (sample.cpuSeconds, sample.sources["cpu"]) = (ns / 1e9, "systemd")
-        } else if !processes.pids.isEmpty {
-            let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
-            let total = processes.pids.compactMap { cpuTicks(of: $0) }.reduce(0, +)
-            (sample.cpuSeconds, sample.sources["cpu"]) = (total / ticks, "proc")
+        if figures.contains(.cpu), let (seconds, source) = cpu(controlGroup, systemd: systemd, processes: processes) {
+            (sample.cpuSeconds, sample.sources["cpu"]) = (seconds, source)
         }
-
-        if let count = readNumber(v2 + "/pids.current") {
-            (sample.tasks, sample.sources["tasks"]) = (count, "cgroup2")
-        } else if let count = valid(systemd?.tasksCurrent) {
-            (sample.tasks, sample.sources["tasks"]) = (count, "systemd")
-        } else if !processes.pids.isEmpty {
-            let threads = processes.pids.map { countEntries("\(procRoot)/\($0)/task") ?? 1 }
-            (sample.tasks, sample.sources["tasks"]) = (Double(threads.reduce(0, +)), "proc")
+        if figures.contains(.tasks), let (count, source) = tasks(controlGroup, systemd: systemd, processes: processes) {
+            (sample.tasks, sample.sources["tasks"]) = (count, source)
         }
-
-        if countFiles, !processes.pids.isEmpty {
+        if figures.contains(.fds), !processes.pids.isEmpty {
             sample.fds = Double(processes.pids.map { countEntries("\(procRoot)/\($0)/fd") ?? 0 }.reduce(0, +))
             sample.fdLimit = openFilesLimit(of: processes.pids[0])
             sample.sources["fds"] = "proc"
         }
         return sample
+    }
+
+    /// Bytes, and where they came from.
+    private func memory(_ controlGroup: String, systemd: UnitState?, processes: ProcessList) -> (Double, String)? {
+        if unifiedMemory, let bytes = readNumber(unifiedRoot + controlGroup + "/memory.current") { return (bytes, "cgroup2") }
+        if v1Memory, let bytes = readNumber(v1Root + "/memory" + controlGroup + "/memory.usage_in_bytes") { return (bytes, "cgroup1") }
+        if let bytes = Self.valid(systemd?.memoryCurrent) { return (bytes, "systemd") }
+        guard !processes.pids.isEmpty else { return nil }
+        let pageSize = Double(sysconf(Int32(_SC_PAGESIZE)))
+        let pages = processes.pids.compactMap { readLines("\(procRoot)/\($0)/statm").first?.split(separator: " ").dropFirst().first.flatMap { Double($0) } }
+        return (pages.reduce(0, +) * pageSize, "proc")
+    }
+
+    /// CPU seconds used so far, and where they came from.
+    private func cpu(_ controlGroup: String, systemd: UnitState?, processes: ProcessList) -> (Double, String)? {
+        if let usec = readKeyed(unifiedRoot + controlGroup + "/cpu.stat", "usage_usec") { return (usec / 1e6, "cgroup2") }
+        if let ns = readNumber(v1Root + "/cpuacct" + controlGroup + "/cpuacct.usage") { return (ns / 1e9, "cgroup1") }
+        if let ns = Self.valid(systemd?.cpuUsageNSec) { return (ns / 1e9, "systemd") }
+        guard !processes.pids.isEmpty else { return nil }
+        let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
+        return (processes.pids.compactMap { cpuTicks(of: $0) }.reduce(0, +) / ticks, "proc")
+    }
+
+    /// Tasks (threads), and where the count came from.
+    private func tasks(_ controlGroup: String, systemd: UnitState?, processes: ProcessList) -> (Double, String)? {
+        if let count = readNumber(unifiedRoot + controlGroup + "/pids.current") { return (count, "cgroup2") }
+        if let count = Self.valid(systemd?.tasksCurrent) { return (count, "systemd") }
+        guard !processes.pids.isEmpty else { return nil }
+        return (Double(processes.pids.map { countEntries("\(procRoot)/\($0)/task") ?? 1 }.reduce(0, +)), "proc")
+    }
+
+    /// systemd's accounting figures, where it has one (UINT64_MAX means none).
+    private static func valid(_ value: UInt64?) -> Double? {
+        value.flatMap { $0 == UInt64.max ? nil : Double($0) }
     }
 
     private func cpuTicks(of pid: pid_t) -> Double? {

@@ -126,6 +126,8 @@ public struct LoadResult: Sendable, Decodable, CustomStringConvertible {
     public var ok: Int
     public var failed: Int
     public var stalled: Int
+    /// Failed or stalled: the requests a user noticed.
+    public var affected: Int
     public var errors: Int
     public var timeouts: Int
     public var status: [String: Int]
@@ -136,9 +138,10 @@ public struct LoadResult: Sendable, Decodable, CustomStringConvertible {
     }
 
     /// Runs the load generator for `duration` at `rate` per second while `during` runs; returns
-    /// the counts once every request has ended.
+    /// the counts once every request has ended. With `endsWithDuring`, the sending stops as soon
+    /// as `during` returns (`duration` is then the longest it may run).
     public static func run(
-        port: Int, rate: Int, duration: Duration, stall: Duration = .seconds(1), directory: String,
+        port: Int, rate: Int, duration: Duration, stall: Duration = .seconds(1), directory: String, endsWithDuring: Bool = false,
         during: () async throws -> Void
     ) async throws -> LoadResult {
         let load = try ChildProcess(
@@ -148,7 +151,11 @@ public struct LoadResult: Sendable, Decodable, CustomStringConvertible {
             logPath: directory + "/load-\(getpid())-\(Int.random(in: 0..<1_000_000)).log")
         defer { load.stop() }
         try await during()
-        guard load.waitForExit(timeout: duration + .seconds(15)) == 0 else {
+        if endsWithDuring { load.signal(SIGTERM) }
+        // Polled without blocking a thread, so that many loads can run side by side.
+        let deadline = ContinuousClock.now + duration + .seconds(15)
+        while load.isRunning, ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(5)) }
+        guard load.waitForExit(timeout: .zero) == 0 else {
             throw TestHostError.setup("the load generator did not finish: \(load.output)")
         }
         guard let line = load.output.split(separator: "\n").last(where: { $0.hasPrefix("{") }) else {

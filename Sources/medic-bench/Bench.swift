@@ -36,7 +36,7 @@ struct Bench {
         let cpuBefore = processCPUSeconds()
         let start = ContinuousClock.now
         for _ in 0..<rounds {
-            for i in 0..<units { _ = sampler.sample(controlGroup: "/system.slice/svc\(i).service", countFiles: false) }
+            for i in 0..<units { _ = sampler.sample(controlGroup: "/system.slice/svc\(i).service", figures: [.memory, .cpu, .tasks]) }
         }
         let perRound = (processCPUSeconds() - cpuBefore) / Double(rounds)
         let wall = (ContinuousClock.now - start).seconds / Double(rounds)

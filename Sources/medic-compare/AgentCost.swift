@@ -2,10 +2,14 @@ import Foundation
 import Glibc
 import TestHost
 
-/// Scenario: what medicd costs while it watches N idle units at the default sampling interval,
-/// and how long it takes from exec to READY=1 with them. Each unit is a real systemd unit in a
-/// test host (a `sleep infinity`), each a playbook target with a memory limit, so medicd both
-/// follows its bus signals and samples its cgroup every interval.
+/// Scenario 5: what each agent costs while it watches N idle services, side by side on one test
+/// host, each run as a systemd unit (medicd from units/medic.service as shipped). Each service is
+/// a `sleep infinity` with a memory limit in every agent's terms: a medicd playbook target
+/// (`crashed or memory > 1GiB for 1m`) and a monit `check process … with pidfile` (`if totalmem
+/// > 1 GB then restart`), both looked at every 5 s (medicd's default sampling; monit `set daemon
+/// 5`). supervisord cannot watch systemd units: it runs N `sleep infinity` programs of its own.
+/// CPU is the agent's unit's cgroup `usage_usec` (every thread, to the microsecond) over the idle
+/// window; memory is its main process's resident set.
 struct AgentCost {
     let medicd: String
     let unitCounts: [Int]
@@ -13,23 +17,38 @@ struct AgentCost {
     let idle: Duration
 
     struct Result {
+        var agent: String
         var units: Int
-        var startup: Duration
+        /// From exec to ready (READY=1 for medicd), where the agent says.
+        var startup: Duration?
         var residentMiB: Double
         var anonymousMiB: Double
         /// Share of one core, 0…1.
         var cpuShare: Double
     }
 
+    static let interval = 5
+
     func run() throws -> [Result] {
         let host = try TestHost(name: "bench-agent", binds: [Backend.packageRoot])
         defer { host.destroy() }
+        let bench = host.directory + "/run/bench"
+        try FileManager.default.createDirectory(atPath: bench, withIntermediateDirectories: true)
         try host.installUnit("idle@.service", """
             [Unit]
             Description=An idle service %i
             [Service]
-            ExecStart=/bin/sleep infinity
+            ExecStart=/bin/sh -c 'echo $$$$ > /run/bench/idle-%i.pid && exec /bin/sleep infinity'
             """)
+        try host.installUnit("medic.service", try String(contentsOfFile: Backend.packageRoot + "/units/medic.service", encoding: .utf8))
+        try host.installUnit("medic.service.d/bench.conf", """
+            [Service]
+            ExecStart=
+            ExecStart=\(medicd) --playbooks /run/bench/playbooks --state /run/bench/medic-state --metrics-listen off
+            PrivateTmp=no
+            """)
+        try host.installUnit("monit.service", "[Service]\nExecStart=/usr/bin/monit -I -c /run/bench/monitrc\n")
+        try host.installUnit("supervisor.service", "[Service]\nExecStart=/usr/bin/supervisord -n -c /run/bench/supervisord.conf\n")
         try host.runInside(["systemctl", "daemon-reload"])
         var results: [Result] = []
         var started = 0
@@ -38,34 +57,108 @@ struct AgentCost {
                 try host.runInside(["systemctl", "start"] + (started + 1...count).map { "idle@\($0).service" })
                 started = count
             }
-            results.append(try measure(on: host, units: count))
+            try configure(bench, units: count)
+            results += try measure(on: host, units: count)
         }
         return results
     }
 
-    private func measure(on host: TestHost, units: Int) throws -> Result {
-        let targets = (1...units).map { "  - unit: idle@\($0).service" }.joined(separator: "\n")
-        let work = host.directory + "/medicd-\(units)"
-        let medic = try MedicdProcess(medicd: medicd, host: host, work: work, runtime: work + "/run", playbook: """
+    /// Writes every agent's configuration for `units` services.
+    private func configure(_ bench: String, units: Int) throws {
+        let range = 1...units
+        try FileManager.default.createDirectory(atPath: bench + "/playbooks", withIntermediateDirectories: true)
+        try """
             playbook: idle
             targets:
-            \(targets)
+            \(range.map { "  - unit: idle@\($0).service" }.joined(separator: "\n"))
             on:
               - when: crashed or memory > 1GiB for 1m
                 do: [ restart ]
-            """, arguments: ["--cgroup-root", host.cgroupDirectory])
-        defer { medic.stop() }
-        // Let start-up work settle, then average over whole sampling rounds.
+            """.write(toFile: bench + "/playbooks/idle.yaml", atomically: true, encoding: .utf8)
+        try ("""
+            set daemon \(Self.interval)
+            set logfile /run/bench/monit.log
+            set idfile /run/bench/monit.id
+            set statefile /run/bench/monit.state
+
+            """ + range.map { """
+            check process idle\($0) with pidfile /run/bench/idle-\($0).pid
+              start program = "/bin/systemctl start idle@\($0).service"
+              stop program = "/bin/systemctl stop idle@\($0).service"
+              if totalmem > 1 GB then restart
+
+            """ }.joined()).write(toFile: bench + "/monitrc", atomically: true, encoding: .utf8)
+        chmod(bench + "/monitrc", 0o600)
+        try ("""
+            [supervisord]
+            nodaemon=true
+            logfile=/run/bench/supervisord.log
+            pidfile=/run/bench/supervisord.pid
+
+            """ + range.map { "[program:idle\($0)]\ncommand=/bin/sleep infinity\nautorestart=true\n" }.joined(separator: "\n"))
+            .write(toFile: bench + "/supervisord.conf", atomically: true, encoding: .utf8)
+    }
+
+    private func measure(on host: TestHost, units: Int) throws -> [Result] {
+        let agents = [("medicd", "medic.service"), ("monit", "monit.service"), ("supervisord", "supervisor.service")]
+        try host.runInside(["systemctl", "start"] + agents.map(\.1))
+        defer { _ = try? host.runInside(["systemctl", "stop"] + agents.map(\.1)) }
+        // supervisord is idle once it has started its programs.
+        let deadline = ContinuousClock.now + .seconds(60)
+        while host.processes(ofUnit: "supervisor.service").count <= units, ContinuousClock.now < deadline { usleep(50_000) }
+        // Let start-up work settle, then average over whole rounds of every agent.
         Thread.sleep(forTimeInterval: 2)
-        let pid = medic.process.pid
-        guard let before = ProcessCost(pid: pid) else { throw BenchFailure("medicd exited:\n\(medic.process.output.suffix(2000))") }
+        let before = try agents.map { try cpuMicroseconds(host, unit: $0.1) }
         let idleStart = ContinuousClock.now
         Thread.sleep(forTimeInterval: idle.seconds)
-        guard let after = ProcessCost(pid: pid) else { throw BenchFailure("medicd exited:\n\(medic.process.output.suffix(2000))") }
+        let after = try agents.map { try cpuMicroseconds(host, unit: $0.1) }
         let wall = (ContinuousClock.now - idleStart).seconds
-        return Result(
-            units: units, startup: medic.startup, residentMiB: after.residentMiB, anonymousMiB: after.anonymousMiB,
-            cpuShare: (after.cpuSeconds - before.cpuSeconds) / wall)
+        // Idle means every agent found every service well.
+        let monitLog = (try? String(contentsOfFile: host.directory + "/run/bench/monit.log", encoding: .utf8)) ?? ""
+        if let error = monitLog.split(separator: "\n").first(where: { $0.contains("error") }) {
+            throw BenchFailure("monit found a service in trouble with \(units) services: \(error)")
+        }
+        return try agents.enumerated().map { index, agent in
+            guard let pid = try mainPID(host, unit: agent.1), let cost = ProcessCost(pid: pid) else {
+                throw BenchFailure("\(agent.0) is not running with \(units) services:\n" + ((try? host.runInside(["systemctl", "status", agent.1])) ?? ""))
+            }
+            return Result(
+                agent: agent.0, units: units, startup: agent.0 == "medicd" ? try readyAfter(host, unit: agent.1) : nil,
+                residentMiB: cost.residentMiB, anonymousMiB: cost.anonymousMiB, cpuShare: Double(after[index] - before[index]) / 1e6 / wall)
+        }
+    }
+
+    /// The unit's CPU time so far, every process and thread of it (cgroup2 cpu.stat).
+    private func cpuMicroseconds(_ host: TestHost, unit: String) throws -> Int64 {
+        let path = host.cgroupDirectory + "/system.slice/\(unit)/cpu.stat"
+        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("usage_usec ") }), let usec = Int64(line.dropFirst(11)) else {
+            throw BenchFailure("no CPU figure for \(unit) in \(path)")
+        }
+        return usec
+    }
+
+    /// The unit's main process, as this machine numbers it.
+    private func mainPID(_ host: TestHost, unit: String) throws -> pid_t? {
+        let inner = try host.runInside(["systemctl", "show", "-P", "MainPID", unit]).trimmingCharacters(in: .whitespacesAndNewlines)
+        return host.processes(ofUnit: unit).first { pid in
+            let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+            return status.split(separator: "\n").first { $0.hasPrefix("NSpid:") }?.split(separator: "\t").last.map(String.init) == inner
+        }
+    }
+
+    /// From exec to the unit becoming active: for a Type=notify unit, its READY=1.
+    private func readyAfter(_ host: TestHost, unit: String) throws -> Duration {
+        let text = try host.runInside(["systemctl", "show", "-p", "ExecMainStartTimestampMonotonic", "-p", "ActiveEnterTimestampMonotonic", unit])
+        var values: [String: Int64] = [:]
+        for line in text.split(separator: "\n") {
+            let pair = line.split(separator: "=", maxSplits: 1)
+            if pair.count == 2 { values[String(pair[0])] = Int64(pair[1]) }
+        }
+        guard let exec = values["ExecMainStartTimestampMonotonic"], let ready = values["ActiveEnterTimestampMonotonic"] else {
+            throw BenchFailure("no start-up times for \(unit): \(text)")
+        }
+        return .microseconds(ready - exec)
     }
 }
 

@@ -36,13 +36,22 @@ final class MedicdProcess {
         return records.first { $0.facts["observed"] == kind && $0.wallMicroseconds >= fault }?.wallMicroseconds
     }
 
-    /// Waits (up to 10 s) until `count` incidents have closed.
-    func waitForClosedIncidents(_ count: Int) {
+    /// Incidents closed so far; with `outcome`, only those that ended so (`recovered`).
+    func closedIncidents(outcome: String? = nil) -> Int {
+        let records = (try? store.records(AuditQuery(kinds: [.incidentClosed]))) ?? []
+        return records.filter { outcome == nil || $0.facts["outcome"] == outcome }.count
+    }
+
+    /// Waits (up to 10 s) until `count` incidents have closed (with `outcome`, if given); false
+    /// if they did not.
+    @discardableResult
+    func waitForClosedIncidents(_ count: Int, outcome: String? = nil) -> Bool {
         let deadline = ContinuousClock.now + .seconds(10)
         while ContinuousClock.now < deadline {
-            if ((try? store.records(AuditQuery(kinds: [.incidentClosed])).count) ?? 0) >= count { return }
+            if closedIncidents(outcome: outcome) >= count { return true }
             usleep(10_000)
         }
+        return false
     }
 
     func stop() { _ = process.stop() }

@@ -63,6 +63,14 @@ struct ResourceTests {
         let rss = Double(statm[1])! * Double(sysconf(Int32(_SC_PAGESIZE)))
         #expect(abs((fallback.memoryBytes ?? 0) - rss) < rss * 0.2, "RSS of the processes, as /proc says")
         #expect(fallback.sources["cpu"] == "proc")
+
+        // Only the figures asked for; and a root that says it has no memory controller is not
+        // asked for memory.current, whatever a file there says.
+        try "cpu pids\n".write(toFile: root + "/unified/cgroup.controllers", atomically: true, encoding: .utf8)
+        try "52428800\n".write(toFile: group + "/memory.current", atomically: true, encoding: .utf8)
+        let memoryOnly = UnitSampler(unifiedRoot: root + "/unified", v1Root: root + "/v1").sample(controlGroup: "/system.slice/web.service", figures: [.memory])
+        #expect(memoryOnly.sources == ["memory": "proc"])
+        #expect(memoryOnly.cpuSeconds == nil && memoryOnly.tasks == nil && memoryOnly.fds == nil && memoryOnly.memoryPressure == nil)
     }
 
     @Test("the host sampler agrees with values read independently")

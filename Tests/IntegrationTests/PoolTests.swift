@@ -34,35 +34,9 @@ struct PoolBench {
         return PoolBench(host: host, manager: manager, ports: ports)
     }
 
-    /// A playbook that takes a failing backend out of the pool, restarts it, verifies it and
-    /// puts it back; `capacity` is `min_in_service`.
+    /// The pool playbook for the three backends; `capacity` is `min_in_service`.
     func playbook(haproxy: HAProxy, capacity: String = "50%", extra: String = "") -> String {
-        let targets = ports.enumerated().map { index, port in
-            """
-              - unit: app\(index + 1).service
-                pool: { haproxy: \(haproxy.socket), backend: app, server: s\(index + 1), min_in_service: \(capacity) }
-                heartbeat: { every: 50ms, missed: 3 }
-                probe: { http: "http://127.0.0.1:\(port)/health", every: 100ms, timeout: 90ms, failures: 2 }
-            """
-        }.joined(separator: "\n")
-        return """
-            playbook: pool
-            targets:
-            \(targets)
-            guards: { stabilise: 300ms, backoff: { initial: 100ms }, storm: "100% in 1m" }
-            receivers: { oncall: { journal: crit } }
-            on:
-              - when: crashed or heartbeat-missed or unhealthy
-                do:
-                  - pool: maint
-                  - restart: { timeout: 10s }
-                  - verify: { healthy: within 5s }
-                  - pool: ready
-                escalate:
-                  - after: failure
-                    do: [ { notify: oncall } ]
-            \(extra)
-            """
+        poolPlaybook(units: Array(zip(Self.units, ports)).map { (unit: $0.0, port: $0.1) }, haproxySocket: haproxy.socket, capacity: capacity, extra: extra)
     }
 
     /// Reverts the three backends to running, ready and healthy between scenarios.
@@ -149,7 +123,7 @@ struct PoolTests {
                 if let late = observation.facts["late_ms"].flatMap(Double.init) { outAfter += late }
                 table.append("\(fault): HAProxy checks alone (\(checks)): \(withoutMedic); with Medic: \(withMedic); "
                     + "out of the pool \(String(format: "%.1f", outAfter)) ms after \(fault == .hang ? "the missed heartbeat deadline" : "the observation")")
-                #expect(withMedic.failed + withMedic.stalled <= withoutMedic.failed + withoutMedic.stalled, "\(fault): \(withMedic) vs \(withoutMedic)")
+                #expect(withMedic.affected <= withoutMedic.affected, "\(fault): \(withMedic) vs \(withoutMedic)")
                 medicd.process.stop()
                 haproxy.stop()
             }
