@@ -6,7 +6,9 @@
  * With --exit-after-ms it exits with --exit-code after that long, to play a backend that keeps
  * failing. With --status-file PATH, while PATH holds a number (e.g. 503) every answer has that
  * status, to play a backend that is running but failing its health checks. With
- * --leak-mb-per-s N it allocates (and touches) N MiB more every second, to play a memory leak. With NOTIFY_SOCKET set it sends READY=1 once it listens (for Type=notify units), and with
+ * --leak-mb-per-s N it allocates (and touches) N MiB more every second, to play a memory leak;
+ * --leak-jitter-ms N starts the leak after a random 0..N ms, so that the moment the limit is
+ * crossed does not keep step with a watcher's sampling cycle. With NOTIFY_SOCKET set it sends READY=1 once it listens (for Type=notify units), and with
  * --heartbeat-ms N also WATCHDOG=1 every N ms (to systemd's watchdog, or to medicd's heartbeat
  * socket), so that a hung (SIGSTOPped) backend falls silent.
  */
@@ -54,7 +56,7 @@ int main(int argc, char **argv) {
     long exit_after_ms = -1;
     const char *name = "medic-backend";
     const char *status_file = NULL;
-    long leak_mb_per_s = 0, heartbeat_ms = 0;
+    long leak_mb_per_s = 0, leak_jitter_ms = 0, heartbeat_ms = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--port")) port = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--name")) name = argv[i + 1];
@@ -62,6 +64,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--exit-code")) exit_code = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--status-file")) status_file = argv[i + 1];
         else if (!strcmp(argv[i], "--leak-mb-per-s")) leak_mb_per_s = atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--leak-jitter-ms")) leak_jitter_ms = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--heartbeat-ms")) heartbeat_ms = atol(argv[i + 1]);
         else { fprintf(stderr, "medic-backend: unknown option %s\n", argv[i]); return 2; }
     }
@@ -86,6 +89,10 @@ int main(int argc, char **argv) {
     notify_ready();
     long deadline = exit_after_ms >= 0 ? now_ms() + exit_after_ms : -1;
     long next_leak = now_ms(), next_beat = now_ms();
+    if (leak_jitter_ms > 0) {
+        srandom((unsigned)(getpid() ^ now_ms()));
+        next_leak += random() % leak_jitter_ms;
+    }
     for (;;) {
         int timeout = -1;
         if (heartbeat_ms > 0) {

@@ -62,6 +62,7 @@ public struct ResourceWatcher: Sendable {
                     }
                 }
             }
+            sampler.files.endRound()
             for limit in hostLimits {
                 guard let value = Self.hostValue(of: limit, host, previous: previousHost) else { continue }
                 if let observation = tracker.evaluate(target: TargetSelector.hostName, limit: limit, value: value, at: .now()) {

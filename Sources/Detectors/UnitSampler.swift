@@ -44,6 +44,8 @@ public struct UnitSampler: Sendable {
     /// Hierarchies without a memory controller are not asked, unit after unit, round after round.
     private let unifiedMemory: Bool
     private let v1Memory: Bool
+    /// The files sampled, kept open between rounds; call `endRound()` after each round.
+    public let files = KernelFiles()
 
     /// `unifiedRoot`: where the unit's cgroup path (systemd's ControlGroup=) is found in the v2
     /// hierarchy (`/sys/fs/cgroup` on a pure v2 host, `/sys/fs/cgroup/unified` on a hybrid one, or
@@ -95,15 +97,15 @@ public struct UnitSampler: Sendable {
         var sample = UnitSample()
         let v2 = unifiedRoot + controlGroup
         // The unit's processes are read only when a figure needs them.
-        let processes = ProcessList(path: v2 + "/cgroup.procs")
+        let processes = ProcessList(path: v2 + "/cgroup.procs", files: files)
         if figures.contains(.memory), let (bytes, source) = memory(controlGroup, systemd: systemd, processes: processes) {
             (sample.memoryBytes, sample.sources["memory"]) = (bytes, source)
         }
         if figures.contains(.pressure) {
-            if let text = readSmall(v2 + "/memory.pressure"), let avg10 = HostPressure.someAverage10(text) {
+            if let text = files.read(v2 + "/memory.pressure"), let avg10 = HostPressure.someAverage10(text) {
                 sample.memoryPressure = avg10 / 100
             }
-            sample.oomKills = readKeyed(v2 + "/memory.events", "oom_kill")
+            sample.oomKills = files.keyed(v2 + "/memory.events", "oom_kill")
         }
         if figures.contains(.cpu), let (seconds, source) = cpu(controlGroup, systemd: systemd, processes: processes) {
             (sample.cpuSeconds, sample.sources["cpu"]) = (seconds, source)
@@ -121,19 +123,19 @@ public struct UnitSampler: Sendable {
 
     /// Bytes, and where they came from.
     private func memory(_ controlGroup: String, systemd: UnitState?, processes: ProcessList) -> (Double, String)? {
-        if unifiedMemory, let bytes = readNumber(unifiedRoot + controlGroup + "/memory.current") { return (bytes, "cgroup2") }
-        if v1Memory, let bytes = readNumber(v1Root + "/memory" + controlGroup + "/memory.usage_in_bytes") { return (bytes, "cgroup1") }
+        if unifiedMemory, let bytes = files.number(unifiedRoot + controlGroup + "/memory.current") { return (bytes, "cgroup2") }
+        if v1Memory, let bytes = files.number(v1Root + "/memory" + controlGroup + "/memory.usage_in_bytes") { return (bytes, "cgroup1") }
         if let bytes = Self.valid(systemd?.memoryCurrent) { return (bytes, "systemd") }
         guard !processes.pids.isEmpty else { return nil }
         let pageSize = Double(sysconf(Int32(_SC_PAGESIZE)))
-        let pages = processes.pids.compactMap { readLines("\(procRoot)/\($0)/statm").first?.split(separator: " ").dropFirst().first.flatMap { Double($0) } }
+        let pages = processes.pids.compactMap { files.lines("\(procRoot)/\($0)/statm").first?.split(separator: " ").dropFirst().first.flatMap { Double($0) } }
         return (pages.reduce(0, +) * pageSize, "proc")
     }
 
     /// CPU seconds used so far, and where they came from.
     private func cpu(_ controlGroup: String, systemd: UnitState?, processes: ProcessList) -> (Double, String)? {
-        if let usec = readKeyed(unifiedRoot + controlGroup + "/cpu.stat", "usage_usec") { return (usec / 1e6, "cgroup2") }
-        if let ns = readNumber(v1Root + "/cpuacct" + controlGroup + "/cpuacct.usage") { return (ns / 1e9, "cgroup1") }
+        if let usec = files.keyed(unifiedRoot + controlGroup + "/cpu.stat", "usage_usec") { return (usec / 1e6, "cgroup2") }
+        if let ns = files.number(v1Root + "/cpuacct" + controlGroup + "/cpuacct.usage") { return (ns / 1e9, "cgroup1") }
         if let ns = Self.valid(systemd?.cpuUsageNSec) { return (ns / 1e9, "systemd") }
         guard !processes.pids.isEmpty else { return nil }
         let ticks = Double(sysconf(Int32(_SC_CLK_TCK)))
@@ -142,7 +144,7 @@ public struct UnitSampler: Sendable {
 
     /// Tasks (threads), and where the count came from.
     private func tasks(_ controlGroup: String, systemd: UnitState?, processes: ProcessList) -> (Double, String)? {
-        if let count = readNumber(unifiedRoot + controlGroup + "/pids.current") { return (count, "cgroup2") }
+        if let count = files.number(unifiedRoot + controlGroup + "/pids.current") { return (count, "cgroup2") }
         if let count = Self.valid(systemd?.tasksCurrent) { return (count, "systemd") }
         guard !processes.pids.isEmpty else { return nil }
         return (Double(processes.pids.map { countEntries("\(procRoot)/\($0)/task") ?? 1 }.reduce(0, +)), "proc")
@@ -155,7 +157,7 @@ public struct UnitSampler: Sendable {
 
     private func cpuTicks(of pid: pid_t) -> Double? {
         // Fields after the command name (which may hold spaces): utime is the 14th, stime the 15th.
-        guard let line = readLines("\(procRoot)/\(pid)/stat").first, let close = line.lastIndex(of: ")") else { return nil }
+        guard let line = files.lines("\(procRoot)/\(pid)/stat").first, let close = line.lastIndex(of: ")") else { return nil }
         let fields = line[line.index(after: close)...].split(separator: " ")
         guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
         return user + system
@@ -173,41 +175,24 @@ func readSmall(_ path: String) -> String? {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { return nil }
     defer { close(fd) }
-    return withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 8192) { buffer -> String? in
-        var total = 0
-        while total < buffer.count {
-            let n = read(fd, buffer.baseAddress! + total, buffer.count - total)
-            if n <= 0 { break }
-            total += n
-        }
-        return String(decoding: UnsafeBufferPointer(rebasing: buffer[0..<total]), as: UTF8.self)
-    }
+    return KernelFiles.readFromStart(fd)
 }
 
 /// A cgroup's processes, read on first use.
 final class ProcessList {
     private let path: String
-    lazy var pids: [pid_t] = readLines(path).compactMap { pid_t($0) }
+    private let files: KernelFiles
+    lazy var pids: [pid_t] = files.lines(path).compactMap { pid_t($0) }
 
-    init(path: String) { self.path = path }
+    init(path: String, files: KernelFiles) {
+        self.path = path
+        self.files = files
+    }
 }
 
 func readLines(_ path: String) -> [Substring] {
     guard let text = readSmall(path) else { return [] }
     return text.split(separator: "\n")
-}
-
-func readNumber(_ path: String) -> Double? {
-    guard let text = readSmall(path) else { return nil }
-    return Double(text.prefix { !$0.isWhitespace })
-}
-
-/// `key value` lines (cpu.stat, memory.stat).
-func readKeyed(_ path: String, _ key: String) -> Double? {
-    for line in readLines(path) where line.hasPrefix(key + " ") {
-        return Double(line.dropFirst(key.count + 1))
-    }
-    return nil
 }
 
 /// How many entries a directory has (open file descriptors, threads), without `.` and `..`.

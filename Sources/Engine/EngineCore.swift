@@ -209,7 +209,9 @@ public struct EngineCore: Sendable {
         }
         incident.done.append("\(step): \(outcome.refusedBy != nil ? "refused" : outcome.succeeded ? "succeeded" : "failed")")
         if outcome.succeeded, [.restart, .start].contains(step.kind) {
-            // The runner waited until the unit was active (READY=1 for notify units).
+            // The runner waited until the unit was active (READY=1 for notify units). A resource
+            // limit spoke of the process that was replaced: unknown until the next sample.
+            targets[incident.target]?.aspects[.limit] = nil
             targets[incident.target]?.noteHealth(true, at: now)
             targets[incident.target]?.lastRemedy = now
         }

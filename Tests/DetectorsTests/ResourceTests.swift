@@ -73,6 +73,40 @@ struct ResourceTests {
         #expect(memoryOnly.cpuSeconds == nil && memoryOnly.tasks == nil && memoryOnly.fds == nil && memoryOnly.memoryPressure == nil)
     }
 
+    @Test("a real cgroup's files stay open between rounds and read fresh each time; unread ones are closed, a removed cgroup reads as gone")
+    func filesKeptOpen() throws {
+        let name = "/medic-files-\(getpid())"
+        let root = UnitSampler.defaultUnifiedRoot
+        try FileManager.default.createDirectory(atPath: root + name, withIntermediateDirectories: false)
+        defer { rmdir(root + name) }
+        let sleeper = Process()
+        sleeper.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        sleeper.arguments = ["30"]
+        try sleeper.run()
+        defer { if sleeper.isRunning { kill(sleeper.processIdentifier, SIGKILL); sleeper.waitUntilExit() } }
+        try "\(sleeper.processIdentifier)\n".write(toFile: root + name + "/cgroup.procs", atomically: false, encoding: .utf8)
+
+        let sampler = UnitSampler(unifiedRoot: root)
+        #expect((sampler.sample(controlGroup: name, figures: [.fds]).fds ?? 0) > 0, "sleep has its standard files open")
+        #expect(sampler.files.openCount == 1, "cgroup.procs is kept open")
+        sampler.files.endRound()
+
+        kill(sleeper.processIdentifier, SIGKILL)
+        sleeper.waitUntilExit()
+        #expect(sampler.sample(controlGroup: name, figures: [.fds]).fds == nil, "the same descriptor reads the cgroup as it is now: empty")
+        #expect(sampler.files.openCount == 1)
+        sampler.files.endRound()
+
+        sampler.files.endRound()
+        #expect(sampler.files.openCount == 0, "not read for a round: closed")
+
+        _ = sampler.sample(controlGroup: name, figures: [.fds])
+        #expect(sampler.files.openCount == 1)
+        #expect(rmdir(root + name) == 0)
+        #expect(sampler.sample(controlGroup: name, figures: [.fds]).fds == nil)
+        #expect(sampler.files.openCount == 0, "a removed cgroup's file fails its read and is let go")
+    }
+
     @Test("the host sampler agrees with values read independently")
     func hostSampler() throws {
         let sample = HostSampler().sample(mounts: ["/"])

@@ -91,6 +91,27 @@ struct EngineTests {
         #expect(out.of(.escalation).last?.record.message.contains("stops until a human resumes it") == true)
     }
 
+    @Test("a leak past its limit is restarted once: the replaced process's figures do not count against the new one")
+    func limitRestartedOnce() throws {
+        let book = try playbook("""
+            playbook: leak
+            targets: [ { unit: api.service } ]
+            guards: { backoff: { initial: 10ms }, stabilise: 1s }
+            on:
+              - when: memory > 1GiB
+                do: [ restart ]
+            """)
+        // The next sample, 5 s later, finds the new process small.
+        let out = try simulate([book], """
+            {"at": "0s", "target": "api.service", "event": "limit", "limit": "memory > 1GiB"}
+            {"at": "5s", "target": "api.service", "event": "limit-cleared", "limit": "memory > 1GiB"}
+            """, horizon: .seconds(60))
+        #expect(out.steps("restart").count == 1, "\(out.messages)")
+        let closed = try #require(out.of(.incidentClosed).first)
+        #expect(closed.record.details["outcome"] == "recovered")
+        #expect(closed.at < .seconds(5), "recovered once healthy for stabilise, before the next sample")
+    }
+
     @Test("one incident per (target, trigger); steps on one target never overlap")
     func incidentsPerTrigger() throws {
         let book = try playbook("""
