@@ -82,15 +82,17 @@ public final class KernelFiles: Sendable {
         return nil
     }
 
-    /// Reads a small file (up to 8 KiB) from its start.
+    /// Reads a small file (up to 8 KiB) from its start. The kernel hands over such a file in
+    /// one read: a short read is its end, without asking again for the end of file.
     static func readFromStart(_ descriptor: Int32) -> String? {
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 8192) { buffer -> String? in
             var total = 0
             while total < buffer.count {
-                let n = pread(descriptor, buffer.baseAddress! + total, buffer.count - total, off_t(total))
+                let asked = buffer.count - total
+                let n = pread(descriptor, buffer.baseAddress! + total, asked, off_t(total))
                 if n < 0 { return nil }
-                if n == 0 { break }
                 total += n
+                if n < asked { break }
             }
             return String(decoding: UnsafeBufferPointer(rebasing: buffer[0..<total]), as: UTF8.self)
         }
