@@ -29,6 +29,18 @@ struct AgentCost {
 
     static let interval = 5
 
+    /// Runs the scenario and prints its table.
+    func report() throws {
+        let results = try run()
+        print("")
+        print("5. Each agent's cost watching N idle services, all three side by side as units of one test host; each service a `sleep infinity` with a memory limit,")
+        print("   looked at every \(Self.interval) s (medicd's default sampling, monit `set daemon \(Self.interval)`); supervisord runs N programs of its own. Idle CPU over \(Int(idle.seconds)) s:")
+        print(Table(header: ["services", "agent", "exec → READY=1", "resident memory", "of it anonymous", "CPU (share of one core)"], rows: results.map {
+            [String($0.units), $0.agent, $0.startup.map { String(format: "%.0f ms", $0.milliseconds) } ?? "", String(format: "%.1f MiB", $0.residentMiB),
+             String(format: "%.1f MiB", $0.anonymousMiB), String(format: "%.3f%%", $0.cpuShare * 100)]
+        }).render())
+    }
+
     func run() throws -> [Result] {
         let host = try TestHost(name: "bench-agent", binds: [Backend.packageRoot])
         defer { host.destroy() }

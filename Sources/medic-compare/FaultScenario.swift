@@ -42,6 +42,23 @@ struct FaultScenario {
         let settle: (_ round: Int) -> Void
     }
 
+    /// Runs the scenario and prints its table; returns what failed.
+    func report(number: Int) throws -> [String] {
+        let results = try run()
+        print("")
+        print("\(number). \(fault == .crash ? "kill -9" : "SIGSTOP (a hang)") of a backend (a tiny C HTTP server that starts in ~2 ms), \(rounds) faults each; milliseconds, median / p99:")
+        let medic = results.first { $0.contender == "Medic" }.flatMap { Spread($0.serving) }
+        print(Table(header: ["contender", "settings", "fault → detected", "fault → serving again", "serving again vs Medic"], rows: results.map { result in
+            let serving = Spread(result.serving)
+            return [result.contender, result.settings, Spread(result.detected)?.milliseconds ?? "not reported", serving?.milliseconds ?? "never",
+                    result.contender == "Medic" ? "" : Spread.ratio(serving, to: medic)]
+        }).render())
+        if fault == .hang { print("supervisord has no hang detection: a stopped process is RUNNING to it.") }
+        return results.filter { $0.failures > 0 || $0.serving.isEmpty }.map {
+            "\(fault): \($0.contender) did not bring its backend back in \($0.failures) of \(rounds) faults"
+        }
+    }
+
     func run() throws -> [Result] {
         let host = try TestHost(name: "bench-\(fault)", binds: [Backend.packageRoot])
         defer { host.destroy() }

@@ -28,6 +28,23 @@ struct LeakScenario {
         let port: Int
     }
 
+    /// Runs the scenario and prints its table; returns what failed.
+    func report() throws -> [String] {
+        let results = try run()
+        print("")
+        print("4. A backend leaking \(Self.leakMiBPerSecond) MiB/s, limit \(Self.limitMiB) MiB; \(rounds) leaks each, milliseconds from its memory crossing the limit to a new backend serving, median / p99:")
+        let medic = results.first { $0.contender == "Medic" }.flatMap { Spread($0.remedied) }
+        print(Table(header: ["contender", "settings", "limit → serving again", "vs Medic"], rows: results.map { result in
+            let spread = Spread(result.remedied)
+            return [result.contender, result.settings, spread?.milliseconds ?? "never", result.contender == "Medic" ? "" : Spread.ratio(spread, to: medic)]
+        }).render())
+        if !results.contains(where: { $0.contender == "systemd" }) {
+            print("systemd's MemoryMax= is not measured: this machine's test hosts have no memory controller in their cgroup2.")
+        }
+        print("supervisord has no memory check of its own (superlance's memmon is not packaged in Debian).")
+        return results.flatMap { result in result.failures.map { "memory leak: \(result.contender): \($0)" } }
+    }
+
     func run() throws -> [Result] {
         let host = try TestHost(name: "bench-leak", binds: [Backend.packageRoot])
         defer { host.destroy() }

@@ -57,6 +57,27 @@ struct PoolScenario {
         var failures: [String] = []
     }
 
+    /// Runs the scenario and prints its table: requests noticed, of them failed, time out of
+    /// rotation, and how many times more requests were noticed than with Medic; returns what
+    /// failed.
+    func report() async throws -> [String] {
+        let results = try await run()
+        print("")
+        print("3. Three backends behind HAProxy at \(Self.rate) requests/s, one of them faulted; \(rounds) faults of each kind, median / p99 per fault.")
+        print("   Every set-up runs at the same time on the same host, each with its own backends, HAProxy and load; HAProxy alone leaves the server dead.")
+        print(Table(header: ["fault", "contender", "HAProxy checks", "failed or > 1 s", "of them failed", "fault → out of rotation (ms)", "vs Medic"], rows: results.map { result in
+            let medic = results.first { $0.fault == result.fault && $0.setup.medic }.flatMap { Spread($0.affected) }
+            let affected = Spread(result.affected)
+            var ratio = ""
+            if !result.setup.medic, let affected, let medic {
+                ratio = medic.median > 0 ? String(format: "%.0f×", affected.median / medic.median) : (affected.median > 0 ? "Medic: 0" : "")
+            }
+            return [result.fault.what, result.setup.name, result.setup.checks.description, affected?.counts ?? "",
+                    Spread(result.failed)?.counts ?? "", Spread(result.outOfRotation)?.milliseconds ?? "never", ratio]
+        }).render())
+        return results.flatMap { result in result.failures.map { "\(result.fault) behind HAProxy: \(result.setup.name) (\(result.setup.checks)): \($0)" } }
+    }
+
     func run() async throws -> [Result] {
         let host = try TestHost(name: "bench-pool", binds: [Backend.packageRoot])
         defer { host.destroy() }

@@ -37,3 +37,21 @@ struct Spread {
         p99 = sorted[min(sorted.count - 1, Int((0.99 * Double(sorted.count)).rounded(.up)) - 1)]
     }
 }
+
+extension Spread {
+    /// `median / p99` in milliseconds, with a decimal below 10.
+    var milliseconds: String {
+        String(format: median < 10 ? "%.1f / %.1f" : "%.0f / %.0f", median, p99)
+    }
+
+    /// `median / p99` of counts.
+    var counts: String {
+        String(format: "%.0f / %.0f", median, p99)
+    }
+
+    /// How many times Medic's median a peer's is, e.g. `3.6×`; empty when either is missing.
+    static func ratio(_ peer: Spread?, to medic: Spread?) -> String {
+        guard let peer, let medic, medic.median > 0 else { return "" }
+        return String(format: "%.1f×", peer.median / medic.median)
+    }
+}
