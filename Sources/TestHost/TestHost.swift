@@ -220,9 +220,10 @@ public final class TestHost: Sendable {
         if !isMountPoint(disk) { try? FileManager.default.removeItem(atPath: directory) }
     }
 
+    /// Retries for up to 5 s: a cgroup cannot go while a process in it is still being reaped.
     private func removeCgroups() {
         let fm = FileManager.default
-        for _ in 0..<50 {
+        for _ in 0..<250 {
             guard fm.fileExists(atPath: cgroup) else { return }
             var dirs: [String] = []
             if let walker = fm.enumerator(atPath: cgroup) {
