@@ -65,6 +65,12 @@ public actor Engine {
         core.setSilences(silences)
     }
 
+    /// Registers an incident a previous medicd left open, before the targets are read (see
+    /// `EngineCore.register`).
+    public func register(incident: Int64, target: String, playbook: String, trigger: String) {
+        core.register(incident: incident, target: target, playbook: playbook, trigger: trigger, at: .now())
+    }
+
     /// Takes up an incident a previous medicd left open (see `EngineCore.adopt`).
     public func adopt(incident: Int64, target: String, playbook: String, trigger: String, why: String) async {
         await carry(core.adopt(incident: incident, target: target, playbook: playbook, trigger: trigger, why: why, at: .now()))

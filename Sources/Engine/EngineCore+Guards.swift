@@ -39,20 +39,45 @@ extension EngineCore {
                 let parent = targets[dependency]?.incidents.values.min().map { " (incident \($0))" } ?? ""
                 return GuardStop(guard: "dependency", message: "\(target) depends on \(dependency), which is unhealthy\(parent); waiting for it instead of restarting a victim", then: .hold(until: nil))
             }
-            if let hold = stormHold(incident.playbook, at: now) { return hold }
+            if let hold = stormHold(incident.playbook, at: now) {
+                if groups[incident.playbook.name]?.paged == false {
+                    groups[incident.playbook.name]?.paged = true
+                    page(incident, "storm: \(hold.message); automatic restarts of the group are held (a shared cause is likely)", at: now)
+                }
+                return hold
+            }
         }
-        var limit = guards.rates[step.kind]
-        if case .reboot(let atMost) = step.action { limit = atMost }
-        if let limit {
+        // The playbook's (or config's) rate and a reboot step's own `at_most`: the stricter
+        // holds, as each is checked.
+        var limits = [guards.rates[step.kind]].compactMap { $0 }
+        if case .reboot(let atMost) = step.action { limits.append(atMost) }
+        for limit in limits {
             // Reboots are the host's, whichever target asked: counted across all of them.
             let runs = step.kind == .reboot ? targets.values.flatMap { $0.stepRuns[.reboot] ?? [] } : state.stepRuns[step.kind] ?? []
             let used = state.count(runs, within: limit.window, at: now)
             if used >= limit.count {
                 let what = step.kind == .reboot ? "this host" : target
-            return GuardStop(guard: "rate", message: "\(used) \(step.name)s of \(what) in the last \(DurationText.format(limit.window)) already (limit \(limit))", then: .escalate)
+                return GuardStop(guard: "rate", message: "\(used) \(step.name)s of \(what) in the last \(DurationText.format(limit.window)) already (limit \(limit))", then: .escalate)
             }
         }
         return nil
+    }
+
+    /// Calls the playbook's people (its `default` receiver, else the journal at `crit`) beside
+    /// the plan: recorded as a notify step of the incident.
+    mutating func page(_ incident: Incident, _ message: String, at now: Timestamp) {
+        let step = Step(.notify(recipient: incident.playbook.humanReceiver, message: message))
+        let label = "page \(step.name)"
+        emit(.record(AuditRecord(
+            kind: .stepIntent, time: now, target: incident.target, incident: incident.id, playbook: incident.playbook.name,
+            playbookHash: incident.playbook.contentHash, step: step.name,
+            message: (settings.dryRun || incident.playbook.dryRun ? "dry-run: would \(step)" : "about to \(step)") + ": \(message)",
+            details: ["step": label, "plan": "calling a human"])))
+        if settings.dryRun || incident.playbook.dryRun { return }
+        let token = token()
+        detached[token] = DetachedStep(
+            step: step, label: label, plan: "calling a human", incident: incident.id, target: incident.target, playbook: incident.playbook, started: now)
+        emit(.run(token: token, step: step, context: context(of: incident)))
     }
 
     /// Storm guard: when more than a share of a playbook's targets trigger within its window,
@@ -82,6 +107,7 @@ extension EngineCore {
                 details: ["guard": "storm", "targets": recent.keys.sorted().joined(separator: ",")])))
         } else if !storming, group.holding {
             group.holding = false
+            group.paged = false
             emit(.record(AuditRecord(kind: .decision, time: now, playbook: playbook.name, message: "storm over for \(playbook.name): automatic action resumes")))
         }
         guard group.holding else { return nil }
@@ -152,6 +178,7 @@ extension EngineCore {
                 ? "automatic action on \(incident.target) stops until a human resumes it"
                 : "trying again every \(DurationText.format(retry))"),
             details: ["paused": String(pause)])))
+        page(incident, "needs a human: \(reason)", at: now)
         if pause {
             targets[incident.target]?.paused = true
             incident.phase = .paused

@@ -30,10 +30,10 @@ extension EngineCore {
                 case .paused?:
                     incidents[id]?.phase = .idle
                     beginAttempt(id, at: now)
-                case .held(let index, _)?:
+                case .held(let index, let reason, _)?:
                     incidents[id]?.phase = .idle
                     incidents[id]?.token = nil
-                    runStep(id, index: index, at: now)
+                    holdEnded(id, index: index, hold: reason, at: now)
                 default:
                     break
                 }
@@ -124,7 +124,7 @@ extension Incident.Phase {
         case .waiting(let i): "step \(i + 1): waiting"
         case .verifying(let i, let deadline, _): "step \(i + 1): verifying until \(deadline.iso8601)"
         case .backingOff(let until): "backing off until \(until.iso8601)"
-        case .held(let i, let reason): "step \(i + 1) held: \(reason)"
+        case .held(let i, let reason, _): "step \(i + 1) held: \(reason)"
         case .stabilising(let since): "stabilising since \(since.iso8601)"
         case .paused: "paused: needs a human"
         }

@@ -107,7 +107,7 @@ extension EngineCore {
                 details: ["guard": stop.guard, "result": "refused"])))
             switch stop.then {
             case .hold(let until):
-                incident.phase = .held(index, reason: stop.message)
+                incident.phase = .held(index, reason: stop.message, guard: stop.guard)
                 if let until {
                     let token = token()
                     incident.token = token
@@ -152,6 +152,11 @@ extension EngineCore {
             let healthySince = targets[incident.target]?.healthy == true ? now : nil
             incident.phase = .verifying(index, deadline: now.adding(within), healthySince: healthySince)
             incidents[id] = incident
+            if healthySince == nil, targets[incident.target]?.activeState == "failed" {
+                // Judged by the target's state at once: a failed unit is not getting healthy.
+                verifyFailed(id, index: index, summary: "\(incident.target) is failed", at: now)
+                return
+            }
             verifyCheck(id, index: index, deadline: now.adding(within), healthySince: healthySince, at: now)
         case .wait(let duration):
             incident.phase = .waiting(index)
@@ -164,7 +169,7 @@ extension EngineCore {
             let token = token()
             detached[token] = DetachedStep(
                 step: step, label: label, plan: incident.planName, incident: id, target: incident.target, playbook: incident.playbook, started: now)
-            emit(.run(token: token, step: step, context: incident.context))
+            emit(.run(token: token, step: step, context: context(of: incident)))
             incident.done.append("\(step): sent")
             incidents[id] = incident
             nextStep(id, after: index, at: now)
@@ -174,8 +179,15 @@ extension EngineCore {
             incident.token = token
             incidents[id] = incident
             targets[incident.target]?.busy = id
-            emit(.run(token: token, step: step, context: incident.context))
+            emit(.run(token: token, step: step, context: context(of: incident)))
         }
+    }
+
+    /// What a step of `incident` acts on, with what the engine knows of its target.
+    func context(of incident: Incident) -> StepContext {
+        var context = incident.context
+        context.unitDown = targets[incident.target]?.aspects[.unit] == false
+        return context
     }
 
     mutating func stepSucceeded(_ id: Int64, index: Int, summary: String, at now: Timestamp, result: String = "succeeded") {
@@ -268,20 +280,86 @@ extension EngineCore {
                 break
             }
         }
-        // Dependants held on this target go at once, without waiting out a back-off.
-        if healthy {
-            for (id, incident) in incidents where dependencies(of: incident).contains(target) {
-                if case .held(let index, _) = incident.phase {
-                    var resumed = incident
-                    resumed.phase = .idle
-                    resumed.token = nil
-                    incidents[id] = resumed
-                    emit(.record(AuditRecord(
-                        kind: .decision, time: now, target: incident.target, incident: id, playbook: incident.playbook.name,
-                        message: "\(target) is healthy again: resuming \(incident.target) at once")))
-                    runStep(id, index: index, at: now)
-                }
-            }
+        guard healthy else { return }
+        // Dependants held on this target get a settle period to recover by themselves; only
+        // those still unhealthy after it are acted on (without waiting out a back-off).
+        for id in incidents.keys.sorted() {
+            guard var incident = incidents[id], dependencies(of: incident).contains(target),
+                  case .held(let index, _, "dependency") = incident.phase else { continue }
+            let settle = settlePeriod(incident)
+            let token = token()
+            incident.phase = .held(index, reason: "\(target) is healthy again; \(incident.target) has \(DurationText.format(settle)) to recover by itself", guard: "settle")
+            incident.token = token
+            incidents[id] = incident
+            emit(.record(AuditRecord(
+                kind: .decision, time: now, target: incident.target, incident: id, playbook: incident.playbook.name,
+                message: "\(target) is healthy again: \(incident.target) has \(DurationText.format(settle)) to recover by itself before \(incident.plan[index].name) runs",
+                details: ["settle_ms": String(settle.milliseconds)])))
+            emit(.wake(token: token, at: now.adding(settle)))
+        }
+        retryCapacityHolds(at: now)
+    }
+
+    /// How long a victim of a dependency gets to recover by itself once the dependency is back:
+    /// the playbook's `settle:`, else long enough for its probe to pass `successes` times, else
+    /// for a heartbeat to arrive, else 2 s.
+    func settlePeriod(_ incident: Incident) -> Duration {
+        if let settle = incident.playbook.guards.settle { return settle }
+        let spec = incident.playbook.target(for: incident.target)
+        if let probe = spec?.probe { return probe.every * probe.successes + probe.timeout }
+        if let heartbeat = spec?.heartbeat { return heartbeat.every * 2 }
+        return .seconds(2)
+    }
+
+    /// A hold on step `index` ended (its time ran out, what it waited for is back, a human
+    /// resumed): the step runs only if the target still needs it. A target healthy again by
+    /// then gets none of the plan's remedies: the incident closes as recovered by itself once
+    /// it is stable (after the plan's remaining steps that only return or tell, when an earlier
+    /// step already acted, such as a `pool: maint`).
+    mutating func holdEnded(_ id: Int64, index: Int, hold: String, at now: Timestamp) {
+        guard var incident = incidents[id] else { return }
+        let step = incident.plan[index]
+        let acts = { (step: Step) in step.isDestructive || step.kind.isRemedy }
+        guard let state = targets[incident.target], state.healthy == true, acts(step) else {
+            runStep(id, index: index, at: now)
+            return
+        }
+        let acted = incident.plan[..<index].contains(where: acts)
+        let rest = incident.plan[index...].filter { !acts($0) }
+        incident.recoveredByItself = true
+        emit(.record(AuditRecord(
+            kind: .decision, time: now, target: incident.target, incident: id, playbook: incident.playbook.name,
+            playbookHash: incident.playbook.contentHash, step: step.name,
+            message: "\(incident.target) is healthy again (since \(state.healthSince?.iso8601 ?? "?")) as the hold ends (\(hold)): \(step.name) is not run"
+                + (acted && !rest.isEmpty ? "; finishing the plan without its remedies: \(rest.map(\.name).joined(separator: ", "))" : ""),
+            details: ["recovered_by_itself": "true"])))
+        if acted, !rest.isEmpty {
+            incident.plan = Array(incident.plan[..<index]) + rest
+            incidents[id] = incident
+            runStep(id, index: index, at: now)
+            return
+        }
+        incident.phase = .stabilising(since: state.healthSince ?? now)
+        incidents[id] = incident
+        scheduleStabilised(id, at: now)
+    }
+
+    /// The unit of `target` failed: a verification waiting for it is judged at once.
+    mutating func unitFailed(_ target: String, _ summary: String, at now: Timestamp) {
+        for id in (targets[target]?.incidents.values.sorted() ?? []) {
+            guard case .verifying(let index, _, _)? = incidents[id]?.phase else { continue }
+            verifyFailed(id, index: index, summary: "\(target) failed: \(summary)", at: now)
+        }
+    }
+
+    /// Steps held because a pool had too few servers in service are tried again: capacity may
+    /// have come back.
+    mutating func retryCapacityHolds(at now: Timestamp) {
+        for id in incidents.keys.sorted() {
+            guard case .held(let index, _, "capacity")? = incidents[id]?.phase else { continue }
+            incidents[id]?.phase = .idle
+            incidents[id]?.token = nil
+            runStep(id, index: index, at: now)
         }
     }
 
@@ -292,7 +370,7 @@ extension EngineCore {
             return
         }
         let state = targets[incident.target]
-        incident.phase = .stabilising(since: state?.healthy == true ? (state?.healthSince ?? now) : now)
+        incident.phase = .stabilising(since: state?.healthy == true ? max(state?.healthSince ?? now, incident.opened) : now)
         incidents[id] = incident
         if state?.healthy != true {
             incident.phase = .idle
@@ -307,7 +385,7 @@ extension EngineCore {
         guard var incident = incidents[id], case .stabilising(let since) = incident.phase else { return }
         let due = since.adding(incident.playbook.guards.stabilise)
         if due <= now {
-            recovered(id, at: now)
+            recovered(id, healthySince: since, at: now)
             return
         }
         let token = token()
@@ -316,13 +394,20 @@ extension EngineCore {
         emit(.wake(token: token, at: due))
     }
 
-    mutating func recovered(_ id: Int64, at now: Timestamp) {
+    /// The target has been healthy since `healthySince` for the stabilisation period. Time to
+    /// recover runs from the fault to `healthySince` (healthy again on fresh evidence); the
+    /// stabilisation period is reported beside it.
+    mutating func recovered(_ id: Int64, healthySince: Timestamp, at now: Timestamp) {
         guard let incident = incidents[id] else { return }
         let start = incident.occurred ?? incident.opened
-        let ttr = now.since(start)
-        var details = ["time_to_recover_ms": String(ttr.milliseconds), "attempts": String(incident.attempt)]
+        let ttr = max(healthySince.since(start), .zero)
+        var details = [
+            "time_to_recover_ms": String(ttr.milliseconds), "attempts": String(incident.attempt), "healthy_at": healthySince.iso8601,
+            "stabilised_ms": String(now.since(healthySince).milliseconds),
+        ]
         if let occurred = incident.occurred { details["time_to_detect_ms"] = String(incident.opened.since(occurred).milliseconds) }
-        close(id, outcome: "recovered", message: "recovered: healthy for \(DurationText.format(incident.playbook.guards.stabilise)), \(DurationText.format(ttr)) after it broke", at: now, details: details)
+        let outcome = incident.recoveredByItself ? "recovered-by-itself" : "recovered"
+        close(id, outcome: outcome, message: "\(outcome == "recovered" ? "recovered" : "recovered by itself"): healthy again \(DurationText.format(ttr)) after it broke, then stable for \(DurationText.format(now.since(healthySince)))", at: now, details: details)
         targets[incident.target]?.backoffLevel = 0
     }
 
@@ -339,7 +424,7 @@ extension EngineCore {
             runQueued(on: incident.target, at: now)
         }
         switch outcome {
-        case "recovered": counters.recovered += 1
+        case "recovered", "recovered-by-itself": counters.recovered += 1
         case "failed", "needs-human": counters.failed += 1
         default: break
         }

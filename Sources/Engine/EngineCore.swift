@@ -92,35 +92,52 @@ public struct EngineCore: Sendable {
         for failure in failures { targets[failure.target, default: TargetState()].failures.append(failure.time) }
     }
 
-    /// Takes up an incident a previous medicd left open (it rebooted the host, or was stopped or
-    /// killed): checks, within `within`, that the target is healthy, then lets it stabilise and
-    /// closes the incident; if it is not, the rule's escalation runs (a step that was
-    /// interrupted counts against its rate limit, so a reboot is not asked for twice) and a
-    /// human is called. `why` says where the incident comes from, for the audit log.
-    public mutating func adopt(
-        incident id: Int64, target: String, playbook name: String, trigger: String, why: String, within: Duration = .seconds(60),
-        at now: Timestamp
-    ) -> [Command] {
+    /// Registers an incident a previous medicd left open (it rebooted the host, or was stopped
+    /// or killed), before the targets are read: what reading them finds joins it instead of
+    /// opening a second incident for the same target and rule. `adopt` then judges it. Returns
+    /// false if its playbook is no longer loaded.
+    @discardableResult
+    public mutating func register(incident id: Int64, target: String, playbook name: String, trigger: String, at now: Timestamp) -> Bool {
         guard incidents[id] == nil, let playbook = playbooks.first(where: { $0.name == name }),
               let ruleIndex = playbook.rules.firstIndex(where: { $0.text == trigger }) ?? playbook.rules.indices.first
-        else {
-            emit(.record(AuditRecord(
-                kind: .escalation, time: now, target: target, incident: id, playbook: name,
-                message: "needs a human: incident \(id) is still open \(why), but playbook \(name) is no longer loaded to follow it up")))
-            return flush()
-        }
+        else { return incidents[id] != nil }
         let key = Self.key(playbook, ruleIndex)
         var incident = Incident(
             id: id, target: target, key: key, playbook: playbook, rule: playbook.rules[ruleIndex], opened: now, occurred: nil,
-            stepStarted: now, observation: "taken up \(why)")
+            stepStarted: now, observation: "taken up from an earlier medicd")
         incident.attempt = 1
-        incident.plan = [Step(.verify(within: within, stable: .zero))]
         incident.planName = "taken up"
         incidents[id] = incident
         targets[target, default: TargetState()].incidents[key] = id
         nextIncident = max(nextIncident, id + 1)
+        return true
+    }
+
+    /// Takes up an incident a previous medicd left open (registered first with `register`, or
+    /// here): checks, within `within`, that the target is healthy (judged at once when its unit
+    /// is failed), then lets it stabilise and closes the incident; if it is not, the rule's
+    /// escalation runs (a step that was interrupted counts against its rate limit, so a reboot
+    /// is not asked for twice) or, with none left, a human is called. `why` says where the
+    /// incident comes from, for the audit log.
+    public mutating func adopt(
+        incident id: Int64, target: String, playbook name: String, trigger: String, why: String, within: Duration = .seconds(60),
+        at now: Timestamp
+    ) -> [Command] {
+        guard register(incident: id, target: target, playbook: name, trigger: trigger, at: now), var incident = incidents[id],
+              incident.plan.isEmpty
+        else {
+            if incidents[id] == nil {
+                emit(.record(AuditRecord(
+                    kind: .escalation, time: now, target: target, incident: id, playbook: name,
+                    message: "needs a human: incident \(id) is still open \(why), but playbook \(name) is no longer loaded to follow it up")))
+            }
+            return flush()
+        }
+        incident.plan = [Step(.verify(within: within, stable: .zero))]
+        incident.phase = .idle
+        incidents[id] = incident
         emit(.record(AuditRecord(
-            kind: .decision, time: now, target: target, incident: id, playbook: name, playbookHash: playbook.contentHash,
+            kind: .decision, time: now, target: target, incident: id, playbook: name, playbookHash: incident.playbook.contentHash,
             message: "taking up incident \(id) \(why): \(target) must be healthy within \(DurationText.format(within))")))
         runStep(id, index: 0, at: now)
         return flush()
@@ -155,9 +172,10 @@ public struct EngineCore: Sendable {
         emit(.record(AuditRecord(
             kind: .observation, time: now, target: name, incident: joined ?? state.incidents.values.min(),
             message: observation.summary, details: observation.facts.merging(["observed": observation.kind.label]) { own, _ in own })))
-        let changed = observation.health.flatMap { state.noteHealth($0, aspect: observation.healthAspect, at: now) }
+        let changed = note(observation, in: &state)
         if let requires = observation.facts["Requires"] { state.requires = requires.split(separator: ",").map(String.init) }
         targets[name] = state
+        for index in covering(name) { groups[playbooks[index].name, default: GroupState()].members.insert(name) }
 
         if case .stoppedByRequest(let job) = observation.kind, !state.incidents.isEmpty {
             for id in state.incidents.values.sorted() {
@@ -174,10 +192,31 @@ public struct EngineCore: Sendable {
             }
         }
         if let changed { healthChanged(name, healthy: changed, at: now) }
+        if observation.healthAspect == .unit, state.activeState == "failed" { unitFailed(name, observation.summary, at: now) }
         guard let match, joined == nil else { return flush() }
         open(playbook: match.playbook, ruleIndex: match.rule, key: match.key, observation: observation)
         return flush()
     }
+
+    /// Notes what an observation says of the target's health; returns the target's health if
+    /// it changed. A passing verdict begun after the last restart's start is the fresh evidence
+    /// that restart waits for.
+    private func note(_ observation: Observation, in state: inout TargetState) -> Bool? {
+        if let active = observation.facts["ActiveState"], observation.healthAspect == .unit { state.activeState = active }
+        guard let health = observation.health else { return nil }
+        let before = state.healthy
+        let aspect = observation.healthAspect
+        state.aspects[aspect] = health
+        if health {
+            let began = observation.occurred ?? observation.time
+            state.lastPositive[aspect] = began
+            if let since = state.freshSince, began >= since { state.awaitingFresh.remove(aspect) }
+        }
+        return state.settled(from: before, at: observation.time)
+    }
+
+    /// How often a step held for a pool's capacity is tried again when nothing else prompts it.
+    static let capacityRetry: Duration = .seconds(10)
 
     /// One incident per (target, key) while open.
     static func key(_ playbook: Playbook, _ rule: Int) -> String { "\(playbook.name)#\(rule)" }
@@ -209,20 +248,34 @@ public struct EngineCore: Sendable {
         }
         incident.done.append("\(step): \(outcome.refusedBy != nil ? "refused" : outcome.succeeded ? "succeeded" : "failed")")
         if outcome.succeeded, [.restart, .start].contains(step.kind) {
-            // The runner waited until the unit was active (READY=1 for notify units). A resource
-            // limit spoke of the process that was replaced: unknown until the next sample.
-            targets[incident.target]?.aspects[.limit] = nil
-            targets[incident.target]?.noteHealth(true, at: now)
-            targets[incident.target]?.lastRemedy = now
+            broughtUp(incident, since: incident.stepStarted, at: now)
         }
         incident.token = nil
         incident.phase = .idle
-        if outcome.refusedBy != nil { incident.retrySlowly = true }
         incidents[id] = incident
         if targets[incident.target]?.busy == id { targets[incident.target]?.busy = nil }
+        let unitDown = targets[incident.target]?.aspects[.unit] == false
         if outcome.succeeded {
             nextStep(id, after: index, at: now)
+            if case .pool(.ready) = step.action { retryCapacityHolds(at: now) }
+        } else if step.kind == .pool, unitDown {
+            // A dead unit serves nothing: a pool step that could not be done never stands
+            // between it and its start.
+            emit(.record(AuditRecord(
+                kind: .decision, time: now, target: incident.target, incident: id, playbook: incident.playbook.name,
+                playbookHash: incident.playbook.contentHash, step: step.name,
+                message: "\(incident.target) is down, so it serves nothing: going on with the plan without \(step.name)")))
+            nextStep(id, after: index, at: now)
+        } else if outcome.refusedBy == "capacity" {
+            // Held until capacity returns: tried again when a server is returned or a target
+            // is healthy again, and every 10 s for changes made outside Medic.
+            let retry = self.token()
+            incident.phase = .held(index, reason: outcome.summary, guard: "capacity")
+            incident.token = retry
+            incidents[id] = incident
+            emit(.wake(token: retry, at: now.adding(Self.capacityRetry)))
         } else {
+            if outcome.refusedBy != nil { incidents[id]?.retrySlowly = true }
             planFailed(id, reason: "\(step.name) \(outcome.refusedBy != nil ? "refused" : "failed"): \(outcome.summary)", at: now)
         }
         runQueued(on: incident.target, at: now)
@@ -244,6 +297,29 @@ public struct EngineCore: Sendable {
             message: "\(step.name) \(outcome.succeeded ? "succeeded" : "failed"): \(outcome.summary)", details: details)))
     }
 
+    /// A restart or start of the incident's target succeeded: the runner waited until the unit
+    /// was active (READY=1 for notify units). What the probe and heartbeats said before spoke of
+    /// the process that was replaced: the target is healthy again only once they speak of the
+    /// new one (a probe begun, a beat sent, after `since`). A resource limit's verdict is
+    /// unknown until the next sample.
+    mutating func broughtUp(_ incident: Incident, since: Timestamp, at now: Timestamp) {
+        guard var state = targets[incident.target] else { return }
+        let before = state.healthy
+        state.aspects[.limit] = nil
+        state.aspects[.unit] = true
+        state.activeState = "active"
+        state.lastRemedy = now
+        state.freshSince = since
+        let spec = incident.playbook.target(for: incident.target)
+        var needed: Set<Observation.HealthAspect> = []
+        if spec?.probe != nil { needed.insert(.probe) }
+        if spec?.heartbeat != nil { needed.insert(.heartbeat) }
+        state.awaitingFresh = needed.filter { aspect in !(state.lastPositive[aspect].map { $0 >= since } ?? false) }
+        let changed = state.settled(from: before, at: now)
+        targets[incident.target] = state
+        if let changed { healthChanged(incident.target, healthy: changed, at: now) }
+    }
+
     /// A wake-up scheduled with `.wake` is due.
     public mutating func wake(token: Int, at now: Timestamp) -> [Command] {
         guard let id = incidents.first(where: { $0.value.token == token })?.key, var incident = incidents[id] else { return flush() }
@@ -258,13 +334,13 @@ public struct EngineCore: Sendable {
             incident.phase = .idle
             incidents[id] = incident
             beginAttempt(id, at: now)
-        case .held(let index, _):
+        case .held(let index, let reason, _):
             incident.phase = .idle
             incidents[id] = incident
-            runStep(id, index: index, at: now)
+            holdEnded(id, index: index, hold: reason, at: now)
         case .stabilising(let since):
             if let state = targets[incident.target], state.healthy == true, now.since(since) >= incident.playbook.guards.stabilise {
-                recovered(id, at: now)
+                recovered(id, healthySince: since, at: now)
             }
         case .idle, .running, .queued, .paused:
             break

@@ -4,9 +4,17 @@ import MedicCore
 struct TargetState: Sendable {
     /// Last known health of each aspect (the unit's state, its probe, its heartbeats).
     var aspects: [Observation.HealthAspect: Bool] = [:]
-    /// Healthy: every aspect that has spoken says so; nil until one has.
+    /// Aspects that need fresh evidence from the process a restart or start brought up (its
+    /// probe passing, its heartbeat arriving) before the target counts as healthy.
+    var awaitingFresh: Set<Observation.HealthAspect> = []
+    /// When each aspect last said healthy (the probe's start, the beat's arrival).
+    var lastPositive: [Observation.HealthAspect: Timestamp] = [:]
+    /// systemd's ActiveState as last seen.
+    var activeState: String?
+    /// Healthy: every aspect that has spoken says so, and none awaits fresh evidence; nil until
+    /// one has spoken.
     var healthy: Bool? {
-        aspects.isEmpty ? nil : aspects.values.allSatisfy { $0 }
+        aspects.isEmpty ? nil : aspects.values.allSatisfy { $0 } && awaitingFresh.isEmpty
     }
     var healthSince: Timestamp?
     /// Times of health transitions, for flap detection.
@@ -29,6 +37,8 @@ struct TargetState: Sendable {
     var lastHealthyPeriod: Duration?
     /// When a restart or start of it last succeeded: probe verdicts begun before are stale.
     var lastRemedy: Timestamp?
+    /// When that restart or start began: evidence begun since speaks of the new process.
+    var freshSince: Timestamp?
     /// The units systemd says it needs (Requires=, BindsTo=).
     var requires: [String] = []
 
@@ -38,6 +48,12 @@ struct TargetState: Sendable {
     mutating func noteHealth(_ health: Bool, aspect: Observation.HealthAspect = .unit, at now: Timestamp) -> Bool? {
         let before = healthy
         aspects[aspect] = health
+        return settled(from: before, at: now)
+    }
+
+    /// Health may have changed since `before`: note the transition; returns the new health if
+    /// it changed.
+    mutating func settled(from before: Bool?, at now: Timestamp) -> Bool? {
         guard let after = healthy, after != before else { return nil }
         if before == true, let since = healthSince { lastHealthyPeriod = now.since(since) }
         if before != nil { transitions.append(now) }
@@ -66,8 +82,8 @@ struct Incident: Sendable {
         case verifying(Int, deadline: Timestamp, healthySince: Timestamp?)
         /// Waiting before the next attempt.
         case backingOff(until: Timestamp)
-        /// A guard holds step `index` (silence, storm, dependency) until it clears.
-        case held(Int, reason: String)
+        /// A guard holds step `index` (silence, storm, dependency, capacity) until it clears.
+        case held(Int, reason: String, guard: String)
         /// The plan worked; waiting for the target to stay healthy.
         case stabilising(since: Timestamp)
         /// Needs a human.
@@ -99,6 +115,8 @@ struct Incident: Sendable {
     let observation: String
     /// What each step run so far did, for the steps that report to people.
     var done: [String] = []
+    /// The target was healthy again when a hold ended, and its remedies were not run.
+    var recoveredByItself = false
 
     /// What a step of this incident acts on, for its runner.
     var context: StepContext {
@@ -124,4 +142,6 @@ struct GroupState: Sendable {
     /// Targets of the group seen so far (globs grow as units appear).
     var members: Set<String> = []
     var holding = false
+    /// Whether the people of this storm have been called.
+    var paged = false
 }

@@ -44,6 +44,9 @@ public struct StepContext: Sendable, Equatable {
     public var observation: String
     /// What the plan has done so far in this incident, e.g. `pool maint: succeeded`.
     public var done: [String]
+    /// The target's unit is down (crashed, failed, stopped) as the step starts: it serves
+    /// nothing, so taking it out of its pool takes no capacity away.
+    public var unitDown = false
 
     public init(target: String, incident: Int64, playbook: Playbook, trigger: String, observation: String, done: [String] = []) {
         self.target = target

@@ -31,7 +31,15 @@ public struct Playbook: Sendable, Equatable {
 
     /// The receiver a `notify` step names.
     public func receiver(_ name: String) -> Receiver? {
-        receivers[name] ?? (name == Receiver.journal.name ? .journal : nil)
+        if let own = receivers[name] { return own }
+        return [Receiver.journal, Receiver.journalCritical].first { $0.name == name }
+    }
+
+    /// Who is called when a human is needed (a plan that failed with no escalation left, a
+    /// storm): the receiver named `default` (the playbook's, or medic.yaml's), else the journal
+    /// at priority `crit`.
+    public var humanReceiver: String {
+        receivers[Receiver.defaultName] != nil ? Receiver.defaultName : Receiver.journalCritical.name
     }
 
     /// The target spec that covers `unit` (by name or glob), if any.
@@ -238,6 +246,10 @@ public struct Guards: Sendable, Equatable {
     public var flap: RateLimit
     /// Healthy this long after a remedy, and the incident closes.
     public var stabilise: Duration
+    /// When a dependency is healthy again, its victims get this long to recover by themselves
+    /// before they are restarted (nil: each victim's probe window, else its heartbeat window,
+    /// else 2 s).
+    public var settle: Duration?
     /// After escalating, try again this often rather than giving up for good.
     public var retryEvery: Duration
     /// More than this share of a playbook's targets triggering within the window holds the group.
@@ -251,7 +263,7 @@ public struct Guards: Sendable, Equatable {
         ],
         backoffInitial: Duration = .seconds(1), backoffMaximum: Duration = .seconds(300), resetAfter: Duration = .seconds(600),
         cooldown: Duration = .zero, flap: RateLimit = RateLimit(count: 10, window: .seconds(300)),
-        stabilise: Duration = .seconds(30), retryEvery: Duration = .seconds(600),
+        stabilise: Duration = .seconds(30), settle: Duration? = nil, retryEvery: Duration = .seconds(600),
         stormShare: Double = 0.3, stormWindow: Duration = .seconds(60)
     ) {
         self.rates = rates
@@ -261,6 +273,7 @@ public struct Guards: Sendable, Equatable {
         self.cooldown = cooldown
         self.flap = flap
         self.stabilise = stabilise
+        self.settle = settle
         self.retryEvery = retryEvery
         self.stormShare = stormShare
         self.stormWindow = stormWindow

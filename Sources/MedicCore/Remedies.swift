@@ -48,6 +48,11 @@ public struct Receiver: Sendable, Equatable {
 
     /// The receiver every playbook has: the journal, at priority `warning`.
     public static let journal = Receiver(name: "journal", kind: .journal(priority: 4))
+    /// Where a human is called when no receiver is named `default`: the journal, at `crit`.
+    public static let journalCritical = Receiver(name: "journal:crit", kind: .journal(priority: 2))
+    /// The name of the receiver called when a human is needed.
+    public static let defaultName = "default"
+
 }
 
 /// How much of a backend must stay in service when Medic takes a server out: at least

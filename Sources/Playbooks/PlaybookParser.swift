@@ -126,7 +126,7 @@ struct PlaybookReader {
 
     // MARK: Guards
 
-    static let guardKeys = ["rate", "backoff", "cooldown", "flap", "stabilise", "retry_every", "storm"]
+    static let guardKeys = ["rate", "backoff", "cooldown", "flap", "stabilise", "settle", "retry_every", "storm"]
 
     /// `guards:` read over `base` (the config's defaults, or the built-in ones).
     mutating func guardSettings(_ node: Node, base: Guards) -> Guards? {
@@ -146,6 +146,7 @@ struct PlaybookReader {
         if let d = keys["cooldown"].flatMap({ nodes.duration($0.value, what: "'cooldown'") }) { guards.cooldown = d }
         if let flap = keys["flap"]?.value, let limit = rateLimit(flap, what: "'flap'") { guards.flap = limit }
         if let d = keys["stabilise"].flatMap({ nodes.duration($0.value, what: "'stabilise'") }) { guards.stabilise = d }
+        if let d = keys["settle"].flatMap({ nodes.duration($0.value, what: "'settle'") }) { guards.settle = d }
         if let d = keys["retry_every"].flatMap({ nodes.duration($0.value, what: "'retry_every'") }) { guards.retryEvery = d }
         if let storm = keys["storm"]?.value, let text = nodes.string(storm, what: "'storm'") {
             let parts = text.split(separator: " ")

@@ -3,7 +3,8 @@ import Engine
 
 /// Replays a timeline through the real engine on a virtual clock, without touching systemd:
 /// steps that act on the world succeed at once (unless the timeline says one fails), a
-/// successful restart or start makes the target healthy, a stop makes it inactive.
+/// successful restart or start makes the target healthy (its probe passes `successes` intervals
+/// later, its heartbeat arrives one interval later), a stop makes it inactive.
 public struct Simulator {
     /// A record the engine wrote, at its virtual time since the start.
     public struct Entry: Sendable {
@@ -14,7 +15,7 @@ public struct Simulator {
     private enum Item {
         case observe(Observation)
         case failNext(String, StepKind)
-        case finished(token: Int, step: Step, target: String)
+        case finished(token: Int, step: Step, context: StepContext)
         case wake(Int)
     }
 
@@ -62,7 +63,8 @@ public struct Simulator {
             case .failNext(let target, let step):
                 failures[target, default: [:]][step, default: 0] += 1
                 commands = []
-            case .finished(let token, let step, let target):
+            case .finished(let token, let step, let context):
+                let target = context.target
                 let fails = (failures[target]?[step.kind] ?? 0) > 0
                 if fails { failures[target]?[step.kind]! -= 1 }
                 commands = core.stepFinished(
@@ -70,18 +72,33 @@ public struct Simulator {
                 if !fails, step.kind == .stop {
                     push(next.time, .observe(Observation(target: target, kind: .stateChanged, time: next.time, facts: ["ActiveState": "inactive"], summary: "inactive (stopped)")))
                 }
+                if !fails, [.restart, .start].contains(step.kind) { freshEvidence(for: context, after: next.time) }
             case .wake(let token):
                 commands = core.wake(token: token, at: next.time)
             }
             for command in commands {
                 switch command {
                 case .record(let record): out.append(Entry(at: record.time.since(base), record: record))
-                case .run(let token, let step, let context): push(next.time.adding(.milliseconds(1)), .finished(token: token, step: step, target: context.target))
+                case .run(let token, let step, let context): push(next.time.adding(.milliseconds(1)), .finished(token: token, step: step, context: context))
                 case .wake(let token, let at): push(max(at, next.time), .wake(token))
                 }
             }
         }
         return out
+    }
+
+    /// What the new process of a restarted target says of itself: its probe passes and its
+    /// heartbeats arrive.
+    private mutating func freshEvidence(for context: StepContext, after time: Timestamp) {
+        if let probe = context.spec?.probe {
+            let at = time.adding(probe.every * probe.successes)
+            push(at, .observe(Observation(
+                target: context.target, kind: .healthy, time: at, occurred: at.adding(.zero - probe.every), facts: [:], summary: "probe passing (simulated)")))
+        }
+        if let heartbeat = context.spec?.heartbeat {
+            let at = time.adding(heartbeat.every)
+            push(at, .observe(Observation(target: context.target, kind: .heartbeatResumed, time: at, facts: [:], summary: "heartbeat from the new process (simulated)")))
+        }
     }
 
     private mutating func push(_ time: Timestamp, _ item: Item) {

@@ -44,6 +44,14 @@ struct IncidentRecovery: Sendable {
         self.records = records
     }
 
+    /// Registers the incidents with the engine before the targets are read, so that what the
+    /// first read finds joins them instead of opening new ones.
+    func register(into engine: Engine) async {
+        for incident in unfinished {
+            await engine.register(incident: incident.incident, target: incident.target, playbook: incident.playbook, trigger: incident.trigger)
+        }
+    }
+
     /// Hands the incidents to the engine; call once every target is watched.
     func adopt(into engine: Engine) async {
         for incident in unfinished {

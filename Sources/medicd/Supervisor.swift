@@ -26,6 +26,7 @@ struct Supervisor: Service {
         let metrics = self.metrics
         metrics.detector("bus", up: true)
         defer { metrics.detector("bus", up: false) }
+        await recovery.register(into: engine)
         try await withGracefulShutdownHandler {
             try await watcher.run(
                 ready: {

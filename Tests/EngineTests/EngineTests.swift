@@ -146,7 +146,7 @@ struct EngineTests {
         _ = observe("active"); _ = observe("failed"); _ = observe("active")
         now = now.adding(.seconds(1))
         let crash = core.observe(Observation(target: "web@1.service", kind: .crashed(.signal), time: now, facts: [:], summary: "crashed"))
-        #expect(!crash.contains { if case .run = $0 { true } else { false } })
+        #expect(!crash.contains { if case .run(_, let step, _) = $0 { step.kind != .notify } else { false } }, "only a human is called")
         let resumed = core.resume("web@1.service", actor: "uid 0 (root)", at: now.adding(.seconds(60)))
         #expect(resumed.contains { if case .record(let r) = $0 { r.message.hasPrefix("resumed automatic action on web@1.service") && r.actor == "uid 0 (root)" } else { false } })
         #expect(resumed.contains { if case .run(_, let step, _) = $0 { step.kind == .restart } else { false } })
@@ -260,7 +260,7 @@ struct EngineTests {
         let commands = core.observe(Observation(target: "web@1.service", kind: .crashed(.signal), time: now, facts: [:], summary: "crashed"))
         let records = commands.compactMap { if case .record(let r) = $0 { r } else { nil } }
         #expect(records.first { $0.kind == .incidentOpened }?.incident == 40)
-        #expect(!commands.contains { if case .run = $0 { true } else { false } })
+        #expect(!commands.contains { if case .run(_, let step, _) = $0 { step.kind == .restart } else { false } })
         #expect(records.contains { $0.kind == .guardStopped && $0.message.contains("3 restarts") })
     }
 }
