@@ -14,12 +14,15 @@ public struct ActionRunner: StepRunner {
     private let journalDirectory: String?
     private let hostName: String
     private let client: HTTPClient
+    private let restarts: RestartNotices
 
-    /// `journalDirectory` is where `collect` reads the journal (nil: this host's own).
+    /// `journalDirectory` is where `collect` reads the journal (nil: this host's own);
+    /// `restarts` hears of every target a restart or start brought up again.
     public init(
         manager: SystemdManager, pool: PoolAction, balancer: LoadBalancerPool = HAProxyRuntime(), journalDirectory: String? = nil,
-        hostName: String = ActionRunner.localHostName(), client: HTTPClient = .shared
+        hostName: String = ActionRunner.localHostName(), client: HTTPClient = .shared, restarts: RestartNotices = RestartNotices()
     ) {
+        self.restarts = restarts
         self.manager = manager
         self.pool = pool
         lookup = balancer
@@ -32,10 +35,10 @@ public struct ActionRunner: StepRunner {
         let target = context.target
         do {
             switch step.action {
-            case .restart:
-                return try await JobAction(manager: manager, method: .restart).run(unit: target, timeout: step.timeout)
-            case .start:
-                return try await JobAction(manager: manager, method: .start).run(unit: target, timeout: step.timeout)
+            case .restart, .start:
+                let outcome = try await JobAction(manager: manager, method: step.kind == .restart ? .restart : .start).run(unit: target, timeout: step.timeout)
+                if outcome.succeeded { restarts.post(target) }
+                return outcome
             case .reload:
                 return try await JobAction(manager: manager, method: .reload).run(unit: target, timeout: step.timeout)
             case .stop:
@@ -45,7 +48,7 @@ public struct ActionRunner: StepRunner {
                 return .success("sent signal \(signal) to the main process")
             case .pool(let state):
                 guard let member = context.pool else { return .failure("\(target) has no pool in playbook \(context.playbook.name)") }
-                return await pool.run(state, member: member, timeout: step.timeout)
+                return await pool.run(state, member: member, unitDown: context.unitDown, timeout: step.timeout)
             case .reboot:
                 return await RebootAction(manager: manager).run(timeout: step.timeout)
             case .exec(let command):

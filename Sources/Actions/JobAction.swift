@@ -5,43 +5,66 @@ import Systemd
 /// A unit job (restart, start, reload, stop), then a wait until the unit has settled where the
 /// job should leave it: active (ready, for Type=notify) after restart, start and reload,
 /// inactive after stop. Fails if the job fails or the unit does not get there in time.
+///
+/// A `restart` of a unit that is not running is a start: systemd propagates a restart job to
+/// every unit that `Requires=` the restarted one (stopping them), while a start leaves them
+/// alone. Jobs systemd queues beside Medic's for other units are recorded with the step.
 struct JobAction {
-    enum Method { case restart, start, reload, stop }
+    enum Method: String { case restart, start, reload, stop }
 
     let manager: SystemdManager
     let method: Method
 
+    /// Whether a unit in this state is running (so that a restart, not a start, brings it back).
+    static func isRunning(_ state: UnitState) -> Bool {
+        switch state.activeState {
+        case "active", "reloading", "deactivating": true
+        case "activating": state.subState != "auto-restart"
+        default: false
+        }
+    }
+
     func run(unit: String, timeout: Duration) async throws -> StepOutcome {
         let started = ContinuousClock.now
-        let outcome: SystemdManager.JobOutcome = switch method {
-        case .restart: try await manager.restartUnit(unit, timeout: timeout)
-        case .start: try await manager.startUnit(unit, timeout: timeout)
-        case .reload: try await manager.reloadUnit(unit, timeout: timeout)
-        case .stop: try await manager.stopUnit(unit, timeout: timeout)
+        var job = method.rawValue
+        var details: [String: String] = [:]
+        if method == .restart {
+            let before = try await manager.state(of: unit)
+            if !Self.isRunning(before) {
+                job = "start"
+                details["job_type"] = "start (the unit was \(before.activeState ?? "?"), so a start: a restart would be passed on to what Requires= it)"
+            }
         }
-        switch outcome {
+        let run = try await manager.runJob(job, unit: unit, timeout: timeout)
+        details["job"] = String(run.id)
+        if !run.affected.isEmpty { details["affected_jobs"] = run.affected.map(\.description).joined(separator: ", ") }
+        let also = run.affected.isEmpty ? "" : "; systemd also queued \(run.affected.map(\.description).joined(separator: ", "))"
+        switch run.outcome {
         case .timedOut:
-            return .failure("job did not finish within \(DurationText.format(timeout))")
+            return .failure("job did not finish within \(DurationText.format(timeout))" + also, details)
         case .finished(let result) where result != "done":
             let state = try await manager.state(of: unit)
-            return .failure("job \(result): \(state)", ["job_result": result])
+            details["job_result"] = result
+            return .failure("\(job) job \(result): \(state)" + also, details)
         case .finished:
             break
         }
         let remaining = max(timeout - (ContinuousClock.now - started), .zero)
         let settled: Set<String> = ["active", "failed", "inactive"]
         guard let state = try await manager.waitForActiveState(of: unit, timeout: remaining, until: settled.contains) else {
-            return .failure("not settled within \(DurationText.format(timeout)) of the job")
+            return .failure("not settled within \(DurationText.format(timeout)) of the job" + also, details)
         }
         let properties = try await manager.state(of: unit)
-        var details = ["job_result": "done", "ActiveState": state]
+        details["job_result"] = "done"
+        details["ActiveState"] = state
         details["MainPID"] = properties.mainPID.map(String.init)
         details["InvocationID"] = properties.invocationID
         let wanted = method == .stop ? "inactive" : "active"
         guard state == wanted else {
-            return .failure("unit is \(state) after the job (Result=\(properties.result ?? "?"))", details)
+            return .failure("unit is \(state) after the \(job) job (Result=\(properties.result ?? "?"))" + also, details)
         }
-        if method == .stop { return .success("stopped", details) }
-        return .success("active, MainPID \(properties.mainPID.map(String.init) ?? "?")", details)
+        if method == .stop { return .success("stopped" + also, details) }
+        let how = job == method.rawValue ? "" : " (started: it was not running)"
+        return .success("active, MainPID \(properties.mainPID.map(String.init) ?? "?")\(how)" + also, details)
     }
 }

@@ -13,7 +13,12 @@ public struct IncidentSummary: Sendable, Equatable, Encodable {
     public var opened: String
     public var closed: String?
     public var timeToDetectMs: Int?
+    /// From the fault to the moment the target was healthy again on fresh evidence.
     public var timeToRecoverMs: Int?
+    /// When the target was healthy again: the end of the impact window.
+    public var healthyAgain: String?
+    /// How long it was then watched to be stable before the incident closed.
+    public var stabilisedMs: Int?
     /// Each step that ran, with its result: `restart: succeeded`.
     public var steps: [String]
     public var escalations: Int
@@ -22,6 +27,7 @@ public struct IncidentSummary: Sendable, Equatable, Encodable {
     enum CodingKeys: String, CodingKey {
         case id, target, playbook, trigger, status, opened, closed, steps, escalations
         case timeToDetectMs = "time_to_detect_ms", timeToRecoverMs = "time_to_recover_ms", guardStops = "guard_stops"
+        case healthyAgain = "healthy_at", stabilisedMs = "stabilised_ms"
     }
 
     /// The incidents in `records` (which must hold every record of each incident), oldest first.
@@ -49,6 +55,8 @@ public struct IncidentSummary: Sendable, Equatable, Encodable {
                 summary.status = record.facts["outcome"] ?? "closed"
                 summary.closed = record.time
                 summary.timeToRecoverMs = record.facts["time_to_recover_ms"].flatMap(Int.init)
+                summary.healthyAgain = record.facts["healthy_at"]
+                summary.stabilisedMs = record.facts["stabilised_ms"].flatMap(Int.init)
             default:
                 break
             }

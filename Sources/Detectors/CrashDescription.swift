@@ -7,6 +7,10 @@ enum CrashDescription {
     private static let exited: Int32 = 1, killed: Int32 = 2, dumped: Int32 = 3
 
     static func describe(_ kind: CrashKind, _ state: UnitState) -> String {
+        if let failed = state.failedCommand, failed.setting != "ExecStart" || (state.execMainPID ?? 0) == 0 {
+            // A command around the main process failed: name it, not a main process that never ran.
+            return "\(failed)" + (failed.setting == "ExecStartPre" ? ": the main process was never started" : "")
+        }
         let process = state.execMainPID.map { "main process \($0)" } ?? "main process"
         let status = state.execMainStatus ?? 0
         switch kind {

@@ -14,6 +14,8 @@ public actor HeartbeatMonitor {
         var heartbeat: Heartbeat
         var lastBeat: ContinuousClock.Instant
         var missed = false
+        /// The process that beat last.
+        var pid: pid_t?
     }
 
     private var watches: [String: Watch]
@@ -59,10 +61,17 @@ public actor HeartbeatMonitor {
         }
         watch.lastBeat = .now
         let resumed = watch.missed
+        // A beat from a process that replaced the one beating before is the fresh evidence a
+        // restart waits for.
+        let newProcess = watch.pid.map { $0 != message.pid } ?? false
+        let previous = watch.pid
         watch.missed = false
+        watch.pid = message.pid
         watches[unit] = watch
-        if resumed {
-            await deliver(Observation(target: unit, kind: .heartbeatResumed, time: .now(), facts: ["pid": String(message.pid)], summary: "heartbeats arrive again"))
+        if resumed || newProcess {
+            await deliver(Observation(
+                target: unit, kind: .heartbeatResumed, time: .now(), facts: ["pid": String(message.pid)],
+                summary: resumed ? "heartbeats arrive again" : "heartbeats from a new process (pid \(message.pid), was \(previous ?? 0))"))
         }
     }
 

@@ -10,11 +10,18 @@ public struct ProbeRunner: Sendable {
     public let probes: [(unit: String, probe: Probe)]
     private let check: ProbeCheck
     private let limiter: ConcurrencyLimit
+    private let restarts: RestartNotices
     private let logger: Logger
 
-    public init(probes: [(unit: String, probe: Probe)], maximumConcurrent: Int = 32, check: ProbeCheck = ProbeCheck(), logger: Logger) {
+    /// `restarts`: targets brought up again, whose probe starts counting afresh so that it says
+    /// `healthy` again once the new process passes.
+    public init(
+        probes: [(unit: String, probe: Probe)], maximumConcurrent: Int = 32, check: ProbeCheck = ProbeCheck(), restarts: RestartNotices = RestartNotices(),
+        logger: Logger
+    ) {
         self.probes = probes
         self.check = check
+        self.restarts = restarts
         limiter = ConcurrencyLimit(maximumConcurrent)
         self.logger = logger
     }
@@ -38,6 +45,12 @@ public struct ProbeRunner: Sendable {
             let result = await check.run(probe)
             await limiter.release()
             let probeStarted = Timestamp.now().adding(.zero - (ContinuousClock.now - started))
+            if restarts.take(unit) {
+                // Brought up again: what the probe saw before spoke of the replaced process.
+                counter = ProbeCounter(failures: probe.failures, successes: probe.successes)
+                try? await Task.sleep(until: started + probe.every, clock: .continuous)
+                continue
+            }
             if let healthy = counter.record(passed: result.passed) {
                 let summary = healthy
                     ? "probe passing again (\(result.detail), \(counter.successes) in a row)"

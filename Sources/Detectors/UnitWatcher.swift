@@ -54,9 +54,24 @@ public actor UnitWatcher {
                     logger.error("re-reading units after reconnect failed: \(error)")
                 }
             case .unitChanged, .jobNew, .jobRemoved:
-                for observation in tracker.ingest(event, at: .now()) { await deliver(.observation(withHostPressure(observation))) }
+                for observation in tracker.ingest(event, at: .now()) {
+                    await deliver(.observation(withHostPressure(await namingFailedCommand(observation))))
+                }
             }
         }
+    }
+
+    /// A crash with no main process (ExecMainPID=0: an `ExecStartPre=` failed, say) is
+    /// described by the command that failed, which systemd does not put in its signals: read
+    /// once, only then.
+    private func namingFailedCommand(_ observation: Observation) async -> Observation {
+        guard case .crashed(let kind) = observation.kind, (observation.facts["ExecMainPID"] ?? "0") == "0",
+              let state = try? await manager.state(of: observation.target), let failed = state.failedCommand
+        else { return observation }
+        var named = observation
+        named.summary = CrashDescription.describe(kind, state)
+        named.facts["FailedCommand"] = failed.description
+        return named
     }
 
     /// Observations that can trigger a playbook carry the host's pressure at that moment.

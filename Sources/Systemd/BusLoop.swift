@@ -29,6 +29,9 @@ final class BusLoop: @unchecked Sendable {
     private let events: AsyncStream<BusEvent>.Continuation
     private(set) var connection: BusConnection?
     private var waiters: [UInt64: Waiter] = [:]
+    /// Jobs systemd queued beside one of ours (a restart propagated to what Requires= the unit):
+    /// ours too, though nobody waits for them.
+    private var claimedJobs: Set<String> = []
     private var nextWaiterID: UInt64 = 0
     private var reconnectAt: UInt64 = 0
     private var reconnectDelay: UInt64 = minimumReconnectDelay
@@ -197,8 +200,14 @@ final class BusLoop: @unchecked Sendable {
             let job = try? message.readObjectPath(),
             let unit = try? message.readString()
         else { return }
-        let ours = waiters.values.contains { if case .job(let path) = $0.kind { path == job } else { false } }
+        let ours = claimedJobs.contains(job) || waiters.values.contains { if case .job(let path) = $0.kind { path == job } else { false } }
         events.yield(.jobNew(id: id, job: job, unit: unit, ours: ours))
+    }
+
+    /// Takes the jobs systemd queued beside one of ours as ours (their JobNew signals are
+    /// dispatched after the reply that named them).
+    func claim(jobs: [String]) {
+        claimedJobs.formUnion(jobs)
     }
 
     private func jobRemoved(_ message: BusMessage) {
@@ -208,6 +217,7 @@ final class BusLoop: @unchecked Sendable {
             let unit = try? message.readString(),
             let result = try? message.readString()
         else { return }
+        claimedJobs.remove(job)
         events.yield(.jobRemoved(id: id, job: job, unit: unit, result: result))
         resolveWaiters { kind in
             if case .job(let path) = kind, path == job { return result }

@@ -111,6 +111,24 @@ final class BusMessage {
             while let (type, _) = try peekType(), type == "s" { strings.append(try readString()) }
             try exit()
             return .strings(strings)
+        case "a(sasbttttuii)":
+            var commands: [ExecCommandStatus] = []
+            try enter("a", "(sasbttttuii)")
+            while try enter("r", "sasbttttuii") {
+                let path = try readString()
+                var arguments: [String] = []
+                try enter("a", "s")
+                while let (type, _) = try peekType(), type == "s" { arguments.append(try readString()) }
+                try exit()
+                try skip("btttt")
+                let pid = try readBasic("u", as: UInt32.self)
+                let code = try readBasic("i", as: Int32.self)
+                let status = try readBasic("i", as: Int32.self)
+                try exit()
+                commands.append(ExecCommandStatus(path: path, arguments: arguments, pid: pid, code: code, status: status))
+            }
+            try exit()
+            return .commands(commands)
         default:
             try skip(contents)
             return nil
@@ -146,6 +164,7 @@ enum PropertyValue: Equatable {
     case bool(Bool)
     case bytes([UInt8])
     case strings([String])
+    case commands([ExecCommandStatus])
 
     var string: String? { if case .string(let s) = self { return s } else { return nil } }
     var uint: UInt64? { if case .uint(let v) = self { return v } else { return nil } }

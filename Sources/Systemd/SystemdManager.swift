@@ -22,6 +22,24 @@ public struct SystemdManager: Sendable {
         case timedOut
     }
 
+    /// A job systemd queued for another unit beside the one asked for: a restart propagated to
+    /// the units that `Requires=` the restarted one, a stop of what `BindsTo=` it.
+    public struct AffectedJob: Sendable, Equatable, CustomStringConvertible {
+        public var id: UInt32
+        public var unit: String
+        /// `restart`, `stop`, `start`, `try-restart`, …
+        public var type: String
+
+        public var description: String { "\(unit) \(type) (job \(id))" }
+    }
+
+    /// How a unit job ended, with its id and the jobs systemd queued beside it.
+    public struct JobRun: Sendable, Equatable {
+        public var id: UInt32
+        public var outcome: JobOutcome
+        public var affected: [AffectedJob]
+    }
+
     // MARK: Manager methods
 
     /// The object path of a loaded unit; throws (`org.freedesktop.systemd1.NoSuchUnit`) if the
@@ -101,22 +119,66 @@ public struct SystemdManager: Sendable {
 
     /// Starts the unit and waits for its job to finish.
     public func startUnit(_ name: String, mode: String = "replace", timeout: Duration = .seconds(90)) async throws -> JobOutcome {
-        try await runJob("StartUnit", unit: name, mode: mode, timeout: timeout)
+        try await runJob("start", unit: name, mode: mode, timeout: timeout).outcome
     }
 
     /// Stops the unit and waits for its job to finish.
     public func stopUnit(_ name: String, mode: String = "replace", timeout: Duration = .seconds(90)) async throws -> JobOutcome {
-        try await runJob("StopUnit", unit: name, mode: mode, timeout: timeout)
+        try await runJob("stop", unit: name, mode: mode, timeout: timeout).outcome
     }
 
     /// Restarts the unit (starts it if it is not running) and waits for its job to finish.
     public func restartUnit(_ name: String, mode: String = "replace", timeout: Duration = .seconds(90)) async throws -> JobOutcome {
-        try await runJob("RestartUnit", unit: name, mode: mode, timeout: timeout)
+        try await runJob("restart", unit: name, mode: mode, timeout: timeout).outcome
     }
 
     /// Reloads the unit's configuration (ExecReload) and waits for its job to finish.
     public func reloadUnit(_ name: String, mode: String = "replace", timeout: Duration = .seconds(90)) async throws -> JobOutcome {
-        try await runJob("ReloadUnit", unit: name, mode: mode, timeout: timeout)
+        try await runJob("reload", unit: name, mode: mode, timeout: timeout).outcome
+    }
+
+    /// Queues a job of `type` (`start`, `stop`, `restart`, `reload`, …) for the unit through
+    /// EnqueueUnitJob and waits for it to finish; returns how it ended and the jobs systemd
+    /// queued for other units beside it (which it does not wait for).
+    public func runJob(_ type: String, unit: String, mode: String = "replace", timeout: Duration = .seconds(90)) async throws -> JobRun {
+        try await bus.performDeferred { loop, complete in
+            do {
+                let reply = try loop.requireConnection().call(
+                    destination: Self.destination, path: Self.managerPath, interface: Self.managerInterface,
+                    member: "EnqueueUnitJob", arguments: [.string(unit), .string(type), .string(mode)])
+                let id = try reply.readBasic("u", as: UInt32.self)
+                let job = try reply.readObjectPath()
+                try reply.skip("sos")
+                var affected: [AffectedJob] = []
+                var paths: [String] = []
+                try reply.enter("a", "(uosos)")
+                while try reply.enter("r", "uosos") {
+                    let other = try reply.readBasic("u", as: UInt32.self)
+                    let path = try reply.readObjectPath()
+                    let name = try reply.readString()
+                    _ = try reply.readObjectPath()
+                    let kind = try reply.readString()
+                    try reply.exit()
+                    if other != id {
+                        affected.append(AffectedJob(id: other, unit: name, type: kind))
+                        paths.append(path)
+                    }
+                }
+                try reply.exit()
+                loop.claim(jobs: paths)
+                // Registered on the bus thread before any further message is dispatched, so the
+                // job's JobRemoved cannot be missed.
+                loop.addWaiter(.job(path: job), timeoutUSec: timeout.microseconds) { outcome in
+                    switch outcome {
+                    case .resolved(let result): complete(.success(JobRun(id: id, outcome: .finished(result), affected: affected)))
+                    case .timedOut: complete(.success(JobRun(id: id, outcome: .timedOut, affected: affected)))
+                    case .failed(let error): complete(.failure(error))
+                    }
+                }
+            } catch {
+                complete(.failure(error))
+            }
+        }
     }
 
     /// Queues a job to start the unit without waiting for it: for `reboot.target` in
@@ -185,28 +247,6 @@ public struct SystemdManager: Sendable {
                     switch outcome {
                     case .resolved(let state): complete(.success(state))
                     case .timedOut: complete(.success(nil))
-                    case .failed(let error): complete(.failure(error))
-                    }
-                }
-            } catch {
-                complete(.failure(error))
-            }
-        }
-    }
-
-    private func runJob(_ method: String, unit: String, mode: String, timeout: Duration) async throws -> JobOutcome {
-        try await bus.performDeferred { loop, complete in
-            do {
-                let job = try loop.requireConnection().call(
-                    destination: Self.destination, path: Self.managerPath, interface: Self.managerInterface,
-                    member: method, arguments: [.string(unit), .string(mode)]
-                ).readObjectPath()
-                // Registered on the bus thread before any further message is dispatched, so the
-                // job's JobRemoved cannot be missed.
-                loop.addWaiter(.job(path: job), timeoutUSec: timeout.microseconds) { outcome in
-                    switch outcome {
-                    case .resolved(let result): complete(.success(.finished(result)))
-                    case .timedOut: complete(.success(.timedOut))
                     case .failed(let error): complete(.failure(error))
                     }
                 }

@@ -33,6 +33,9 @@ public struct UnitState: Sendable, Equatable, CustomStringConvertible {
     /// `WatchdogSec=` in microseconds (0: no watchdog), and the last ping on CLOCK_MONOTONIC.
     public var watchdogUSec: UInt64?
     public var watchdogTimestampMonotonic: UInt64?
+    /// The first command of `ExecStartPre=`, `ExecStart=` or `ExecStartPost=` that failed in
+    /// the last start (read with GetAll only: systemd does not send these in signals).
+    public var failedCommand: ExecCommandStatus?
 
     public init(
         loadState: String? = nil, activeState: String? = nil, subState: String? = nil, result: String? = nil,
@@ -71,6 +74,10 @@ public struct UnitState: Sendable, Equatable, CustomStringConvertible {
         tasksCurrent = properties["TasksCurrent"]?.uint
         watchdogUSec = properties["WatchdogUSec"]?.uint
         watchdogTimestampMonotonic = properties["WatchdogTimestampMonotonic"]?.uint
+        for key in ["ExecStartPre", "ExecStart", "ExecStartPost"] where failedCommand == nil {
+            failedCommand = properties[key].flatMap { if case .commands(let list) = $0 { list.first(where: \.failed) } else { nil } }
+                .map { var command = $0; command.setting = key; return command }
+        }
         if properties["Requires"] != nil || properties["BindsTo"] != nil {
             requires = (properties["Requires"]?.strings ?? []) + (properties["BindsTo"]?.strings ?? [])
         }
@@ -97,6 +104,7 @@ public struct UnitState: Sendable, Equatable, CustomStringConvertible {
         tasksCurrent = newer.tasksCurrent ?? tasksCurrent
         watchdogUSec = newer.watchdogUSec ?? watchdogUSec
         watchdogTimestampMonotonic = newer.watchdogTimestampMonotonic ?? watchdogTimestampMonotonic
+        failedCommand = newer.failedCommand ?? failedCommand
     }
 
     /// True when nothing at all was set.
@@ -115,6 +123,37 @@ public struct UnitState: Sendable, Equatable, CustomStringConvertible {
         if let execMainStatus { parts.append("ExecMainStatus=\(execMainStatus)") }
         if let invocationID { parts.append("InvocationID=\(invocationID)") }
         return parts.joined(separator: " ")
+    }
+}
+
+/// How one command of a unit's `ExecStartPre=` (or `ExecStart=`, `ExecStartPost=`) last ended.
+public struct ExecCommandStatus: Sendable, Equatable, CustomStringConvertible {
+    /// The setting it comes from (`ExecStartPre`).
+    public var setting = ""
+    public var path: String
+    public var arguments: [String]
+    public var pid: UInt32
+    /// `CLD_EXITED` (1), `CLD_KILLED` (2), `CLD_DUMPED` (3); 0 if it has not run.
+    public var code: Int32
+    /// Exit status, or signal number.
+    public var status: Int32
+
+    public init(path: String, arguments: [String], pid: UInt32, code: Int32, status: Int32) {
+        self.path = path
+        self.arguments = arguments
+        self.pid = pid
+        self.code = code
+        self.status = status
+    }
+
+    /// It ran, and exited non-zero or was killed.
+    public var failed: Bool { pid != 0 && (code == 2 || code == 3 || (code == 1 && status != 0)) }
+
+    /// `ExecStartPre=/usr/bin/false --x exited with status 1`.
+    public var description: String {
+        let command = ([path] + arguments.dropFirst()).joined(separator: " ")
+        let how = code == 1 ? "exited with status \(status)" : "was killed by signal \(status)"
+        return "\(setting)=\(command) \(how)"
     }
 }
 

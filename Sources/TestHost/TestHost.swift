@@ -273,8 +273,11 @@ public final class TestHost: Sendable {
         return text
     }
 
-    /// The PIDs (as seen from this machine) of a unit's processes, read from its cgroup.
-    public func processes(ofUnit unitName: String, slice: String = "system.slice") -> [pid_t] {
+    /// The PIDs (as seen from this machine) of a unit's processes, read from its cgroup. An
+    /// instance of a template (`acc@1.service`) is in its template's slice, `system-acc.slice`.
+    public func processes(ofUnit unitName: String, slice: String? = nil) -> [pid_t] {
+        let slice = slice ?? (unitName.split(separator: "@").count == 2
+            ? "system.slice/system-\(unitName.split(separator: "@")[0].replacingOccurrences(of: "-", with: "\\x2d")).slice" : "system.slice")
         let text = (try? String(contentsOfFile: "\(cgroup)/\(slice)/\(unitName)/cgroup.procs", encoding: .utf8)) ?? ""
         return text.split(separator: "\n").compactMap { pid_t($0) }
     }

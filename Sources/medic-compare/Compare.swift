@@ -10,7 +10,7 @@ struct Compare {
         let arguments = CommandLine.arguments
         let quick = arguments.contains("--quick")
         let only = arguments.firstIndex(of: "--only").flatMap { arguments.dropFirst($0 + 1).first }
-            .map { Set($0.split(separator: ",").compactMap { Int($0) }) } ?? Set(1...6)
+            .map { Set($0.split(separator: ",").compactMap { Int($0) }) } ?? Set(1...7)
         let products = ((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? arguments[0]) as NSString
         let medicd = products.deletingLastPathComponent + "/medicd"
         print(Machine.description)
@@ -31,6 +31,9 @@ struct Compare {
             }
             if only.contains(6) {
                 failures += try Throughput(bench: products.deletingLastPathComponent + "/medic-bench", quick: quick).report()
+            }
+            if only.contains(7) {
+                failures += try GuardScenario(medicd: medicd, rounds: quick ? 1 : 5).report()
             }
         } catch {
             failures.append("\(error)")

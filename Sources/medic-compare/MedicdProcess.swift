@@ -11,10 +11,13 @@ final class MedicdProcess {
     /// From exec to READY=1.
     let startup: Duration
 
-    /// Starts medicd with `playbook` (and `arguments` besides) and returns once it said READY=1.
-    init(medicd: String, host: TestHost, work: String, runtime: String, playbook: String, arguments: [String] = []) throws {
+    /// Starts medicd with `playbook` and `more` playbooks (and `arguments` besides) and returns
+    /// once it said READY=1.
+    init(medicd: String, host: TestHost, work: String, runtime: String, playbook: String, more: [String] = [], arguments: [String] = []) throws {
         try FileManager.default.createDirectory(atPath: work + "/playbooks", withIntermediateDirectories: true)
-        try playbook.write(toFile: work + "/playbooks/bench.yaml", atomically: true, encoding: .utf8)
+        for (index, text) in ([playbook] + more).enumerated() {
+            try text.write(toFile: work + "/playbooks/bench\(index == 0 ? "" : "-\(index)").yaml", atomically: true, encoding: .utf8)
+        }
         let notify = try NotifyListener(directory: work)
         let start = ContinuousClock.now
         process = try ChildProcess(

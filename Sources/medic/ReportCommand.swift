@@ -47,14 +47,16 @@ enum PostMortem {
         out.append("\(s.target) (playbook \(s.playbook)) triggered '\(s.trigger)' at \(s.opened). Outcome: **\(s.status)**"
             + (s.closed.map { " at \($0)" } ?? "") + ". Steps: \(s.steps.isEmpty ? "none" : s.steps.joined(separator: ", ")).")
         out += ["", "## Impact window", ""]
-        out.append("- From \(s.opened) to \(s.closed ?? "(still open)")")
+        out.append("- From \(s.opened) to \(s.healthyAgain ?? s.closed ?? "(still open)")"
+            + (s.healthyAgain != nil ? " (healthy again; watched until \(s.closed ?? "?") to be stable)" : ""))
         out += ["", "## Figures", ""]
         out.append("- Time to detect: \(s.timeToDetectMs.map { "\($0) ms" } ?? "unknown")")
         if let mitigated = records.first(where: { $0.kind == "step-result" && $0.facts["result"] == "succeeded" && $0.step != "collect" && $0.step != "notify" }),
            let opened = records.first(where: { $0.kind == "incident-opened" }) {
             out.append("- Time to mitigate: \((mitigated.wallMicroseconds - opened.wallMicroseconds) / 1000) ms (first \(mitigated.step ?? "step") that succeeded)")
         }
-        out.append("- Time to recover: \(s.timeToRecoverMs.map { DurationText.format(.milliseconds($0)) } ?? "not recovered")")
+        out.append("- Time to recover: \(s.timeToRecoverMs.map { DurationText.format(.milliseconds($0)) } ?? "not recovered")"
+            + (s.stabilisedMs.map { " (then stable for \(DurationText.format(.milliseconds($0))) before the incident closed)" } ?? ""))
         out.append("- Escalations: \(s.escalations); guard stops: \(s.guardStops)")
         out += ["", "## Timeline (UTC)", "", "| time | kind | step | what happened |", "|---|---|---|---|"]
         for r in records {

@@ -156,8 +156,10 @@ struct MedicDaemon: AsyncParsableCommand {
         core.restore(stepRuns: history.stepRuns, failures: history.failures)
         core.setSilences(try store.silences(now: now))
         let targetCount = directory.playbooks.flatMap(\.targets).count
+        let restarts = RestartNotices()
         let runner = ActionRunner(
-            manager: SystemdManager(bus: systemBus), pool: PoolAction(pool: HAProxyRuntime(), held: try store.poolHolds()), journalDirectory: settings.journal)
+            manager: SystemdManager(bus: systemBus), pool: PoolAction(pool: HAProxyRuntime(), held: try store.poolHolds()), journalDirectory: settings.journal,
+            restarts: restarts)
         let engine = Engine(
             core: core, runner: runner, audit: audit, logger: logger,
             onChange: { status in
@@ -188,7 +190,7 @@ struct MedicDaemon: AsyncParsableCommand {
         }
         if !probes.isEmpty {
             services.append(.init(service: MonitoredDetector(
-                name: "probes", detector: ProbeService(runner: ProbeRunner(probes: probes, logger: logger), engine: engine), metrics: metrics)))
+                name: "probes", detector: ProbeService(runner: ProbeRunner(probes: probes, restarts: restarts, logger: logger), engine: engine), metrics: metrics)))
         }
         var heartbeats: [String: Heartbeat] = [:]
         for spec in directory.playbooks.flatMap(\.targets) {

@@ -23,16 +23,18 @@ public actor PoolAction {
     public static func key(_ member: PoolMembership) -> String { "\(member.haproxy) \(member.backend)/\(member.server)" }
 
     /// Moves the member's server to `state`; waits for a drain to finish within `timeout`.
-    public func run(_ state: PoolState, member: PoolMembership, timeout: Duration) async -> StepOutcome {
+    /// `unitDown`: the server's unit is down, so it serves nothing and taking it out takes no
+    /// capacity away (the capacity guard protects servers that serve).
+    public func run(_ state: PoolState, member: PoolMembership, unitDown: Bool = false, timeout: Duration) async -> StepOutcome {
         let backend = "\(member.haproxy) \(member.backend)"
         await enter(backend)
-        let outcome = await change(state, member: member)
+        let outcome = await change(state, member: member, unitDown: unitDown)
         leave(backend)
         guard outcome.succeeded, state == .drain, outcome.details["pool_changed"] == "true" else { return outcome }
         return await waitForDrain(member, timeout: timeout, outcome: outcome)
     }
 
-    private func change(_ state: PoolState, member: PoolMembership) async -> StepOutcome {
+    private func change(_ state: PoolState, member: PoolMembership, unitDown: Bool) async -> StepOutcome {
         let name = "\(member.backend)/\(member.server)"
         let key = Self.key(member)
         do {
@@ -53,6 +55,8 @@ public actor PoolAction {
                     details["pool_held"] = "false"
                     return .success("\(name) stays in \(server.admin.rawValue): Medic did not take it out (an operator did), so only a person returns it", details)
                 }
+            } else if unitDown {
+                details["capacity"] = "not counted: the unit is down, so the server serves nothing"
             } else if server.admin == .ready {
                 let inService = servers.filter(\.inService).count
                 let after = inService - (server.inService ? 1 : 0)

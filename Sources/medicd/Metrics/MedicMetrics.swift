@@ -26,7 +26,7 @@ final class MedicMetrics: Sendable {
             descriptor: Self.name("time_to_detect", "seconds", "From when a fault happened (as its source dates it) to the incident it opened."),
             buckets: Self.detectBuckets)
         timeToRecover = registry.makeDurationHistogram(
-            descriptor: Self.name("time_to_recover", "seconds", "From when a fault happened to its incident closing as recovered."),
+            descriptor: Self.name("time_to_recover", "seconds", "From when a fault happened to its target being healthy again (on fresh evidence), for incidents that closed recovered; the stabilisation period is not included."),
             buckets: Self.recoverBuckets)
         auditWrite = registry.makeDurationHistogram(
             descriptor: Self.name("audit_write", "seconds", "How long each durable append to the audit log took."), buckets: Self.writeBuckets)

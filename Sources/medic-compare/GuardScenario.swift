@@ -1,0 +1,102 @@
+import Audit
+import Foundation
+import Glibc
+import MedicCore
+import TestHost
+
+/// Scenario 7: the guards that keep a remedy from making an outage worse, under the two faults
+/// that used to turn one failure into many: a database with three applications that
+/// `Requires=` it (each in its own playbook, depending on it) killed, and 3 of 10 units of one
+/// glob killed at once. For each: how many restarts Medic ran, how many units a guard held,
+/// and the time from the fault until every backend serves again.
+struct GuardScenario {
+    let medicd: String
+    let rounds: Int
+
+    struct Result {
+        var name: String
+        var restarts: [Double] = []
+        var held: [Double] = []
+        var serving: [Double] = []
+        var failures: [String] = []
+    }
+
+    func report() throws -> [String] {
+        let results = try run()
+        print("")
+        print("7. Outages that must not spread, \(rounds) rounds each (median / p99):")
+        print(Table(header: ["fault", "restarts by Medic", "units held by a guard", "fault → all serving again (ms)"], rows: results.map {
+            [$0.name, Spread($0.restarts)?.counts ?? "-", Spread($0.held)?.counts ?? "-", Spread($0.serving)?.milliseconds ?? "never"]
+        }).render())
+        return results.flatMap(\.failures)
+    }
+
+    private func run() throws -> [Result] {
+        let host = try TestHost(name: "bench-guards", binds: [Backend.packageRoot])
+        defer { host.destroy() }
+        let backend = try Backend.path()
+        let db = freePort()
+        let apps = (1...3).map { (unit: "app\($0).service", port: freePort()) }
+        let globs = (1...10).map { _ in freePort() }
+        try host.installUnit("db.service", "[Service]\nExecStart=\(backend) --port \(db) --name db\n")
+        for app in apps {
+            try host.installUnit(app.unit, "[Unit]\nRequires=db.service\nAfter=db.service\n[Service]\nExecStart=\(backend) --port \(app.port)\n")
+        }
+        try host.installUnit("acc@.service", "[Service]\nExecStart=\(backend) --port %i\n")
+        try host.runInside(["systemctl", "daemon-reload"])
+        try host.runInside(["systemctl", "start"] + apps.map(\.unit) + globs.map { "acc@\($0).service" })
+        let probe = { (port: Int) in #"probe: { http: "http://127.0.0.1:\#(port)/health", every: 200ms, timeout: 150ms, failures: 2 }"# }
+        let plan = "on:\n  - when: crashed or unhealthy\n    do: [ restart, { verify: { healthy: within 10s } } ]\n"
+        let guards = "guards: { stabilise: 500ms, backoff: { initial: 100ms } }\n"
+        let dbBook = "playbook: db\ntargets:\n  - unit: db.service\n    \(probe(db))\n" + guards + plan
+        let appBooks = apps.map { app in
+            "playbook: \(app.unit.dropLast(8))\ntargets:\n  - unit: \(app.unit)\n    depends_on: [db.service]\n    \(probe(app.port))\n" + guards + plan
+        }
+        let accBook = "playbook: acc\ntargets:\n  - unit: \"acc@*.service\"\nguards: { stabilise: 500ms, storm: 30% in 1m }\n"
+            + "on:\n  - when: crashed\n    do: [ restart, { verify: { healthy: within 10s } } ]\n"
+        let medic = try MedicdProcess(
+            medicd: medicd, host: host, work: host.directory + "/medicd", runtime: host.directory + "/run/medic-bench", playbook: dbBook,
+            more: appBooks + [accBook])
+        defer { medic.stop() }
+        let ports = [db] + apps.map(\.port)
+        var dependency = Result(name: "db killed, 3 apps Requires= it (own playbooks, depends_on)")
+        var storm = Result(name: "3 of 10 units of acc@*.service killed at once")
+        for round in 0..<rounds {
+            usleep(UInt32.random(in: 200_000...700_000))
+            measure(&dependency, round: round, medic: medic, host: host, kill: ["db.service"], ports: ports, expectedRestarts: 1)
+            let victims = globs.shuffled().prefix(3).map { "acc@\($0).service" }
+            usleep(UInt32.random(in: 200_000...700_000))
+            measure(&storm, round: round, medic: medic, host: host, kill: victims, ports: globs, expectedRestarts: 3)
+        }
+        return [dependency, storm]
+    }
+
+    /// Kills the main process of each unit of `kill` at once and records what Medic did until
+    /// every backend on `ports` serves and its incidents have closed.
+    private func measure(_ result: inout Result, round: Int, medic: MedicdProcess, host: TestHost, kill units: [String], ports: [Int], expectedRestarts: Int) {
+        let before = (try? medic.store.records(AuditQuery()).last?.seq) ?? 0
+        let closed = medic.closedIncidents()
+        let fault = wallMicroseconds()
+        for unit in units { for pid in host.processes(ofUnit: unit) { Glibc.kill(pid, SIGKILL) } }
+        usleep(50_000)
+        var last = fault
+        for port in ports {
+            guard let back = waitUntilServing(port: port, timeout: .seconds(15)) else {
+                result.failures.append("\(result.name), round \(round + 1): port \(port) did not serve again within 15 s")
+                return
+            }
+            last = max(last, back)
+        }
+        result.serving.append(Double(last - fault) / 1000)
+        medic.waitForClosedIncidents(closed + units.count)
+        usleep(300_000)
+        let records = ((try? medic.store.records(AuditQuery())) ?? []).filter { ($0.seq ?? 0) > before }
+        let restarts = records.filter { $0.kind == AuditRecord.Kind.stepIntent.rawValue && $0.step == "restart" }.count
+        let held = Set(records.filter { $0.kind == AuditRecord.Kind.guardStopped.rawValue }.compactMap(\.target)).count
+        result.restarts.append(Double(restarts))
+        result.held.append(Double(held))
+        if restarts != expectedRestarts {
+            result.failures.append("\(result.name), round \(round + 1): Medic ran \(restarts) restarts, \(expectedRestarts) expected")
+        }
+    }
+}
