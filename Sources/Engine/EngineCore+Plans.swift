@@ -251,7 +251,7 @@ extension EngineCore {
         for id in (targets[target]?.incidents.values.sorted() ?? []) {
             if case .queued(let index)? = incidents[id]?.phase {
                 incidents[id]?.phase = .idle
-                runStep(id, index: index, at: now)
+                holdEnded(id, index: index, hold: "waited for another incident's step on \(target)", at: now)
                 return
             }
         }
@@ -356,10 +356,10 @@ extension EngineCore {
     /// have come back.
     mutating func retryCapacityHolds(at now: Timestamp) {
         for id in incidents.keys.sorted() {
-            guard case .held(let index, _, "capacity")? = incidents[id]?.phase else { continue }
+            guard case .held(let index, let reason, "capacity")? = incidents[id]?.phase else { continue }
             incidents[id]?.phase = .idle
             incidents[id]?.token = nil
-            runStep(id, index: index, at: now)
+            holdEnded(id, index: index, hold: reason, at: now)
         }
     }
 

@@ -332,8 +332,20 @@ public struct EngineCore: Sendable {
             verifyCheck(id, index: index, deadline: deadline, healthySince: healthySince, at: now)
         case .backingOff:
             incident.phase = .idle
-            incidents[id] = incident
-            beginAttempt(id, at: now)
+            if let state = targets[incident.target], state.healthy == true {
+                // Healthy again while waiting: the next attempt is not needed.
+                incident.recoveredByItself = true
+                incident.phase = .stabilising(since: state.healthSince ?? now)
+                incidents[id] = incident
+                emit(.record(AuditRecord(
+                    kind: .decision, time: now, target: incident.target, incident: id, playbook: incident.playbook.name,
+                    message: "\(incident.target) is healthy again (since \(state.healthSince?.iso8601 ?? "?")): the next attempt is not run",
+                    details: ["recovered_by_itself": "true"])))
+                scheduleStabilised(id, at: now)
+            } else {
+                incidents[id] = incident
+                beginAttempt(id, at: now)
+            }
         case .held(let index, let reason, _):
             incident.phase = .idle
             incidents[id] = incident

@@ -162,10 +162,14 @@ struct OutageGuardTests {
     let poolPlaybook = """
         playbook: web
         targets:
-          - unit: web@*.service
-            pool: { haproxy: /run/haproxy/admin.sock, backend: web, server: web%i }
+          - unit: web@1.service
+            pool: { haproxy: /run/haproxy/admin.sock, backend: web, server: web1 }
+            probe: { http: "http://127.0.0.1:8081/health" }
+          - unit: web@2.service
+            pool: { haproxy: /run/haproxy/admin.sock, backend: web, server: web2 }
+            probe: { http: "http://127.0.0.1:8082/health" }
         on:
-          - when: crashed
+          - when: crashed or unhealthy
             do: [ { pool: maint }, restart, { pool: ready } ]
         """
 
@@ -178,9 +182,9 @@ struct OutageGuardTests {
     func capacityHold() throws {
         var core = EngineCore(playbooks: [try playbook(poolPlaybook)])
         let now = Simulator.epoch
-        // web@2 hangs (its unit is up): its pool step is refused and held, not failed.
+        // web@2 hangs (its unit is up, its probe fails): its pool step is refused and held, not failed.
         _ = core.observe(Observation(target: "web@2.service", kind: .stateChanged, time: now, facts: ["ActiveState": "active"], summary: "active"))
-        let hung = try #require(firstRun(core.runByHand(playbook: "web", target: "web@2.service", actor: "test", at: now).commands))
+        let hung = try #require(firstRun(core.observe(Observation(target: "web@2.service", kind: .unhealthy, time: now, facts: [:], summary: "probe failing"))))
         #expect(hung.context.unitDown == false)
         let refused = core.stepFinished(token: hung.token, outcome: .refused(by: "capacity", "would leave 0 of 2"), at: now.adding(.milliseconds(2)))
         #expect(!refused.contains { if case .record(let r) = $0 { r.message.hasPrefix("plan failed") } else { false } })
@@ -193,14 +197,11 @@ struct OutageGuardTests {
         let failed = core.stepFinished(token: out.token, outcome: .failure("HAProxy unreachable"), at: now.adding(.seconds(1)))
         let restart = try #require(firstRun(failed))
         #expect(restart.step.kind == .restart)
-        // web@1 healthy again: the held step of web@2 is tried again at once (refused again
-        // while web@1 is out); web@1 returned to the pool: tried again at once, and done.
+        // web@1 returned to the pool: the held step of web@2 is tried again at once.
         let up = core.stepFinished(token: restart.token, outcome: .success("active"), at: now.adding(.seconds(2)))
-        let runs = up.compactMap { if case .run(let token, let step, let context) = $0 { (token, step, context.target) } else { nil } }
-        let ready = try #require(runs.first { $0.2 == "web@1.service" && $0.1.action == .pool(.ready) })
-        let again = try #require(runs.first { $0.2 == "web@2.service" && $0.1.action == .pool(.maint) })
-        _ = core.stepFinished(token: again.0, outcome: .refused(by: "capacity", "would leave 0 of 2"), at: now.adding(.seconds(2)))
-        let returned = core.stepFinished(token: ready.0, outcome: .success("returned"), at: now.adding(.seconds(2)))
+        let ready = try #require(firstRun(up))
+        #expect(ready.context.target == "web@1.service" && ready.step.action == .pool(.ready))
+        let returned = core.stepFinished(token: ready.token, outcome: .success("returned"), at: now.adding(.seconds(2)))
         let retried = try #require(firstRun(returned))
         #expect(retried.context.target == "web@2.service" && retried.step.action == .pool(.maint), "\(retried.step)")
     }
