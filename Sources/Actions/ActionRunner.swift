@@ -36,7 +36,8 @@ public struct ActionRunner: StepRunner {
         do {
             switch step.action {
             case .restart, .start:
-                let outcome = try await JobAction(manager: manager, method: step.kind == .restart ? .restart : .start).run(unit: target, timeout: step.timeout)
+                let outcome = try await JobAction(manager: manager, method: step.kind == .restart ? .restart : .start)
+                    .run(unit: target, timeout: step.timeout, unitDown: context.unitDown)
                 if outcome.succeeded { restarts.post(target) }
                 return outcome
             case .reload:

@@ -15,25 +15,15 @@ struct JobAction {
     let manager: SystemdManager
     let method: Method
 
-    /// Whether a unit in this state is running (so that a restart, not a start, brings it back).
-    static func isRunning(_ state: UnitState) -> Bool {
-        switch state.activeState {
-        case "active", "reloading", "deactivating": true
-        case "activating": state.subState != "auto-restart"
-        default: false
-        }
-    }
-
-    func run(unit: String, timeout: Duration) async throws -> StepOutcome {
+    /// `unitDown`: the engine last saw the unit down (crashed, failed, stopped), so a restart is
+    /// carried out as a start (no bus call is spent asking again on the crash path).
+    func run(unit: String, timeout: Duration, unitDown: Bool = false) async throws -> StepOutcome {
         let started = ContinuousClock.now
         var job = method.rawValue
         var details: [String: String] = [:]
-        if method == .restart {
-            let before = try await manager.state(of: unit)
-            if !Self.isRunning(before) {
-                job = "start"
-                details["job_type"] = "start (the unit was \(before.activeState ?? "?"), so a start: a restart would be passed on to what Requires= it)"
-            }
+        if method == .restart, unitDown {
+            job = "start"
+            details["job_type"] = "start (the unit was down, so a start: a restart would be passed on to what Requires= it)"
         }
         let run = try await manager.runJob(job, unit: unit, timeout: timeout)
         details["job"] = String(run.id)

@@ -46,7 +46,7 @@ struct MetricsTests {
             kill(try #require(host.processes(ofUnit: "web.service").first), SIGKILL)
             #expect(await eventually { ((try? medicd.records(kinds: [.incidentClosed]).count) ?? 0) == 1 })
             // The stabilise period came from the config: 300ms, not the built-in 30s.
-            #expect(try medicd.records(kinds: [.incidentClosed]).first?.message.contains("healthy for 300ms") == true)
+            #expect(try medicd.records(kinds: [.incidentClosed]).first?.message.contains("then stable for 300ms") == true)
 
             let scrape = try httpExchange(port: medicd.metricsPort, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             #expect(scrape.status == 200)

@@ -97,6 +97,7 @@ struct RebootTests {
             let result = try #require(records.first { $0.kind == "step-result" && $0.step == "reboot" })
             #expect(result.facts["result"] == "succeeded" && result.message.contains("the host rebooted"))
             #expect(records.filter { $0.kind == "step-intent" && $0.step == "reboot" }.count == 1, "the reboot was asked for again")
+            #expect(records.filter { $0.kind == "incident-opened" }.count == 1, "one incident per (target, rule), across boots")
         }
     }
 }
