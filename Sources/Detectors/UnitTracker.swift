@@ -113,15 +113,19 @@ public struct UnitTracker: Sendable {
             if let kind = CrashKind(systemdResult: result) {
                 if tracked.crashReported != result {
                     tracked.crashReported = result
-                    if let job = tracked.job, !job.ours, job.finished.map({ time.since($0) < Self.jobGrace }) ?? true,
+                    if let job = tracked.job, job.finished.map({ time.since($0) < Self.jobGrace }) ?? true,
                        previous.activeState == "deactivating" {
-                        // Not a crash: someone else's job (a stop or restart) began taking it
-                        // down before the process ended.
+                        // Not a crash: a job (a stop or restart) began taking it down before the
+                        // process ended — someone else's, or Medic's own (one it asked for, or
+                        // one systemd passed on from it to a unit that Requires= another).
                         var facts = facts(state)
                         facts["Job"] = String(job.id)
-                        observations.append(Observation(
-                            target: unit, kind: .stoppedByRequest("stop or restart"), time: time, facts: facts,
-                            summary: "taken down by a job someone else asked for, job \(job.id) (\(CrashDescription.describe(kind, state)))"))
+                        let how = CrashDescription.describe(kind, state)
+                        observations.append(job.ours
+                            ? Observation(target: unit, kind: .stateChanged, time: time, facts: facts,
+                                          summary: "taken down by Medic's own job \(job.id), not a crash (\(how))")
+                            : Observation(target: unit, kind: .stoppedByRequest("stop or restart"), time: time, facts: facts,
+                                          summary: "taken down by a job someone else asked for, job \(job.id) (\(how))"))
                     } else {
                         observations.append(crash(unit, kind, state, at: time))
                     }

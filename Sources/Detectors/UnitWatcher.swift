@@ -65,7 +65,7 @@ public actor UnitWatcher {
     /// described by the command that failed, which systemd does not put in its signals: read
     /// once, only then.
     private func namingFailedCommand(_ observation: Observation) async -> Observation {
-        guard case .crashed(let kind) = observation.kind, (observation.facts["ExecMainPID"] ?? "0") == "0",
+        guard case .crashed(let kind) = observation.kind, observation.facts["ExecMainPID"] == "0",
               let state = try? await manager.state(of: observation.target), let failed = state.failedCommand
         else { return observation }
         var named = observation

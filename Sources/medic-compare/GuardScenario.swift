@@ -7,11 +7,14 @@ import TestHost
 /// Scenario 7: the guards that keep a remedy from making an outage worse, under the two faults
 /// that used to turn one failure into many: a database with three applications that
 /// `Requires=` it (each in its own playbook, depending on it) killed, and 3 of 10 units of one
-/// glob killed at once. For each: how many restarts Medic ran, how many units a guard held,
-/// and the time from the fault until every backend serves again.
+/// glob killed at once (storm: more than 30% in 3 s; the rounds wait it out). For each: how many
+/// restarts Medic ran, how many units a guard held, and the time from the fault until every
+/// backend serves again.
 struct GuardScenario {
     let medicd: String
     let rounds: Int
+    /// The glob playbook's storm window, waited out between rounds.
+    static let stormWindow: Duration = .seconds(3)
 
     struct Result {
         var name: String
@@ -47,12 +50,14 @@ struct GuardScenario {
         try host.runInside(["systemctl", "start"] + apps.map(\.unit) + globs.map { "acc@\($0).service" })
         let probe = { (port: Int) in #"probe: { http: "http://127.0.0.1:\#(port)/health", every: 200ms, timeout: 150ms, failures: 2 }"# }
         let plan = "on:\n  - when: crashed or unhealthy\n    do: [ restart, { verify: { healthy: within 10s } } ]\n"
-        let guards = "guards: { stabilise: 500ms, backoff: { initial: 100ms } }\n"
+        // Every round kills the db again: a rate limit that allows one restart a round.
+        let guards = "guards: { stabilise: 500ms, backoff: { initial: 100ms }, rate: { restart: 10 in 10m } }\n"
         let dbBook = "playbook: db\ntargets:\n  - unit: db.service\n    \(probe(db))\n" + guards + plan
         let appBooks = apps.map { app in
             "playbook: \(app.unit.dropLast(8))\ntargets:\n  - unit: \(app.unit)\n    depends_on: [db.service]\n    \(probe(app.port))\n" + guards + plan
         }
-        let accBook = "playbook: acc\ntargets:\n  - unit: \"acc@*.service\"\nguards: { stabilise: 500ms, storm: 30% in 1m }\n"
+        // The storm window is short so that the rounds do not add up to a storm (they wait it out).
+        let accBook = "playbook: acc\ntargets:\n  - unit: \"acc@*.service\"\nguards: { stabilise: 500ms, storm: 30% in \(Int(Self.stormWindow.seconds))s }\n"
             + "on:\n  - when: crashed\n    do: [ restart, { verify: { healthy: within 10s } } ]\n"
         let medic = try MedicdProcess(
             medicd: medicd, host: host, work: host.directory + "/medicd", runtime: host.directory + "/run/medic-bench", playbook: dbBook,
@@ -65,7 +70,7 @@ struct GuardScenario {
             usleep(UInt32.random(in: 200_000...700_000))
             measure(&dependency, round: round, medic: medic, host: host, kill: ["db.service"], ports: ports, expectedRestarts: 1)
             let victims = globs.shuffled().prefix(3).map { "acc@\($0).service" }
-            usleep(UInt32.random(in: 200_000...700_000))
+            usleep(UInt32(Self.stormWindow.seconds * 1_000_000) + UInt32.random(in: 200_000...700_000))
             measure(&storm, round: round, medic: medic, host: host, kill: victims, ports: globs, expectedRestarts: 3)
         }
         return [dependency, storm]

@@ -67,6 +67,31 @@ struct UnitTrackerTests {
         #expect(crashes([unit("deactivating", "stop-sigterm"), service("success"), unit("inactive", "dead")], tracker: &tracker).isEmpty)
     }
 
+    @Test("a unit taken down by a job, exiting non-zero on SIGTERM: someone else's job is a stop by request, Medic's own (or one systemd passed on from it) is neither a crash nor someone else's")
+    func takenDownByJobs() {
+        for ours in [false, true] {
+            var tracker = UnitTracker(units: ["web.service"])
+            _ = tracker.snapshot("web.service", UnitState(activeState: "active", subState: "running", result: "success", mainPID: 41), at: now)
+            let events: [BusEvent] = [.jobNew(id: 7, job: "/org/freedesktop/systemd1/job/7", unit: "web.service", ours: ours),
+                                      unit("deactivating", "stop-sigterm"), service("exit-code", code: 1, status: 1)]
+            let observations = events.flatMap { tracker.ingest($0, at: now) }
+            #expect(!observations.contains { if case .crashed = $0.kind { true } else { false } }, "ours: \(ours)")
+            #expect(observations.contains { $0.summary.hasPrefix(ours ? "taken down by Medic's own job 7" : "taken down by a job someone else asked for") })
+            #expect(observations.contains { $0.kind == .stoppedByRequest("stop or restart") } == !ours)
+        }
+    }
+
+    @Test("a failed ExecStartPre= is named, not a main process that never ran")
+    func failedStartPre() {
+        var tracker = UnitTracker(units: ["web.service"])
+        var state = UnitState(activeState: "failed", subState: "failed", result: "exit-code", execMainPID: 0, execMainCode: 0, execMainStatus: 0)
+        var command = ExecCommandStatus(path: "/usr/bin/check-config", arguments: ["/usr/bin/check-config", "--strict"], pid: 12, code: 1, status: 4)
+        command.setting = "ExecStartPre"
+        state.failedCommand = command
+        let found = tracker.snapshot("web.service", state, at: now)
+        #expect(found.contains { $0.summary == "ExecStartPre=/usr/bin/check-config --strict exited with status 4: the main process was never started" })
+    }
+
     @Test("units not tracked are ignored")
     func untracked() {
         var tracker = UnitTracker(units: ["web.service"])
