@@ -19,7 +19,11 @@ struct GuardScenario {
     struct Result {
         var name: String
         var restarts: [Double] = []
+        /// Units that were not killed but whose processes were replaced all the same.
+        var spread: [Double] = []
         var held: [Double] = []
+        /// Which guards held a step, and how often.
+        var guards: [String: Int] = [:]
         var serving: [Double] = []
         var failures: [String] = []
     }
@@ -28,8 +32,10 @@ struct GuardScenario {
         let results = try run()
         print("")
         print("7. Outages that must not spread, \(rounds) rounds each (median / p99):")
-        print(Table(header: ["fault", "restarts by Medic", "units held by a guard", "fault → all serving again (ms)"], rows: results.map {
-            [$0.name, Spread($0.restarts)?.counts ?? "-", Spread($0.held)?.counts ?? "-", Spread($0.serving)?.milliseconds ?? "never"]
+        print(Table(header: ["fault", "restarts by Medic", "other units taken down", "units held by a guard", "guards that held", "fault → all serving again (ms)"], rows: results.map {
+            [$0.name, Spread($0.restarts)?.counts ?? "-", Spread($0.spread)?.counts ?? "-", Spread($0.held)?.counts ?? "-",
+             $0.guards.isEmpty ? "none" : $0.guards.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }.joined(separator: ", "),
+             Spread($0.serving)?.milliseconds ?? "never"]
         }).render())
         return results.flatMap(\.failures)
     }
@@ -50,8 +56,8 @@ struct GuardScenario {
         try host.runInside(["systemctl", "start"] + apps.map(\.unit) + globs.map { "acc@\($0).service" })
         let probe = { (port: Int) in #"probe: { http: "http://127.0.0.1:\#(port)/health", every: 200ms, timeout: 150ms, failures: 2 }"# }
         let plan = "on:\n  - when: crashed or unhealthy\n    do: [ restart, { verify: { healthy: within 10s } } ]\n"
-        // Every round kills the db again: a rate limit that allows one restart a round.
-        let guards = "guards: { stabilise: 500ms, backoff: { initial: 100ms }, rate: { restart: 10 in 10m } }\n"
+        // Every round kills the db again: a rate limit that allows a restart a round, and no flapping.
+        let guards = "guards: { stabilise: 500ms, backoff: { initial: 100ms }, rate: { restart: 10 in 10m }, flap: 100 in 5m }\n"
         let dbBook = "playbook: db\ntargets:\n  - unit: db.service\n    \(probe(db))\n" + guards + plan
         let appBooks = apps.map { app in
             "playbook: \(app.unit.dropLast(8))\ntargets:\n  - unit: \(app.unit)\n    depends_on: [db.service]\n    \(probe(app.port))\n" + guards + plan
@@ -68,21 +74,25 @@ struct GuardScenario {
         var storm = Result(name: "3 of 10 units of acc@*.service killed at once")
         for round in 0..<rounds {
             usleep(UInt32.random(in: 200_000...700_000))
-            measure(&dependency, round: round, medic: medic, host: host, kill: ["db.service"], ports: ports, expectedRestarts: 1)
+            measure(&dependency, round: round, medic: medic, host: host, kill: ["db.service"], units: ["db.service"] + apps.map(\.unit), ports: ports, expectedRestarts: 1)
             let victims = globs.shuffled().prefix(3).map { "acc@\($0).service" }
             usleep(UInt32(Self.stormWindow.seconds * 1_000_000) + UInt32.random(in: 200_000...700_000))
-            measure(&storm, round: round, medic: medic, host: host, kill: victims, ports: globs, expectedRestarts: 3)
+            measure(&storm, round: round, medic: medic, host: host, kill: victims, units: globs.map { "acc@\($0).service" }, ports: globs, expectedRestarts: 3)
         }
         return [dependency, storm]
     }
 
     /// Kills the main process of each unit of `kill` at once and records what Medic did until
-    /// every backend on `ports` serves and its incidents have closed.
-    private func measure(_ result: inout Result, round: Int, medic: MedicdProcess, host: TestHost, kill units: [String], ports: [Int], expectedRestarts: Int) {
+    /// every backend on `ports` serves and its incidents have closed, and which other of `units`
+    /// lost their processes meanwhile.
+    private func measure(
+        _ result: inout Result, round: Int, medic: MedicdProcess, host: TestHost, kill victims: [String], units: [String], ports: [Int], expectedRestarts: Int
+    ) {
         let before = (try? medic.store.records(AuditQuery()).last?.seq) ?? 0
         let closed = medic.closedIncidents()
+        let processes = Dictionary(uniqueKeysWithValues: units.map { ($0, Set(host.processes(ofUnit: $0))) })
         let fault = wallMicroseconds()
-        for unit in units { for pid in host.processes(ofUnit: unit) { Glibc.kill(pid, SIGKILL) } }
+        for unit in victims { for pid in host.processes(ofUnit: unit) { Glibc.kill(pid, SIGKILL) } }
         usleep(50_000)
         var last = fault
         for port in ports {
@@ -93,11 +103,15 @@ struct GuardScenario {
             last = max(last, back)
         }
         result.serving.append(Double(last - fault) / 1000)
-        medic.waitForClosedIncidents(closed + units.count)
+        medic.waitForClosedIncidents(closed + victims.count)
         usleep(300_000)
+        let others = units.filter { !victims.contains($0) && !processes[$0, default: []].isSubset(of: Set(host.processes(ofUnit: $0))) }
+        result.spread.append(Double(others.count))
         let records = ((try? medic.store.records(AuditQuery())) ?? []).filter { ($0.seq ?? 0) > before }
         let restarts = records.filter { $0.kind == AuditRecord.Kind.stepIntent.rawValue && $0.step == "restart" }.count
-        let held = Set(records.filter { $0.kind == AuditRecord.Kind.guardStopped.rawValue }.compactMap(\.target)).count
+        let stops = records.filter { $0.kind == AuditRecord.Kind.guardStopped.rawValue }
+        let held = Set(stops.compactMap(\.target)).count
+        for stop in stops { result.guards[stop.facts["guard"] ?? "?", default: 0] += 1 }
         result.restarts.append(Double(restarts))
         result.held.append(Double(held))
         if restarts != expectedRestarts {
