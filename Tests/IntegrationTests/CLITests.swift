@@ -251,7 +251,7 @@ struct BenchmarkSmokeTests {
         print(run.output)
         let lines = run.output.split(separator: "\n")
         #expect(run.output.hasPrefix("machine: "))
-        for scenario in 1...6 { #expect(lines.contains { $0.hasPrefix("\(scenario). ") }, "no scenario \(scenario)") }
+        for scenario in 1...7 { #expect(lines.contains { $0.hasPrefix("\(scenario). ") }, "no scenario \(scenario)") }
         // 1, 2 and 4: a killed, a hung and a leaking backend back, each contender.
         for contender in ["Medic ", "systemd ", "monit ", "supervisord "] {
             #expect(lines.contains { $0.hasPrefix(contender) && $0.contains(" / ") }, "no figures for \(contender)")
@@ -271,6 +271,10 @@ struct BenchmarkSmokeTests {
         #expect(run.output.contains("observations/s on one core"))
         #expect(run.output.contains("durable appends"))
         #expect(run.output.contains("of one core at 1 Hz"))
+        // 7: the outages that must not spread: no other unit taken down, nobody held.
+        let guarded = lines.filter { $0.hasPrefix("db killed") || $0.hasPrefix("3 of 10 units") }
+        #expect(guarded.count == 2, "\(run.output)")
+        #expect(guarded.allSatisfy { $0.contains(" none ") }, "\(guarded)")
     }
 }
 
