@@ -10,14 +10,31 @@ enum YAMLDocument {
     static let maximumNodes = 50_000
     static let maximumDepth = 64
 
-    /// Reads a file's bytes (one more than the limit, so an oversized file is noticed).
+    /// Reads a file's bytes (one more than the limit, so an oversized file is noticed). The file
+    /// is opened so that nothing can block: non-blocking, then checked with `fstat` to be a
+    /// regular file — a FIFO, socket, device or directory is refused, named for what it is.
     static func read(file: String) -> Result<[UInt8], Diagnostics> {
-        guard let handle = FileHandle(forReadingAtPath: file) else {
-            return .failure(Diagnostics([Diagnostic(file: file, line: 1, column: 1, message: "cannot open file: \(String(cString: strerror(errno)))")]))
+        func fail(_ message: String) -> Result<[UInt8], Diagnostics> {
+            .failure(Diagnostics([Diagnostic(file: file, line: 1, column: 1, message: message)]))
         }
-        defer { try? handle.close() }
-        let data = (try? handle.read(upToCount: maximumFileSize + 1)) ?? Data()
-        return .success([UInt8](data))
+        let fd = open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { return fail("cannot open file: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { return fail("cannot stat file: \(String(cString: strerror(errno)))") }
+        if let kind = FileKind.nonRegular(info.st_mode) {
+            return fail("\(file) is \(kind), not a regular file; refused (a playbook or config is a YAML file)")
+        }
+        var bytes = [UInt8](repeating: 0, count: maximumFileSize + 1)
+        var count = 0
+        while count < bytes.count {
+            let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + count, $0.count - count) }
+            if n < 0, errno == EINTR { continue }
+            if n < 0 { return fail("cannot read file: \(String(cString: strerror(errno)))") }
+            if n == 0 { break }
+            count += n
+        }
+        return .success(Array(bytes[..<count]))
     }
 
     /// The document's tree. `what` names the kind of file (`a playbook`), `needs` what an

@@ -129,4 +129,52 @@ struct ConfigParserTests {
         }
         #expect(again.description.contains("\(dir) is writable by group or others (mode 0775)"))
     }
+
+    @Test("a FIFO, a directory or a socket where a YAML file should be is refused at once, named for what it is")
+    func notRegularFiles() throws {
+        let dir = NSTemporaryDirectory() + "/medic-fifo-\(getpid())"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        chmod(dir, 0o755)
+        #expect(mkfifo(dir + "/medic.yaml", 0o644) == 0)
+        #expect(mkfifo(dir + "/web.yaml", 0o644) == 0)
+        try FileManager.default.createDirectory(atPath: dir + "/config.yaml", withIntermediateDirectories: true)
+        chmod(dir + "/config.yaml", 0o755)
+        // Nobody writes to the FIFOs: a blocking open would never return.
+        for (result, kind) in [
+            (ConfigParser.parse(file: dir + "/medic.yaml").map { _ in () }, "a FIFO (named pipe)"),
+            (PlaybookParser.parse(file: dir + "/web.yaml").map { _ in () }, "a FIFO (named pipe)"),
+            (ConfigParser.parse(file: dir + "/config.yaml").map { _ in () }, "a directory"),
+        ] {
+            guard case .failure(let diagnostics) = result else {
+                Issue.record("accepted \(kind)")
+                continue
+            }
+            #expect(diagnostics.description.contains("is \(kind), not a regular file"), "\(diagnostics)")
+        }
+        let loaded = PlaybookDirectory.load(files: [dir + "/web.yaml"])
+        #expect(loaded.playbooks.isEmpty && loaded.refused.first?.1.description.contains("a FIFO") == true)
+    }
+
+    @Test("a config that is a symbolic link into a directory anyone can write is refused, as sshd would")
+    func symlinkIntoWritableDirectory() throws {
+        let dir = (NSTemporaryDirectory() as NSString).appendingPathComponent("medic-link-\(getpid())")
+        let open = dir + "/open"
+        try FileManager.default.createDirectory(atPath: open, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        chmod(dir, 0o755)
+        chmod(open, 0o777)
+        try "dry_run: true\n".write(toFile: open + "/real.yaml", atomically: true, encoding: .utf8)
+        chmod(open + "/real.yaml", 0o644)
+        try FileManager.default.createSymbolicLink(atPath: dir + "/medic.yaml", withDestinationPath: open + "/real.yaml")
+        guard case .failure(let diagnostics) = ConfigParser.parse(file: dir + "/medic.yaml") else {
+            Issue.record("a link into a world-writable directory was trusted")
+            return
+        }
+        #expect(diagnostics.description.contains("is a symbolic link to \(open)/real.yaml"), "\(diagnostics)")
+        #expect(diagnostics.description.contains("\(open) is writable by group or others (mode 0777)"), "\(diagnostics)")
+        // The same link into a directory only root can write is fine.
+        chmod(open, 0o755)
+        #expect(try ConfigParser.parse(file: dir + "/medic.yaml").get().dryRun)
+    }
 }
