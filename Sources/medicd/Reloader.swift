@@ -31,8 +31,9 @@ struct Reloader: Service {
     }
 
     /// Reloads the config and playbooks, asked by `actor` (`SIGHUP`, or a person on the
-    /// control socket); returns what happened, in one line.
-    func reload(by actor: String) async -> String {
+    /// control socket), or refuses the whole set; returns whether it was applied, and what
+    /// happened in one line.
+    func reload(by actor: String) async -> (applied: Bool, message: String) {
         let directory = running.playbooks
         logger.notice("reloading \(source.file.map { "\($0) and " } ?? "")playbooks from \(directory) (asked by \(actor))")
         let config: DaemonConfig
@@ -42,7 +43,7 @@ struct Reloader: Service {
             logger.error("\(message): \(diagnostics)")
             metrics.reloaded(false)
             _ = try? await audit.append(AuditRecord(kind: .playbookRefused, message: message, details: ["errors": diagnostics.description], actor: actor))
-            return message + ": " + diagnostics.description
+            return (false, message + ": " + diagnostics.description)
         case .success(let read):
             config = read
         }
@@ -53,7 +54,7 @@ struct Reloader: Service {
             logger.error("reload refused: \(error); keeping the running playbooks")
             metrics.reloaded(false)
             _ = try? await audit.append(AuditRecord(kind: .playbookRefused, message: "reload refused: \(error); the running playbooks stay", actor: actor))
-            return "reload refused: \(error); the running playbooks stay"
+            return (false, "reload refused: \(error); the running playbooks stay")
         }
         var records = PlaybookLoading.records(for: loaded, logger: logger)
         guard loaded.refused.isEmpty else {
@@ -62,7 +63,7 @@ struct Reloader: Service {
             let message = "reload refused: \(loaded.refused.count) invalid playbooks; the running set stays"
             records.append(AuditRecord(kind: .daemon, message: message, actor: actor))
             _ = try? await audit.append(records.filter { $0.kind != .playbookLoaded })
-            return message + ": " + loaded.refused.map { "\($0.diagnostics)" }.joined(separator: "; ")
+            return (false, message + ": " + loaded.refused.map { "\($0.diagnostics)" }.joined(separator: "; "))
         }
         var message = "reloaded \(loaded.playbooks.count) playbooks" + (config.dryRun ? " (dry-run)" : "")
         let pending = config.restartOnlyChanges(from: running)
@@ -84,7 +85,7 @@ struct Reloader: Service {
         } catch {
             logger.error("reading the new targets failed: \(error)")
         }
-        return message
+        return (true, message)
     }
 }
 

@@ -76,6 +76,7 @@ struct MetricsTests {
             chmod(config, 0o644)
             let refused = try medic(["reload", "--socket", medicd.socket])
             #expect(refused.output.contains("\(config):2:23: 'sampling.interval'"), "\(refused.output)")
+            #expect(refused.status == 1, "a refused reload is a failure for the caller: \(refused.output)")
             let afterRefusal = prometheusSamples(try httpExchange(port: medicd.metricsPort, "GET /metrics HTTP/1.0\r\n\r\n").body)
             #expect(afterRefusal["medic_config_last_reload_successful"] == 0)
 
@@ -90,6 +91,7 @@ struct MetricsTests {
                 """.write(toFile: config, atomically: true, encoding: .utf8)
             chmod(config, 0o644)
             let applied = try medic(["reload", "--socket", medicd.socket])
+            #expect(applied.status == 0)
             #expect(applied.output.contains("reloaded 1 playbooks (dry-run)"), "\(applied.output)")
             #expect(applied.output.contains("; retention.keep_for changed in the config and take effect when medicd restarts"), "\(applied.output)")
             #expect(try medic(["status", "--socket", medicd.socket]).output.contains("DRY-RUN"))

@@ -30,7 +30,9 @@ struct ControlHandler: Sendable {
             if let error = await engine.runByHand(playbook: playbook, target: target, actor: actor) { return .failure(error) }
             return ControlResponse(ok: true, message: "running playbook \(playbook) on \(target); follow it with medic audit -f --unit \(target)")
         case .reload:
-            return ControlResponse(ok: true, message: await reloader.reload(by: actor))
+            // A refused reload is an error for the caller (`medic reload` exits 1 and prints why).
+            let (applied, message) = await reloader.reload(by: actor)
+            return applied ? ControlResponse(ok: true, message: message) : ControlResponse(ok: false, error: message)
         case .silence:
             return await silence(request, actor: actor)
         case .unsilence:
