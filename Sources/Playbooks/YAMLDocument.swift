@@ -74,6 +74,37 @@ enum YAMLDocument {
         return .failure(Diagnostics(diagnostics.sorted { ($0.line, $0.column) < ($1.line, $1.column) }))
     }
 
+    /// Where `key`, first written at `first` (1-based line and column), is written again in the
+    /// same mapping: a later line indented as far (block style), or later on the same line
+    /// (flow style, `{ a: 1, a: 2 }`).
+    static func repeated(key: String, after first: (line: Int, column: Int), in text: String) -> (line: Int, column: Int)? {
+        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        guard first.line >= 1, first.line <= lines.count else { return nil }
+        func isKey(_ line: String, at offset: Int) -> Bool {
+            let rest = line.dropFirst(offset)
+            guard rest.hasPrefix(key) else { return false }
+            return rest.dropFirst(key.count).drop { $0 == " " }.first == ":"
+        }
+        let own = Array(lines[first.line - 1])
+        var offset = first.column - 1 + key.count
+        while offset < own.count {
+            if [",", "{"].contains(own[offset]) {
+                let start = own[(offset + 1)...].firstIndex { $0 != " " } ?? own.count
+                if start < own.count, isKey(String(own), at: start) { return (first.line, start + 1) }
+            }
+            offset += 1
+        }
+        let indent = first.column - 1
+        for index in first.line..<lines.count {
+            let line = lines[index]
+            let leading = line.prefix { $0 == " " }.count
+            if line.trimmingCharacters(in: .whitespaces).isEmpty || line.dropFirst(leading).hasPrefix("#") { continue }
+            if leading < indent { return nil }
+            if leading == indent, isKey(line, at: leading) { return (index + 1, leading + 1) }
+        }
+        return nil
+    }
+
     private static func diagnostic(for error: YamlError, file: String) -> Diagnostic {
         switch error {
         case .scanner(let context, let problem, let mark, _),
@@ -82,9 +113,13 @@ enum YAMLDocument {
             let text = [context?.text, problem].compactMap { $0 }.filter { !$0.isEmpty }.joined(separator: ": ")
             return Diagnostic(file: file, line: mark.line, column: mark.column, message: "YAML syntax: \(text)")
         case .duplicatedKeysInMapping(let duplicates, let context):
+            // Yams marks the first of the keys; the problem is where it is written again.
+            let first = (line: context.mark.line, column: context.mark.column)
+            let again = duplicates.first.flatMap { repeated(key: $0, after: first, in: context.text) }
             return Diagnostic(
-                file: file, line: context.mark.line, column: context.mark.column,
-                message: "duplicate key \(duplicates.map { "'\($0)'" }.joined(separator: ", ")) in a mapping")
+                file: file, line: again?.line ?? first.line, column: again?.column ?? first.column,
+                message: "duplicate key \(duplicates.map { "'\($0)'" }.joined(separator: ", ")) in a mapping"
+                    + (again != nil ? " (first at line \(first.line), column \(first.column))" : ""))
         case .reader(let problem, _, _, _):
             return Diagnostic(file: file, line: 1, column: 1, message: "cannot read YAML: \(problem)")
         default:
