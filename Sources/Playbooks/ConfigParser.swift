@@ -55,9 +55,15 @@ struct ConfigReader {
             if let group = group(keys["group"], "'control.group'") { config.controlGroup = group }
             config.adminGroup = group(keys["admin_group"], "'control.admin_group'")
         }
-        if let node = top["metrics"]?.value, let keys = playbooks.nodes.mapping(node, what: "'metrics'", allowed: ["listen"]),
-           let listen = keys["listen"]?.value {
-            config.metricsListen = self.listen(listen)
+        if let node = top["metrics"]?.value, let keys = playbooks.nodes.mapping(node, what: "'metrics'", allowed: ["listen", "public"]) {
+            config.metricsPublic = keys["public"].flatMap { playbooks.nodes.bool($0.value, what: "'metrics.public'") } ?? false
+            if let listen = keys["listen"]?.value {
+                config.metricsListen = self.listen(listen)
+                if let text = config.metricsListen, let address = ListenAddress(text), !address.isLoopback, !config.metricsPublic {
+                    playbooks.nodes.report(listen, "'metrics.listen' \(text) is not a loopback address, and the metrics page has no authentication: "
+                        + "serve it on 127.0.0.1 (or [::1]), or say 'public: true' beside it to serve it there anyway")
+                }
+            }
         }
         if let node = top["sampling"]?.value, let keys = playbooks.nodes.mapping(node, what: "'sampling'", allowed: ["interval", "cgroup_root"]) {
             if let interval = at(least: DaemonConfig.minimumSampleInterval, keys["interval"], "'sampling.interval'") { config.sampleInterval = interval }
@@ -128,6 +134,9 @@ public struct ListenAddress: Sendable, Equatable {
         self.host = host
         self.port = port
     }
+
+    /// Whether only this host can connect: 127.0.0.0/8, ::1 or localhost.
+    public var isLoopback: Bool { host == "localhost" || host == "::1" || host.hasPrefix("127.") }
 
     /// Parses `127.0.0.1:9466`, `[::1]:9466` or `localhost:9466`; nil if it is none of them.
     public init?(_ text: String) {

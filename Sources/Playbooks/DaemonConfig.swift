@@ -26,6 +26,9 @@ public struct DaemonConfig: Sendable, Equatable {
     public var adminGroup: String?
     /// Where the Prometheus metrics are served, HOST:PORT (nil: not served).
     public var metricsListen: String? = "127.0.0.1:9466"
+    /// Serve the metrics on an address other than loopback: the page has no authentication, so
+    /// this must be said explicitly (`metrics: { listen: 0.0.0.0:9466, public: true }`).
+    public var metricsPublic = false
     /// How often resources are sampled.
     public var sampleInterval: Duration = .seconds(5)
     /// Where systemd's ControlGroup= paths are found (nil: found out).

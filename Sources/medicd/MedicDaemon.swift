@@ -66,6 +66,9 @@ struct MedicDaemon: AsyncParsableCommand {
     @Option(name: .long, help: "Serve Prometheus metrics on HOST:PORT, or off (default: 127.0.0.1:9466).")
     var metricsListen: String?
 
+    @Flag(name: .long, help: "Allow --metrics-listen on an address other than loopback (the page has no authentication).")
+    var metricsPublic = false
+
     @Option(name: .long, help: "Keep audit records this long; older ones are pruned, the chain stays verifiable (default: 90d).")
     var retainFor: String?
 
@@ -76,7 +79,7 @@ struct MedicDaemon: AsyncParsableCommand {
     func overrides() throws -> FlagOverrides {
         var flags = FlagOverrides(
             playbooks: playbooks, state: state, runtime: runtime, journal: journal, bus: bus, dryRun: dryRun, controlSocket: controlSocket,
-            controlGroup: controlGroup, adminGroup: adminGroup, metricsListen: metricsListen, cgroupRoot: cgroupRoot)
+            controlGroup: controlGroup, adminGroup: adminGroup, metricsListen: metricsListen, metricsPublic: metricsPublic, cgroupRoot: cgroupRoot)
         if let retainFor {
             guard let age = DurationText.parse(retainFor), age >= DaemonConfig.minimumRetainFor else {
                 throw ValidationError("--retain-for '\(retainFor)' must be a duration of at least 1h, e.g. 90d")
@@ -95,8 +98,13 @@ struct MedicDaemon: AsyncParsableCommand {
             }
             flags.sampleInterval = interval
         }
-        if let metricsListen, metricsListen != "off", ListenAddress(metricsListen) == nil {
-            throw ValidationError("--metrics-listen '\(metricsListen)' must be HOST:PORT (e.g. 127.0.0.1:9466) or off")
+        if let metricsListen, metricsListen != "off" {
+            guard let address = ListenAddress(metricsListen) else {
+                throw ValidationError("--metrics-listen '\(metricsListen)' must be HOST:PORT (e.g. 127.0.0.1:9466) or off")
+            }
+            if !address.isLoopback, !metricsPublic {
+                throw ValidationError("--metrics-listen \(metricsListen) is not a loopback address and the metrics page has no authentication; add --metrics-public to serve it there anyway")
+            }
         }
         for (flag, name) in [("--control-group", controlGroup), ("--admin-group", adminGroup)] {
             if let name, getgrnam(name) == nil { throw ValidationError("\(flag) '\(name)': no such group on this host") }
@@ -242,6 +250,9 @@ struct MedicDaemon: AsyncParsableCommand {
             services.append(.init(service: MonitoredDetector(name: "resources", detector: ResourceService(watcher: resources, engine: engine), metrics: metrics)))
         }
         if let listen = settings.metricsListen.flatMap(ListenAddress.init) {
+            if !listen.isLoopback {
+                logger.warning("serving metrics without authentication on \(listen.host):\(listen.port), reachable from other hosts (metrics.public)")
+            }
             services.append(.init(service: MetricsServer(address: listen, metrics: metrics, engine: engine, logger: logger)))
         }
         if let interval = Notify.watchdogInterval() {

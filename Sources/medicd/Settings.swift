@@ -15,6 +15,8 @@ struct FlagOverrides: Sendable {
     var adminGroup: String?
     /// `HOST:PORT`, or `off`.
     var metricsListen: String?
+    /// `--metrics-public`: a non-loopback `metricsListen` is meant.
+    var metricsPublic = false
     var sampleInterval: Duration?
     var cgroupRoot: String?
     var retainFor: Duration?
@@ -31,6 +33,7 @@ struct FlagOverrides: Sendable {
         if let controlGroup { config.controlGroup = controlGroup }
         if let adminGroup { config.adminGroup = adminGroup }
         if let metricsListen { config.metricsListen = metricsListen == "off" ? nil : metricsListen }
+        if metricsPublic { config.metricsPublic = true }
         if let sampleInterval { config.sampleInterval = sampleInterval }
         if let cgroupRoot { config.cgroupRoot = cgroupRoot }
         if let retainFor { config.retainFor = retainFor }
@@ -81,6 +84,7 @@ extension DaemonConfig {
         check("control.group", \.controlGroup)
         check("control.admin_group", \.adminGroup)
         check("metrics.listen", \.metricsListen)
+        check("metrics.public", \.metricsPublic)
         check("sampling", \.sampleInterval)
         check("sampling.cgroup_root", \.cgroupRoot)
         check("retention.keep_for", \.retainFor)

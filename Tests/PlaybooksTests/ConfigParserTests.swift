@@ -130,6 +130,20 @@ struct ConfigParserTests {
         #expect(again.description.contains("\(dir) is writable by group or others (mode 0775)"))
     }
 
+    @Test("metrics on an address other than loopback are refused unless the config says public: true")
+    func publicMetrics() throws {
+        guard case .failure(let refused) = ConfigParser.parse(data: Array("metrics:\n  listen: 0.0.0.0:9466\n".utf8), file: "medic.yaml") else {
+            Issue.record("metrics on 0.0.0.0 without public: true were accepted")
+            return
+        }
+        #expect(refused.description.contains("medic.yaml:2:11: 'metrics.listen' 0.0.0.0:9466 is not a loopback address"), "\(refused)")
+        let open = try ConfigParser.parse(data: Array("metrics: { listen: 0.0.0.0:9466, public: true }\n".utf8), file: "medic.yaml").get()
+        #expect(open.metricsListen == "0.0.0.0:9466" && open.metricsPublic)
+        for loopback in ["127.0.0.1:9466", "[::1]:9466", "localhost:9466"] {
+            #expect(try ConfigParser.parse(data: Array("metrics: { listen: \"\(loopback)\" }\n".utf8), file: "medic.yaml").get().metricsListen == loopback)
+        }
+    }
+
     @Test("a FIFO, a directory or a socket where a YAML file should be is refused at once, named for what it is")
     func notRegularFiles() throws {
         let dir = NSTemporaryDirectory() + "/medic-fifo-\(getpid())"
