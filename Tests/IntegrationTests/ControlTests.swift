@@ -122,3 +122,55 @@ struct ControlTests {
         }
     }
 }
+
+/// Opens a connection to a Unix socket and sends `bytes` without finishing the request; the
+/// descriptor, kept open by the caller, or -1.
+private func halfRequest(_ bytes: String, to path: String) -> Int32 {
+    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    var addr = sockaddr_un()
+    addr.sun_family = sa_family_t(AF_UNIX)
+    withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
+    let connected = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+    }
+    guard connected == 0 else {
+        close(fd)
+        return -1
+    }
+    _ = bytes.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+    return fd
+}
+
+extension ControlTests {
+    @Test("200 slow clients on the control socket (half a request each) do not slow a crash's healing; status still answers")
+    func slowClientsFlood() async throws {
+        try await withTestHost("control-flood") { host in
+            let manager = try await installAndStart(host, ["web.service": try backendUnit(port: freePort())], start: ["web.service"])
+            defer { manager.bus.close() }
+            let medicd = try RunningMedicd.start(on: host, playbook: playbook(unit: "web.service", verify: "0s"))
+            defer { medicd.process.stop() }
+            var flood: [Int32] = []
+            defer { for fd in flood { close(fd) } }
+            for _ in 0..<200 { flood.append(halfRequest(#"{"command": "sta"#, to: medicd.socket)) }
+            try await Task.sleep(for: .milliseconds(200))
+            let killed = ContinuousClock.now
+            kill(try #require(host.processes(ofUnit: "web.service").first), SIGKILL)
+            let healed = await eventually(timeout: .seconds(30)) {
+                ((try? medicd.records(kinds: [.stepResult]).contains { $0.step == "restart" && $0.facts["result"] == "succeeded" }) ?? false)
+            }
+            let took = milliseconds(since: killed)
+            print("control socket flooded by 200 slow clients: kill -9 → restarted in \(Int(took)) ms")
+            #expect(healed)
+            #expect(took < 2000, "healing waited for the flood: \(took) ms")
+            let crash = try #require(try medicd.records(kinds: [.observation]).first { $0.facts["observed"] == "crashed" })
+            let opened = try #require(try medicd.records(kinds: [.incidentOpened]).first)
+            #expect(millisecondsBetween(crash, opened) < 100)
+            // Once the slow ones have timed out or been shed, a reader is answered again.
+            let status = await eventually(timeout: .seconds(15)) {
+                ((try? medic(["status", "--socket", medicd.socket]))?.status ?? 1) == 0
+            }
+            #expect(status)
+            #expect(medicd.process.isRunning)
+        }
+    }
+}

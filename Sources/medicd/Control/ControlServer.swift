@@ -3,14 +3,18 @@ import Dispatch
 import Foundation
 import Glibc
 import Logging
+import NIOPosix
 import ServiceLifecycle
+import Synchronization
 import Systemd
 
 /// medicd's control socket (`RUNTIME/control.sock`, mode 0660, owner root, group `group`): one
 /// JSON request a line per connection, one JSON answer. The caller is known by SO_PEERCRED:
 /// reading (`status`) is for root and the socket's group, changing anything for root and the
 /// admin group. Requests over 64 KiB, slower than 2 s or malformed are refused, and the daemon
-/// goes on.
+/// goes on. What can wait (reading a request, looking the caller's groups up) runs on threads
+/// of its own, never on those of Swift concurrency that detect and heal; past
+/// `maximumConnections` at once, a connection is closed as it is accepted.
 struct ControlServer: Service {
     let path: String
     let group: gid_t
@@ -19,17 +23,28 @@ struct ControlServer: Service {
     let logger: Logger
 
     static let requestLimit = 65_536
+    /// Connections served at once; more are closed at once (load shed at the edge).
+    static let maximumConnections = 32
 
     func run() async throws {
         let listener = try bind()
         defer { unlink(path) }
         logger.info("control socket \(path) (group \(group))")
+        let readers = NIOThreadPool(numberOfThreads: 4)
+        readers.start()
+        let connections = ConnectionCount()
         let clients = AsyncStream<Int32> { continuation in
             Thread.detachNewThread {
                 while true {
                     let client = accept(listener, nil, nil)
                     if client >= 0 {
                         _ = fcntl(client, F_SETFD, FD_CLOEXEC)
+                        guard connections.open.add(1, ordering: .relaxed).newValue <= Self.maximumConnections else {
+                            connections.open.subtract(1, ordering: .relaxed)
+                            connections.shed.add(1, ordering: .relaxed)
+                            close(client)
+                            continue
+                        }
                         continuation.yield(client)
                         continue
                     }
@@ -42,13 +57,21 @@ struct ControlServer: Service {
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
                 for await client in clients {
-                    group.addTask { await serve(client) }
+                    group.addTask {
+                        await serve(client, readers: readers)
+                        connections.open.subtract(1, ordering: .relaxed)
+                    }
+                    let dropped = connections.shed.exchange(0, ordering: .relaxed)
+                    if dropped > 0 {
+                        logger.warning("control: \(dropped) connections closed unread: \(Self.maximumConnections) were being served already")
+                    }
                 }
             }
         } onGracefulShutdown: {
             shutdown(listener, Int32(SHUT_RDWR))
             close(listener)
         }
+        try? await readers.shutdownGracefully()
     }
 
     private func bind() throws -> Int32 {
@@ -77,18 +100,21 @@ struct ControlServer: Service {
     }
 
     /// Reads one request, checks who sent it, answers, closes.
-    private func serve(_ client: Int32) async {
+    private func serve(_ client: Int32, readers: NIOThreadPool) async {
         defer { close(client) }
         let answer: ControlResponse
-        switch await Self.readRequest(client) {
+        // Reading and the caller's groups (NSS may ask a directory server) can wait: not here.
+        let read = (try? await readers.runIfActive { () -> Result<(ControlRequest, Caller?), Problem> in
+            Self.readRequest(client).map { ($0, PeerCredentials(socket: client).map(Caller.init)) }
+        }) ?? .failure(Problem(description: "medicd is stopping"))
+        switch read {
         case .failure(let problem):
             answer = .failure(problem.description)
-        case .success(let request):
-            guard let peer = PeerCredentials(socket: client) else {
+        case .success(let (request, caller)):
+            guard let caller else {
                 answer = .failure("cannot tell who is asking (no SO_PEERCRED)")
                 break
             }
-            let caller = Caller(peer)
             if let refusal = authorize(request.command, caller) {
                 logger.warning("control: refused \(request.command.rawValue) from \(caller.actor): \(refusal)")
                 answer = .failure(refusal)
@@ -115,39 +141,37 @@ struct ControlServer: Service {
         var description: String
     }
 
-    /// One line of JSON, within the size and time limits.
-    private static func readRequest(_ fd: Int32) async -> Result<ControlRequest, Problem> {
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                var limit = timeval(tv_sec: 2, tv_usec: 0)
-                setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-                var data: [UInt8] = []
-                var buffer = [UInt8](repeating: 0, count: 16_384)
-                while !data.contains(UInt8(ascii: "\n")) {
-                    if data.count > requestLimit {
-                        continuation.resume(returning: .failure(Problem(description: "request too large: at most \(requestLimit / 1024) KiB")))
-                        return
-                    }
-                    let n = recv(fd, &buffer, buffer.count, 0)
-                    if n > 0 { data += buffer[0..<n]; continue }
-                    if n < 0, errno == EINTR { continue }
-                    if n < 0, errno == EAGAIN {
-                        continuation.resume(returning: .failure(Problem(description: "no complete request within 2 s")))
-                        return
-                    }
-                    break
-                }
-                let line = data.split(separator: UInt8(ascii: "\n"), maxSplits: 1, omittingEmptySubsequences: false).first ?? []
-                do {
-                    continuation.resume(returning: .success(try JSONDecoder().decode(ControlRequest.self, from: Data(line))))
-                } catch {
-                    let commands = ControlRequest.Command.allCases.map(\.rawValue).joined(separator: ", ")
-                    continuation.resume(returning: .failure(Problem(
-                        description: "malformed request: expected one JSON object a line with \"command\" (one of \(commands))")))
-                }
+    /// One line of JSON, within the size and time limits. Blocks for up to 2 s: call it on a
+    /// thread of the readers' pool.
+    private static func readRequest(_ fd: Int32) -> Result<ControlRequest, Problem> {
+        var limit = timeval(tv_sec: 2, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+        var data: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 16_384)
+        while !data.contains(UInt8(ascii: "\n")) {
+            if data.count > requestLimit {
+                return .failure(Problem(description: "request too large: at most \(requestLimit / 1024) KiB"))
             }
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n > 0 { data += buffer[0..<n]; continue }
+            if n < 0, errno == EINTR { continue }
+            if n < 0, errno == EAGAIN { return .failure(Problem(description: "no complete request within 2 s")) }
+            break
+        }
+        let line = data.split(separator: UInt8(ascii: "\n"), maxSplits: 1, omittingEmptySubsequences: false).first ?? []
+        do {
+            return .success(try JSONDecoder().decode(ControlRequest.self, from: Data(line)))
+        } catch {
+            let commands = ControlRequest.Command.allCases.map(\.rawValue).joined(separator: ", ")
+            return .failure(Problem(description: "malformed request: expected one JSON object a line with \"command\" (one of \(commands))"))
         }
     }
+}
+
+/// Connections being served, and those closed unread since the last look.
+final class ConnectionCount: Sendable {
+    let open = Atomic<Int>(0)
+    let shed = Atomic<Int>(0)
 }
 
 struct ControlServerError: Error, CustomStringConvertible {
