@@ -116,3 +116,53 @@ struct MetricsTests {
         }
     }
 }
+
+/// A TCP connection to 127.0.0.1:`port` that sends nothing; the descriptor, or -1.
+private func idleConnection(port: Int) -> Int32 {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    var addr = sockaddr_in()
+    addr.sin_family = sa_family_t(AF_INET)
+    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+    addr.sin_port = in_port_t(UInt16(port).bigEndian)
+    let connected = withUnsafePointer(to: &addr) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else {
+        close(fd)
+        return -1
+    }
+    return fd
+}
+
+extension MetricsTests {
+    @Test("1,000 idle connections to the metrics port: medicd's descriptors stay bounded, a crash is healed at its usual speed, the page is served again")
+    func idleConnectionsFlood() async throws {
+        try await withTestHost("metrics-flood") { host in
+            let manager = try await installAndStart(host, ["web.service": try backendUnit(port: freePort())], start: ["web.service"])
+            defer { manager.bus.close() }
+            let medicd = try RunningMedicd.start(on: host, playbook: playbook(unit: "web.service", verify: "0s"))
+            defer { medicd.process.stop() }
+            var flood: [Int32] = []
+            defer { for fd in flood { close(fd) } }
+            for _ in 0..<1000 { flood.append(idleConnection(port: medicd.metricsPort)) }
+            try await Task.sleep(for: .milliseconds(300))
+            let descriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(medicd.process.pid)/fd").count) ?? 0
+            let killed = ContinuousClock.now
+            kill(try #require(host.processes(ofUnit: "web.service").first), SIGKILL)
+            let healed = await eventually(timeout: .seconds(30)) {
+                ((try? medicd.records(kinds: [.stepResult]).contains { $0.step == "restart" && $0.facts["result"] == "succeeded" }) ?? false)
+            }
+            let took = milliseconds(since: killed)
+            print("metrics port held by 1,000 idle connections: medicd has \(descriptors) descriptors open; kill -9 → restarted in \(Int(took)) ms")
+            #expect(healed)
+            #expect(took < 2000, "\(took) ms")
+            #expect(descriptors < 300, "descriptors: \(descriptors)")
+            // Idle connections are closed after 5 s; then the page is served again.
+            let served = await eventually(timeout: .seconds(15)) {
+                (try? httpExchange(port: medicd.metricsPort, "GET /metrics HTTP/1.0\r\n\r\n", timeout: 1).status) == 200
+            }
+            #expect(served)
+            #expect(medicd.process.isRunning)
+        }
+    }
+}

@@ -8,13 +8,19 @@ import ServiceLifecycle
 
 /// Serves the metrics in Prometheus's text exposition format at `GET /metrics` (and `/`), on
 /// `HOST:PORT` (127.0.0.1:9466 by default). Anything else gets 404 or 405; a request whose
-/// head is over 8 KiB, or that is not HTTP, is dropped. A listener that cannot be opened (the
-/// port is taken) is logged and audited, and medicd goes on healing without it.
+/// head is over 8 KiB, or that is not HTTP, is dropped. At most `maximumConnections` are open
+/// at once (more are closed as they are accepted), and a connection idle for
+/// `idleTimeout` is closed, so that no local process can use up medicd's descriptors. A
+/// listener that cannot be opened (the port is taken) is logged and audited, and medicd goes on
+/// healing without it.
 struct MetricsServer: Service {
     let address: ListenAddress
     let metrics: MedicMetrics
     let engine: Engine
     let logger: Logger
+
+    static let maximumConnections = 64
+    static let idleTimeout: TimeAmount = .seconds(5)
 
     func run() async throws {
         let channel: Channel
@@ -37,17 +43,38 @@ struct MetricsServer: Service {
 
     private func listen() async throws -> Channel {
         let metrics = self.metrics
+        let connections = ConnectionCount()
         return try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 64)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
+                guard connections.open.add(1, ordering: .relaxed).newValue <= Self.maximumConnections else {
+                    connections.open.subtract(1, ordering: .relaxed)
+                    return channel.close()
+                }
+                channel.closeFuture.whenComplete { _ in connections.open.subtract(1, ordering: .relaxed) }
+                return channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: Self.idleTimeout))
+                    try channel.pipeline.syncOperations.addHandler(CloseWhenIdle())
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(ExpositionHandler(metrics: metrics))
                 }
             }
             .bind(host: address.host, port: address.port)
             .get()
+    }
+}
+
+/// Closes a connection that sent nothing for the idle timeout.
+private final class CloseWhenIdle: ChannelInboundHandler {
+    typealias InboundIn = NIOAny
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            context.close(promise: nil)
+        } else {
+            context.fireUserInboundEventTriggered(event)
+        }
     }
 }
 
