@@ -112,11 +112,20 @@ struct ControlTests {
             let run = try medicAsNobody(["run", "test", "--target", "web.service", "--socket", medicd.socket])
             #expect(run.status == 1 && run.output.contains("permission denied"))
             #expect(try medicd.records(kinds: [.humanCommand, .silence]).isEmpty)
+            // Each refusal is audited: who, what, why.
+            let audited = try medicd.records(kinds: [.daemon]).filter { $0.facts["refused"] != nil }
+            #expect(audited.contains { $0.facts["refused"] == "silence" && $0.actor == "uid 65534 (nobody)" && $0.message.contains("permission denied") },
+                    "\(audited.map { "\($0.actor ?? "") \($0.message)" })")
 
             let huge = try rawRequest([UInt8](repeating: UInt8(ascii: "x"), count: 10_000_000), to: medicd.socket)
             #expect(huge.contains("request too large"), "\(huge)")
             let malformed = try rawRequest(Array("{\"command\": \"launch-missiles\"}\n".utf8), to: medicd.socket)
             #expect(malformed.contains("malformed request"), "\(malformed)")
+            // A flood of refused requests cannot fill the audit log: at most 10 a minute are
+            // recorded, and the next record counts the rest.
+            for _ in 0..<50 { _ = try rawRequest(Array("garbage\n".utf8), to: medicd.socket) }
+            let recorded = try medicd.records(kinds: [.daemon]).filter { $0.facts["refused"] != nil }
+            #expect(recorded.count <= 10, "\(recorded.count) refusals recorded in a minute")
             #expect(medicd.process.isRunning)
             #expect(try medic(["status", "--socket", medicd.socket]).status == 0)
         }

@@ -3,6 +3,7 @@ import Dispatch
 import Foundation
 import Glibc
 import Logging
+import MedicCore
 import NIOPosix
 import ServiceLifecycle
 import Synchronization
@@ -21,6 +22,9 @@ struct ControlServer: Service {
     let adminGroup: gid_t?
     let handler: ControlHandler
     let logger: Logger
+
+    /// Refusals recorded in the audit log, at most so many a minute.
+    let refusals = RefusalLog()
 
     static let requestLimit = 65_536
     /// Connections served at once; more are closed at once (load shed at the edge).
@@ -104,20 +108,20 @@ struct ControlServer: Service {
         defer { close(client) }
         let answer: ControlResponse
         // Reading and the caller's groups (NSS may ask a directory server) can wait: not here.
-        let read = (try? await readers.runIfActive { () -> Result<(ControlRequest, Caller?), Problem> in
-            Self.readRequest(client).map { ($0, PeerCredentials(socket: client).map(Caller.init)) }
-        }) ?? .failure(Problem(description: "medicd is stopping"))
-        switch read {
-        case .failure(let problem):
+        let (read, caller) = (try? await readers.runIfActive { () -> (Result<ControlRequest, Problem>, Caller?) in
+            (Self.readRequest(client), PeerCredentials(socket: client).map(Caller.init))
+        }) ?? (.failure(Problem(description: "medicd is stopping")), nil)
+        switch (read, caller) {
+        case (.failure(let problem), _):
             answer = .failure(problem.description)
-        case .success(let (request, caller)):
-            guard let caller else {
-                answer = .failure("cannot tell who is asking (no SO_PEERCRED)")
-                break
-            }
+            await refused("a request", by: caller, problem.description)
+        case (.success(let request), nil):
+            answer = .failure("cannot tell who is asking (no SO_PEERCRED)")
+            await refused(request.command.rawValue, by: nil, "no SO_PEERCRED")
+        case (.success(let request), let caller?):
             if let refusal = authorize(request.command, caller) {
-                logger.warning("control: refused \(request.command.rawValue) from \(caller.actor): \(refusal)")
                 answer = .failure(refusal)
+                await refused(request.command.rawValue, by: caller, refusal)
             } else {
                 answer = await handler.handle(request, actor: caller.actor)
             }
@@ -125,6 +129,20 @@ struct ControlServer: Service {
         var line = (try? JSONEncoder().encode(answer)) ?? Data("{\"ok\":false}".utf8)
         line.append(UInt8(ascii: "\n"))
         _ = line.withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+    }
+
+    /// Logs a refused request, and audits it (who, what, why) at most `RefusalLog.perMinute`
+    /// times a minute, so that a flood cannot fill the audit log: the next record says how many
+    /// were refused meanwhile.
+    private func refused(_ what: String, by caller: Caller?, _ why: String) async {
+        let who = caller?.actor ?? "an unknown caller"
+        logger.warning("control: refused \(what) from \(who): \(why)")
+        guard let unrecorded = refusals.admit(at: ContinuousClock.now) else { return }
+        await handler.engine.record(AuditRecord(
+            kind: .daemon,
+            message: "control socket: refused \(what) from \(who): \(why)"
+                + (unrecorded > 0 ? " (and \(unrecorded) more refused before it, not recorded one by one)" : ""),
+            details: ["refused": what, "reason": why, "unrecorded_refusals": String(unrecorded)], actor: who))
     }
 
     /// nil if `caller` may send `command`, else why not.
@@ -164,6 +182,30 @@ struct ControlServer: Service {
         } catch {
             let commands = ControlRequest.Command.allCases.map(\.rawValue).joined(separator: ", ")
             return .failure(Problem(description: "malformed request: expected one JSON object a line with \"command\" (one of \(commands))"))
+        }
+    }
+}
+
+/// How many refused requests go into the audit log: at most `perMinute` a minute; the rest
+/// are counted, and the next one recorded says how many.
+final class RefusalLog: Sendable {
+    static let perMinute = 10
+    private let state = Mutex<(since: ContinuousClock.Instant?, recorded: Int, unrecorded: Int)>((nil, 0, 0))
+
+    /// nil: not to be recorded; else how many went unrecorded before this one.
+    func admit(at now: ContinuousClock.Instant) -> Int? {
+        state.withLock { state in
+            if state.since.map({ now - $0 >= .seconds(60) }) ?? true {
+                state.since = now
+                state.recorded = 0
+            }
+            guard state.recorded < Self.perMinute else {
+                state.unrecorded += 1
+                return nil
+            }
+            state.recorded += 1
+            defer { state.unrecorded = 0 }
+            return state.unrecorded
         }
     }
 }
