@@ -115,7 +115,7 @@ struct ControlTests {
             // Each refusal is audited: who, what, why.
             let audited = try medicd.records(kinds: [.daemon]).filter { $0.facts["refused"] != nil }
             #expect(audited.contains { $0.facts["refused"] == "silence" && $0.actor == "uid 65534 (nobody)" && $0.message.contains("permission denied") },
-                    "\(audited.map { "\($0.actor ?? "") \($0.message)" })")
+                    "\(audited.map { "\($0.actor) \($0.message)" })")
 
             let huge = try rawRequest([UInt8](repeating: UInt8(ascii: "x"), count: 10_000_000), to: medicd.socket)
             #expect(huge.contains("request too large"), "\(huge)")
