@@ -151,6 +151,26 @@ private func halfRequest(_ bytes: String, to path: String) -> Int32 {
 }
 
 extension ControlTests {
+    @Test("a member of only the admin group can connect and change what Medic does")
+    func adminGroupConnects() async throws {
+        try await withTestHost("control-admin") { host in
+            let manager = try await installAndStart(host, ["web.service": try backendUnit(port: freePort())], start: ["web.service"])
+            defer { manager.bus.close() }
+            chmod(host.directory, 0o755)
+            let medicd = try RunningMedicd.start(
+                on: host, playbook: playbook(unit: "web.service"), arguments: ["--control-group", "nogroup", "--admin-group", "daemon"])
+            defer { medicd.process.stop() }
+            chmod(host.directory + "/medicd", 0o755)
+            let admin = try medicAs(["--reuid=nobody", "--regid=daemon", "--clear-groups"],
+                                    ["silence", "web.service", "--for", "1h", "--reason", "deploy", "--socket", medicd.socket])
+            #expect(admin.status == 0, "\(admin.output)")
+            #expect(try medicd.records(kinds: [.silence]).contains { $0.actor == "uid 65534 (nobody)" })
+            let stranger = try medicAs(["--reuid=nobody", "--regid=nogroup", "--clear-groups"],
+                                       ["unsilence", "web.service", "--socket", medicd.socket])
+            #expect(stranger.status == 1, "\(stranger.output)")
+        }
+    }
+
     @Test("200 slow clients on the control socket (half a request each) do not slow a crash's healing; status still answers")
     func slowClientsFlood() async throws {
         try await withTestHost("control-flood") { host in

@@ -100,6 +100,12 @@ struct ControlServer: Service {
             close(fd)
             throw ControlServerError("cannot listen on the control socket \(path): \(why)")
         }
+        if let adminGroup, adminGroup != group {
+            // The admin group connects too: an ACL entry beside the socket's own group.
+            if let problem = SocketACL.allow(group: adminGroup, on: path) {
+                logger.warning("control: the admin group cannot connect to \(path) unless it is also in group \(Caller.groupName(group)): \(problem)")
+            }
+        }
         return fd
     }
 
@@ -207,6 +213,33 @@ final class RefusalLog: Sendable {
             defer { state.unrecorded = 0 }
             return state.unrecorded
         }
+    }
+}
+
+/// A POSIX ACL on the control socket that lets a second group connect (read and write), written
+/// as the `system.posix_acl_access` attribute in the kernel's format: owner rw, owning group rw,
+/// the extra group rw, mask rw, others nothing.
+enum SocketACL {
+    /// nil once set, else why it could not be.
+    static func allow(group: gid_t, on path: String) -> String? {
+        let undefined = UInt32.max
+        let entries: [(tag: UInt16, permissions: UInt16, id: UInt32)] = [
+            (0x01, 6, undefined), (0x04, 6, undefined), (0x08, 6, UInt32(group)), (0x10, 6, undefined), (0x20, 0, undefined),
+        ]
+        var bytes: [UInt8] = []
+        func append<T: FixedWidthInteger>(_ value: T) { withUnsafeBytes(of: value.littleEndian) { bytes += $0 } }
+        append(UInt32(2))
+        for entry in entries {
+            append(entry.tag)
+            append(entry.permissions)
+            append(entry.id)
+        }
+        // setxattr(2) from the C library (Glibc's module map leaves <sys/xattr.h> out).
+        typealias SetXattr = @convention(c) (UnsafePointer<CChar>, UnsafePointer<CChar>, UnsafeRawPointer?, Int, Int32) -> Int32
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "setxattr") else { return "setxattr is not available" }
+        let setxattr = unsafeBitCast(symbol, to: SetXattr.self)
+        let result = bytes.withUnsafeBytes { setxattr(path, "system.posix_acl_access", $0.baseAddress, $0.count, 0) }
+        return result == 0 ? nil : String(cString: strerror(errno))
     }
 }
 
