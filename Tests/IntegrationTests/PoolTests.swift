@@ -216,7 +216,12 @@ struct PoolTests {
             print("HAProxy stopped: \(failed.message)")
             #expect(failed.facts["result"] == "failed")
             #expect(failed.message.contains("unreachable at \(haproxy.socket)"))
-            #expect(try medicd.records(unit: "app2.service", kinds: [.escalation]).isEmpty == false)
+            // app2 is down, so its plan went on without the pool step: restarted, verified, and
+            // escalated when returning the unknown server failed.
+            #expect(await eventually(timeout: .seconds(10)) {
+                ((try? medicd.records(unit: "app2.service", kinds: [.escalation]).isEmpty == false) ?? false)
+            }, "\((try? medicd.records(unit: "app2.service").map(\.message)) ?? [])")
+            #expect(try medicd.records(unit: "app2.service", kinds: [.stepResult]).contains { $0.step == "restart" && $0.facts["result"] == "succeeded" })
         }
     }
 }
