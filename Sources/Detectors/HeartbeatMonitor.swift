@@ -61,9 +61,9 @@ public actor HeartbeatMonitor {
         }
         watch.lastBeat = .now
         let resumed = watch.missed
-        // A beat from a process that replaced the one beating before is the fresh evidence a
-        // restart waits for.
-        let newProcess = watch.pid.map { $0 != message.pid } ?? false
+        // A beat from a process that replaced the one beating before (which is gone) is the fresh
+        // evidence a restart waits for; several live processes of one unit beating in turn are not.
+        let newProcess = watch.pid.map { $0 != message.pid && kill($0, 0) == -1 && errno == ESRCH } ?? false
         let previous = watch.pid
         watch.missed = false
         watch.pid = message.pid
