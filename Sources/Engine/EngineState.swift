@@ -42,15 +42,6 @@ struct TargetState: Sendable {
     /// The units systemd says it needs (Requires=, BindsTo=).
     var requires: [String] = []
 
-    /// Notes what an observation said of the unit or of its probe; returns the target's health
-    /// if it changed.
-    @discardableResult
-    mutating func noteHealth(_ health: Bool, aspect: Observation.HealthAspect = .unit, at now: Timestamp) -> Bool? {
-        let before = healthy
-        aspects[aspect] = health
-        return settled(from: before, at: now)
-    }
-
     /// Health may have changed since `before`: note the transition; returns the new health if
     /// it changed.
     mutating func settled(from before: Bool?, at now: Timestamp) -> Bool? {

@@ -21,15 +21,8 @@ private func medicAs(_ identity: [String], _ arguments: [String]) throws -> (sta
 
 /// Sends raw bytes to a control socket and returns the answer.
 private func rawRequest(_ bytes: [UInt8], to path: String) throws -> String {
-    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+    let fd = try unixConnection(path: path)
     defer { close(fd) }
-    var addr = sockaddr_un()
-    addr.sun_family = sa_family_t(AF_UNIX)
-    withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
-    let connected = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-    }
-    try #require(connected == 0)
     var offset = 0
     while offset < bytes.count {
         let n = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
@@ -132,24 +125,6 @@ struct ControlTests {
     }
 }
 
-/// Opens a connection to a Unix socket and sends `bytes` without finishing the request; the
-/// descriptor, kept open by the caller, or -1.
-private func halfRequest(_ bytes: String, to path: String) -> Int32 {
-    let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-    var addr = sockaddr_un()
-    addr.sun_family = sa_family_t(AF_UNIX)
-    withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: Array(path.utf8)) }
-    let connected = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-    }
-    guard connected == 0 else {
-        close(fd)
-        return -1
-    }
-    _ = bytes.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
-    return fd
-}
-
 extension ControlTests {
     @Test("a member of only the admin group can connect and change what Medic does")
     func adminGroupConnects() async throws {
@@ -180,7 +155,12 @@ extension ControlTests {
             defer { medicd.process.stop() }
             var flood: [Int32] = []
             defer { for fd in flood { close(fd) } }
-            for _ in 0..<200 { flood.append(halfRequest(#"{"command": "sta"#, to: medicd.socket)) }
+            for _ in 0..<200 {
+                // Half a request each, never finished.
+                let fd = try unixConnection(path: medicd.socket)
+                flood.append(fd)
+                _ = #"{"command": "sta"#.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+            }
             try await Task.sleep(for: .milliseconds(200))
             let killed = ContinuousClock.now
             kill(try #require(host.processes(ofUnit: "web.service").first), SIGKILL)

@@ -117,23 +117,6 @@ struct MetricsTests {
     }
 }
 
-/// A TCP connection to 127.0.0.1:`port` that sends nothing; the descriptor, or -1.
-private func idleConnection(port: Int) -> Int32 {
-    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-    var addr = sockaddr_in()
-    addr.sin_family = sa_family_t(AF_INET)
-    addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-    addr.sin_port = in_port_t(UInt16(port).bigEndian)
-    let connected = withUnsafePointer(to: &addr) {
-        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-    }
-    guard connected == 0 else {
-        close(fd)
-        return -1
-    }
-    return fd
-}
-
 extension MetricsTests {
     @Test("1,000 idle connections to the metrics port: medicd's descriptors stay bounded, a crash is healed at its usual speed, the page is served again")
     func idleConnectionsFlood() async throws {
@@ -144,7 +127,7 @@ extension MetricsTests {
             defer { medicd.process.stop() }
             var flood: [Int32] = []
             defer { for fd in flood { close(fd) } }
-            for _ in 0..<1000 { flood.append(idleConnection(port: medicd.metricsPort)) }
+            for _ in 0..<1000 { flood.append(try loopbackConnection(port: medicd.metricsPort)) }
             try await Task.sleep(for: .milliseconds(300))
             let descriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(medicd.process.pid)/fd").count) ?? 0
             let killed = ContinuousClock.now
