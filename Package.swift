@@ -98,7 +98,7 @@ let package = Package(
         .executableTarget(
             name: "medic",
                 dependencies: [
-                "MedicCore", "Playbooks", "Audit", "Engine", "Simulation", "Control",
+                "MedicCore", "Playbooks", "Audit", "Engine", "Simulation", "Control", "Systemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -116,7 +116,7 @@ let package = Package(
         .testTarget(name: "PlaybooksTests", dependencies: ["Playbooks", "MedicCore"]),
         .testTarget(name: "DetectorsTests", dependencies: ["Detectors", "Systemd", "MedicCore", "TestHost"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Simulation", "Playbooks", "Audit", "MedicCore"]),
-        .testTarget(name: "AuditTests", dependencies: ["Audit", "MedicCore"]),
+        .testTarget(name: "AuditTests", dependencies: ["Audit", "MedicCore", "Engine"]),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["TestHost", "Systemd", "Audit", "MedicCore", "medicd", "medic", "medic-bench", "medic-compare", .product(name: "GRDB", package: "GRDB.swift")]

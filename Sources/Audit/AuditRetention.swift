@@ -4,12 +4,14 @@ import MedicCore
 extension AuditStore {
     /// Prunes the oldest records: those written before `cutoff` (wall-clock microseconds), and
     /// more of the oldest while the log uses more than `maxBytes`. The newest record is always
-    /// kept. The first record kept is anchored (see `AuditChain`), so the chain still verifies
+    /// kept. Silences and pauses still in force whose records go are first written again (see
+    /// `Holds.carriedOver`), so pruning never lifts one. The first record kept is anchored (see `AuditChain`), so the chain still verifies
     /// and a removal at its start is still caught. Returns how many records went, and the first
     /// sequence number kept.
     @discardableResult
     public func prune(before cutoff: Int64?, maxBytes: Int64?) async throws -> (pruned: Int, firstKept: Int64?) {
-        try await write { db in
+        let host = self.host, bootID = self.bootID, sealer = self.sealer
+        return try await write { db in
             guard let first = try Int64.fetchOne(db, sql: "SELECT MIN(seq) FROM record"),
                   let last = try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM record")
             else { return (0, nil) }
@@ -28,8 +30,11 @@ extension AuditStore {
                 }
             }
             through = min(through, last - 1)
-            guard through >= first,
-                  let anchor = try Row.fetchOne(db, sql: "SELECT seq, prevHash FROM record WHERE seq > ? ORDER BY seq LIMIT 1", arguments: [through])
+            guard through >= first else { return (0, first) }
+            let now = Timestamp.now()
+            let carried = try Self.holds(db, now: now).carriedOver(through: through, now: now)
+            _ = try AuditChain.append(carried, host: host, bootID: bootID, sealer: sealer, db: db)
+            guard let anchor = try Row.fetchOne(db, sql: "SELECT seq, prevHash FROM record WHERE seq > ? ORDER BY seq LIMIT 1", arguments: [through])
             else { return (0, first) }
             try db.execute(sql: "DELETE FROM record WHERE seq <= ?", arguments: [through])
             let pruned = db.changesCount

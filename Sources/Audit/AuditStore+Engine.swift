@@ -20,7 +20,7 @@ extension AuditStore {
         var failures: [(String, Timestamp)] = []
         for row in rows {
             guard let target = row.target else { continue }
-            let time = Timestamp(wallMicroseconds: row.wallMicroseconds, monotonicNanoseconds: now.monotonicNanoseconds - (now.wallMicroseconds - row.wallMicroseconds) * 1000)
+            let time = now.movedTo(wall: row.wallMicroseconds)
             if row.kind == AuditRecord.Kind.stepIntent.rawValue, let step = row.step.flatMap(StepKind.init(rawValue:)), !row.message.hasPrefix("dry-run") {
                 runs.append((target, step, time))
             } else if row.facts["failure"] == "true" {
@@ -85,36 +85,5 @@ extension AuditStore {
     /// The last sequence number written (0 for an empty log).
     public func lastSeq() throws -> Int64 {
         try read { db in try Int64.fetchOne(db, sql: "SELECT MAX(seq) FROM record") ?? 0 }
-    }
-
-    /// Adds a silence and records who set it.
-    public func addSilence(_ silence: Silence) async throws {
-        try await write { db in
-            try db.execute(
-                sql: "INSERT INTO silence (pattern, startMicroseconds, endMicroseconds, reason, author) VALUES (?, ?, ?, ?, ?)",
-                arguments: [silence.pattern, silence.start.wallMicroseconds, silence.end.wallMicroseconds, silence.reason, silence.author])
-        }
-    }
-
-    /// Ends the silences on `pattern` now; returns how many were in force.
-    public func endSilences(_ pattern: String, now: Timestamp) async throws -> Int {
-        try await write { db in
-            try db.execute(
-                sql: "UPDATE silence SET endMicroseconds = ? WHERE pattern = ? AND endMicroseconds > ?",
-                arguments: [now.wallMicroseconds, pattern, now.wallMicroseconds])
-            return db.changesCount
-        }
-    }
-
-    /// Silences that have not ended by `now` (in force, or starting later), on this boot's clocks.
-    public func silences(now: Timestamp) throws -> [Silence] {
-        try read { db in
-            try Row.fetchAll(db, sql: "SELECT * FROM silence WHERE endMicroseconds > ? ORDER BY id", arguments: [now.wallMicroseconds]).map { row in
-                func at(_ wall: Int64) -> Timestamp {
-                    Timestamp(wallMicroseconds: wall, monotonicNanoseconds: now.monotonicNanoseconds - (now.wallMicroseconds - wall) * 1000)
-                }
-                return Silence(pattern: row["pattern"], start: at(row["startMicroseconds"]), end: at(row["endMicroseconds"]), reason: row["reason"], author: row["author"])
-            }
-        }
     }
 }

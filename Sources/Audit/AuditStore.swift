@@ -12,10 +12,13 @@ public final class AuditStore: AuditSink {
     public static let fileName = "audit.sqlite"
 
     private let pool: DatabasePool
-    private let host: String
-    private let bootID: String
+    let host: String
+    let bootID: String
+    let sealer: RecordSealer
     /// The path of the database file.
     public let path: String
+    /// The log's identity, carried by its witnesses in the journal (`MEDIC_LOG=`).
+    public let logID: String
 
     /// Opens (creating if needed) the audit log in `stateDirectory`, migrating it to the current
     /// schema. With `readOnly`, the file must exist and nothing is written.
@@ -33,34 +36,30 @@ public final class AuditStore: AuditSink {
         configuration.prepareDatabase { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
-        do {
-            pool = try DatabasePool(path: path, configuration: configuration)
-            if !readOnly { try AuditSchema.migrator.migrate(pool) }
-        } catch let error as DatabaseError {
-            throw AuditError.unreadable(path, error.message ?? "\(error)", code: error.resultCode.rawValue)
-        }
         host = ProcessInfo.processInfo.hostName
         bootID = ((try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8)) ?? "")
             .trimmingCharacters(in: .whitespacesAndNewlines)
+        sealer = RecordSealer(stateDirectory: stateDirectory)
+        do {
+            pool = try DatabasePool(path: path, configuration: configuration)
+            if !readOnly { try AuditSchema.migrator(host: host, bootID: bootID).migrate(pool) }
+            // A log not yet migrated to v4 (read-only, before medicd's upgrade) has none.
+            logID = ((try? pool.read { db in try String.fetchOne(db, sql: "SELECT log FROM log_identity WHERE id = 1") }) ?? nil) ?? ""
+        } catch let error as DatabaseError {
+            throw AuditError.unreadable(path, error.message ?? "\(error)", code: error.resultCode.rawValue)
+        }
     }
 
     public func append(_ records: [AuditRecord]) async throws -> [Int64] {
-        let host = self.host, bootID = self.bootID
+        try await appendChained(records).map(\.seq)
+    }
+
+    /// Appends records durably and returns each one's sequence number and hash (what its
+    /// journal witness carries).
+    public func appendChained(_ records: [AuditRecord]) async throws -> [(seq: Int64, hash: String)] {
+        let host = self.host, bootID = self.bootID, sealer = self.sealer
         return try await pool.write { db in
-            var previous = try AuditChain.lastHash(db)
-            // The next sequence number, as AUTOINCREMENT will give it, so that each record is
-            // hashed before it is inserted.
-            var seq = (try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'record'") ?? 0) + 1
-            return try records.map { record in
-                var row = StoredRecord(record, host: host, bootID: bootID)
-                row.seq = seq
-                row.prevHash = previous
-                row.hash = AuditChain.hash(row, previous: previous)
-                try row.insert(db)
-                previous = row.hash
-                seq += 1
-                return row.seq!
-            }
+            try AuditChain.append(records, host: host, bootID: bootID, sealer: sealer, db: db).map { ($0.seq ?? 0, $0.hash) }
         }
     }
 
@@ -78,9 +77,18 @@ public final class AuditStore: AuditSink {
     /// Writes in one transaction, durably.
     func write<T: Sendable>(_ body: @Sendable @escaping (Database) throws -> T) async throws -> T { try await pool.write(body) }
 
-    /// Walks the hash chain over the whole log (see `AuditChain`).
-    public func verify() throws -> AuditChain.Verification {
-        try pool.read { db in try AuditChain.verify(db) }
+    /// Walks the hash chain over the whole log, and with `key` checks its seals (see `AuditChain`).
+    public func verify(key: SealingKey? = nil) throws -> AuditChain.Verification {
+        try pool.read { db in try AuditChain.verify(db, key: key) }
+    }
+
+    /// Sets up forward-secure sealing for the log in `stateDirectory` (`medic audit
+    /// setup-keys`): writes the key medicd seals with from now on, and returns the verification
+    /// key to keep offline. Refuses to replace a key unless `replace`.
+    public static func setUpSealing(stateDirectory: String, interval: Duration, replace: Bool) throws -> SealingKey {
+        let key = SealingKey.generate(interval: max(1, interval.components.seconds), now: Timestamp.now().wallMicroseconds / 1_000_000)
+        try RecordSealer.install(key, stateDirectory: stateDirectory, replace: replace)
+        return key
     }
 
     /// Records matching `query`, oldest first.

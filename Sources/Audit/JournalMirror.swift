@@ -4,11 +4,13 @@ import Systemd
 /// An `AuditSink` that writes to the store and then mirrors each record to journald, with a
 /// MESSAGE_ID per kind and MEDIC_* fields, so a fleet's existing log shipping carries the audit
 /// trail too. The store is the record of truth: a record is acknowledged once it is durable
-/// there; the journal copy is best effort.
+/// there; the journal copy is best effort. Each copy is also a witness of the log
+/// (`MEDIC_LOG`, `MEDIC_SEQ`, `MEDIC_HASH`): `AuditWitness` finds a log cut short or rewritten
+/// by comparing it with them.
 public struct JournalMirror: AuditSink {
-    private let store: AuditSink
+    private let store: AuditStore
 
-    public init(store: AuditSink) { self.store = store }
+    public init(store: AuditStore) { self.store = store }
 
     /// Stable MESSAGE_IDs, one per kind (`journalctl MESSAGE_ID=…` finds them).
     public static let messageIDs: [AuditRecord.Kind: String] = [
@@ -28,27 +30,29 @@ public struct JournalMirror: AuditSink {
     ]
 
     public func append(_ records: [AuditRecord]) async throws -> [Int64] {
-        let seqs: [Int64]
+        let written: [(seq: Int64, hash: String)]
         do {
-            seqs = try await store.append(records)
+            written = try await store.appendChained(records)
         } catch {
             // Not in the audit log: the journal gets what can be kept, marked as such.
-            for record in records { mirror(record, seq: "unwritten", priority: .error) }
+            for record in records { mirror(record, seq: "unwritten", hash: nil, priority: .error) }
             throw error
         }
-        for (record, seq) in zip(records, seqs) {
+        for (record, row) in zip(records, written) {
             let failed = record.kind == .playbookRefused || record.details["result"] == "failed" || record.details["outcome"] == "failed"
-            mirror(record, seq: String(seq), priority: failed ? .warning : .info)
+            mirror(record, seq: String(row.seq), hash: row.hash, priority: failed ? .warning : .info)
         }
-        return seqs
+        return written.map(\.seq)
     }
 
-    private func mirror(_ record: AuditRecord, seq: String, priority: JournalPriority) {
+    private func mirror(_ record: AuditRecord, seq: String, hash: String?, priority: JournalPriority) {
         var fields: [(String, String)] = [
             ("MESSAGE_ID", Self.messageIDs[record.kind] ?? ""),
             ("MEDIC_SEQ", seq),
             ("MEDIC_KIND", record.kind.rawValue),
+            ("MEDIC_LOG", store.logID),
         ]
+        if let hash { fields.append(("MEDIC_HASH", hash)) }
         if let target = record.target { fields.append(("MEDIC_TARGET", target)) }
         if let incident = record.incident { fields.append(("MEDIC_INCIDENT", String(incident))) }
         if let playbook = record.playbook { fields.append(("MEDIC_PLAYBOOK", playbook)) }

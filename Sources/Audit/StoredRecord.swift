@@ -26,6 +26,8 @@ public struct StoredRecord: Codable, Sendable, Equatable, FetchableRecord, Mutab
     /// The hash of the record before it, and of this record (see `AuditChain`).
     public var prevHash: String
     public var hash: String
+    /// The forward-secure seal of `hash` (`EPOCH:HMAC`), or "" when no sealing key was set up.
+    public var seal: String
 
     init(_ record: AuditRecord, host: String, bootID: String) {
         wallMicroseconds = record.time.wallMicroseconds
@@ -45,6 +47,7 @@ public struct StoredRecord: Codable, Sendable, Equatable, FetchableRecord, Mutab
         details = (try? encoder.encode(record.details)).map { String(decoding: $0, as: UTF8.self) } ?? "{}"
         prevHash = ""
         hash = ""
+        seal = ""
     }
 
     public mutating func didInsert(_ inserted: InsertionSuccess) {

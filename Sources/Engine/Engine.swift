@@ -60,11 +60,6 @@ public actor Engine {
         await record(AuditRecord(kind: .daemon, message: message))
     }
 
-    /// Replaces the silences in force.
-    public func setSilences(_ silences: [Silence]) {
-        core.setSilences(silences)
-    }
-
     /// Registers an incident a previous medicd left open, before the targets are read (see
     /// `EngineCore.register`).
     public func register(incident: Int64, target: String, playbook: String, trigger: String) {
@@ -84,6 +79,18 @@ public actor Engine {
     /// A human pauses automatic action on a target (`*`: every target).
     public func pause(_ target: String, actor: String) async {
         await carry(core.pause(target, actor: actor, at: .now()))
+    }
+
+    /// A human silences a target (or glob) for a while; written to the chain before it returns.
+    public func silence(_ silence: Silence) async {
+        await carry(core.silence(silence, at: .now()))
+    }
+
+    /// A human ends the silences on exactly `pattern`; returns how many were in force.
+    public func unsilence(_ pattern: String, actor: String) async -> Int {
+        let (ended, commands) = core.unsilence(pattern, actor: actor, at: .now())
+        await carry(commands)
+        return ended
     }
 
     /// A human runs a playbook on a target; returns why it cannot, or nil once it started.

@@ -42,6 +42,39 @@ extension EngineCore {
         return flush()
     }
 
+    /// A human silences `silence.pattern` from `silence.start` to `silence.end`: a chained
+    /// `silence` record carries it, so a restarted daemon rebuilds it from the log.
+    public mutating func silence(_ silence: Silence, at now: Timestamp) -> [Command] {
+        silences.append(silence)
+        emit(.record(AuditRecord(
+            kind: .silence, time: now, target: silence.pattern,
+            message: "silenced \(silence.pattern) from \(silence.start.iso8601) until \(silence.end.iso8601) by \(silence.author): \(silence.reason)",
+            details: silence.details, actor: silence.author)))
+        return flush()
+    }
+
+    /// A human ends the silences set on exactly `pattern` (in force or yet to start). Returns how
+    /// many there were; none is no change and no record.
+    public mutating func unsilence(_ pattern: String, actor: String, at now: Timestamp) -> (ended: Int, commands: [Command]) {
+        let ending = silences.indices.filter { silences[$0].pattern == pattern && silences[$0].end > now }
+        guard !ending.isEmpty else { return (0, []) }
+        for index in ending { silences[index].end = max(now, silences[index].start) }
+        emit(.record(AuditRecord(
+            kind: .silence, time: now, target: pattern, message: "unsilenced \(pattern) by \(actor)",
+            details: ["command": "unsilence", "ended": String(ending.count)], actor: actor)))
+        retryHolds(guard: "silence", at: now)
+        return (ending.count, flush())
+    }
+
+    /// Puts back what humans (and the flap guard) set and the audit log's chain still holds in
+    /// force: silences, and pauses (`*`: every target). Called once, as the daemon starts.
+    public mutating func restoreHolds(silences: [Silence], paused: Set<String>) {
+        self.silences = silences
+        for target in paused {
+            if target == "*" { pausedAll = true } else { targets[target, default: TargetState()].paused = true }
+        }
+    }
+
     /// A human runs a playbook's first rule that covers `target` now, as if it had triggered.
     /// Guards apply as always. Returns nil and the commands, or why it cannot run.
     public mutating func runByHand(playbook name: String, target: String, actor: String, at now: Timestamp) -> (error: String?, commands: [Command]) {

@@ -297,7 +297,7 @@ extension EngineCore {
                 details: ["settle_ms": String(settle.milliseconds)])))
             emit(.wake(token: token, at: now.adding(settle)))
         }
-        retryCapacityHolds(at: now)
+        retryHolds(guard: "capacity", at: now)
     }
 
     /// How long a victim of a dependency gets to recover by itself once the dependency is back:
@@ -352,11 +352,11 @@ extension EngineCore {
         }
     }
 
-    /// Steps held because a pool had too few servers in service are tried again: capacity may
-    /// have come back.
-    mutating func retryCapacityHolds(at now: Timestamp) {
+    /// Steps held by the guard `name` are tried again now: what held them may have cleared
+    /// (capacity came back, a silence was ended). A guard still in force holds them again.
+    mutating func retryHolds(guard name: String, at now: Timestamp) {
         for id in incidents.keys.sorted() {
-            guard case .held(let index, let reason, "capacity")? = incidents[id]?.phase else { continue }
+            guard case .held(let index, let reason, name)? = incidents[id]?.phase else { continue }
             incidents[id]?.phase = .idle
             incidents[id]?.token = nil
             holdEnded(id, index: index, hold: reason, at: now)

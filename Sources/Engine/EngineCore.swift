@@ -80,11 +80,6 @@ public struct EngineCore: Sendable {
         playbooks = new
     }
 
-    /// Replaces the silences in force.
-    public mutating func setSilences(_ new: [Silence]) {
-        silences = new
-    }
-
     /// Restores guard history from the audit log after a daemon restart, so rate limits and
     /// back-off continue where they were.
     public mutating func restore(stepRuns: [(target: String, kind: StepKind, time: Timestamp)], failures: [(target: String, time: Timestamp)]) {
@@ -257,7 +252,7 @@ public struct EngineCore: Sendable {
         let unitDown = targets[incident.target]?.aspects[.unit] == false
         if outcome.succeeded {
             nextStep(id, after: index, at: now)
-            if case .pool(.ready) = step.action { retryCapacityHolds(at: now) }
+            if case .pool(.ready) = step.action { retryHolds(guard: "capacity", at: now) }
         } else if step.kind == .pool, unitDown {
             // A dead unit serves nothing: a pool step that could not be done never stands
             // between it and its start.

@@ -51,4 +51,10 @@ extension Timestamp {
         let ns = duration.components.seconds * 1_000_000_000 + duration.components.attoseconds / 1_000_000_000
         return Timestamp(wallMicroseconds: wallMicroseconds + ns / 1000, monotonicNanoseconds: monotonicNanoseconds + ns)
     }
+
+    /// The moment at wall-clock `wall`, with its monotonic time derived from this one's (for
+    /// times recorded on an earlier boot, or in the future).
+    public func movedTo(wall: Int64) -> Timestamp {
+        Timestamp(wallMicroseconds: wall, monotonicNanoseconds: monotonicNanoseconds - (wallMicroseconds - wall) * 1000)
+    }
 }

@@ -38,7 +38,7 @@ public struct Simulator {
     /// Puts a silence in force, as `medic silence` would.
     public mutating func silence(_ silence: Silence) {
         silences.append(silence)
-        core.setSilences(silences)
+        core.restoreHolds(silences: silences, paused: [])
     }
 
     /// Runs the timeline, and the engine's own wake-ups up to `horizon` after the last entry.

@@ -72,27 +72,46 @@ public final class JournalReader {
 
     /// The newest `limit` entries matching every `FIELD=value` in `matches`, oldest first.
     public func recentEntries(matching matches: [String], limit: Int, fields: [String]) throws(SystemdError) -> [JournalEntry] {
+        try match(matches)
+        try check(sd_journal_seek_tail(journal), "sd_journal_seek_tail")
+        var entries: [JournalEntry] = []
+        while entries.count < limit, try check(sd_journal_previous(journal), "sd_journal_previous") > 0 {
+            entries.append(try current(fields))
+        }
+        return entries.reversed()
+    }
+
+    /// Every entry matching every `FIELD=value` in `matches`, oldest first.
+    public func entries(matching matches: [String], fields: [String]) throws(SystemdError) -> [JournalEntry] {
+        try match(matches)
+        try check(sd_journal_seek_head(journal), "sd_journal_seek_head")
+        var entries: [JournalEntry] = []
+        while try check(sd_journal_next(journal), "sd_journal_next") > 0 {
+            entries.append(try current(fields))
+        }
+        return entries
+    }
+
+    private func match(_ matches: [String]) throws(SystemdError) {
         sd_journal_flush_matches(journal)
         for match in matches {
             try check(sd_journal_add_match(journal, match, 0), "sd_journal_add_match(\(match))")
         }
-        try check(sd_journal_seek_tail(journal), "sd_journal_seek_tail")
-        var entries: [JournalEntry] = []
-        while entries.count < limit, try check(sd_journal_previous(journal), "sd_journal_previous") > 0 {
-            var usec: UInt64 = 0
-            try check(sd_journal_get_realtime_usec(journal, &usec), "sd_journal_get_realtime_usec")
-            var values: [String: String] = [:]
-            for field in fields {
-                var data: UnsafeRawPointer? = nil
-                var length = 0
-                if sd_journal_get_data(journal, field, &data, &length) >= 0, let data {
-                    let text = String(decoding: UnsafeRawBufferPointer(start: data, count: length), as: UTF8.self)
-                    values[field] = String(text.dropFirst(field.utf8.count + 1))
-                }
+    }
+
+    /// The entry at the read position, with `fields`.
+    private func current(_ fields: [String]) throws(SystemdError) -> JournalEntry {
+        var usec: UInt64 = 0
+        try check(sd_journal_get_realtime_usec(journal, &usec), "sd_journal_get_realtime_usec")
+        var values: [String: String] = [:]
+        for field in fields {
+            var data: UnsafeRawPointer? = nil
+            var length = 0
+            if sd_journal_get_data(journal, field, &data, &length) >= 0, let data {
+                let text = String(decoding: UnsafeRawBufferPointer(start: data, count: length), as: UTF8.self)
+                values[field] = String(text.dropFirst(field.utf8.count + 1))
             }
-            entries.append(JournalEntry(realtimeUSec: usec, fields: values))
         }
-        return entries.reversed()
+        return JournalEntry(realtimeUSec: usec, fields: values)
     }
 }
-

@@ -2,13 +2,14 @@ import ArgumentParser
 import Audit
 import Foundation
 import MedicCore
+import Systemd
 
 /// `medic audit`: the audit log, listed (the default) or verified.
 struct AuditCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "audit",
-        abstract: "Show the audit log, or verify its hash chain.",
-        subcommands: [AuditList.self, AuditVerify.self],
+        abstract: "Show the audit log, verify it, or set up its forward-secure sealing.",
+        subcommands: [AuditList.self, AuditVerify.self, AuditSetupKeys.self],
         defaultSubcommand: AuditList.self)
 }
 
@@ -83,19 +84,43 @@ struct AuditList: ParsableCommand {
 }
 
 /// `medic audit verify`: walks the hash chain and names the first record that was changed,
-/// removed or inserted.
+/// removed or inserted; compares the log with its witnesses in the journal (a tail cut off, a
+/// chain recomputed); with `--key`, proves the seals.
 struct AuditVerify: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "verify",
-        abstract: "Check the audit log's hash chain; exit 1 at the first record changed, removed or inserted.")
+        abstract: "Check the audit log: its hash chain, its witnesses in the journal, and with --key its seals; exit 1 at the first problem.",
+        discussion: """
+            The chain finds a record changed, removed or inserted anywhere but at the end. The
+            journal's witnesses find records removed from the end, and a chain recomputed after an
+            edit. The verification key from `medic audit setup-keys` proves that no record sealed
+            in an earlier epoch was changed since, even by someone with root now.
+            """)
 
     @OptionGroup var location: StateOption
 
+    @Option(help: "Compare with the witnesses in the journal files under DIR (a copied journal) instead of this host's journal.")
+    var journal: String?
+
+    @Flag(help: "Do not compare with the journal.")
+    var noJournal = false
+
+    @Option(help: "The verification key `medic audit setup-keys` printed (HEX/START/INTERVAL).")
+    var key: String?
+
+    func validate() throws {
+        if let key, SealingKey(text: key) == nil {
+            throw ValidationError("--key '\(key)' is not a verification key: it is HEX/START/INTERVAL, as `medic audit setup-keys` printed it (64 hex digits, seconds, seconds)")
+        }
+        if journal != nil, noJournal { throw ValidationError("--journal and --no-journal cannot both be given") }
+    }
+
     func run() throws {
         let store = try location.openForReading()
+        let sealing = key.flatMap(SealingKey.init(text:))
         let result: AuditChain.Verification
         do {
-            result = try store.verify()
+            result = try store.verify(key: sealing)
         } catch {
             FileHandle.standardError.write(Data("medic: cannot read the audit log \(store.path): \(error)\n".utf8))
             throw ExitCode(2)
@@ -106,6 +131,85 @@ struct AuditVerify: ParsableCommand {
         }
         let range = result.first.map { "records \($0)–\(result.last ?? $0)" } ?? "no records"
         print("audit log \(store.path): chain intact, \(result.records) \(range)" + (result.anchored ? " (older records pruned; anchored)" : ""))
+        if sealing != nil {
+            let epochs = result.epochs.map { " (epochs \($0.lowerBound)–\($0.upperBound))" } ?? ""
+            print("  seals: \(result.sealed) records proved with the key\(epochs)"
+                + (result.unsealed > 0 ? "; \(result.unsealed) earlier records were written before sealing began and are not covered" : ""))
+        }
+        guard !noJournal else { return }
+        try compareWithWitness(store)
+    }
+
+    private func compareWithWitness(_ store: AuditStore) throws {
+        let source = journal ?? "this host's journal"
+        guard !store.logID.isEmpty else {
+            print("  witness: this log predates journal witnesses (medicd has not run on it since its upgrade)")
+            return
+        }
+        let report: AuditWitness.Report
+        do {
+            let reader = try journal.map { try JournalReader(directory: $0) } ?? JournalReader()
+            report = try AuditWitness.compare(store, journal: reader)
+        } catch {
+            FileHandle.standardError.write(Data("medic: cannot read \(source): \(error)\n".utf8))
+            throw ExitCode(2)
+        }
+        if let problem = report.problem {
+            print("audit log \(store.path): TAMPERED at record \(problem.seq): \(problem) [\(source)]")
+            throw ExitCode(1)
+        }
+        guard let newest = report.newest else {
+            print("  witness: \(source) holds none for this log (MEDIC_LOG=\(store.logID)); records removed from its end cannot be detected")
+            return
+        }
+        print("  witness: \(source) witnessed \(report.witnessed) records up to \(newest); the log matches every one")
+    }
+}
+
+/// `medic audit setup-keys`: starts forward-secure sealing of the audit log.
+struct AuditSetupKeys: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "setup-keys",
+        abstract: "Set up forward-secure sealing of the audit log and print the verification key to keep offline.",
+        discussion: """
+            medicd seals every record from now on with a key that evolves at the end of each epoch,
+            forgetting the one before, so that someone who becomes root later cannot re-seal the
+            records of earlier epochs. Keep the verification key away from this host (a password
+            manager, paper); `medic audit verify --key KEY` proves the seals with it.
+            """)
+
+    @OptionGroup var location: StateOption
+
+    @Option(help: "How long each epoch lasts (e.g. 15m): the window in which a record can still be re-sealed by someone who becomes root.")
+    var interval = "15m"
+
+    @Flag(help: "Replace a sealing key already set up (records sealed with it stay provable only with its verification key).")
+    var force = false
+
+    func validate() throws {
+        guard let duration = DurationText.parse(interval), duration >= .seconds(1) else {
+            throw ValidationError("--interval '\(interval)' is not a duration of at least 1s; write e.g. 15m")
+        }
+    }
+
+    func run() throws {
+        let key: SealingKey
+        do {
+            key = try AuditStore.setUpSealing(stateDirectory: location.state, interval: DurationText.parse(interval)!, replace: force)
+        } catch {
+            FileHandle.standardError.write(Data("medic: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        print("""
+            Sealing is set up in \(location.state)/seal.key; medicd seals every record it writes from now on.
+            Epochs of \(interval) from \(Timestamp(wallMicroseconds: key.start * 1_000_000, monotonicNanoseconds: 0).iso8601).
+
+            The verification key (keep it off this host):
+
+                \(key.text)
+
+            Verify with: medic audit verify --state \(location.state) --key \(key.text)
+            """)
     }
 }
 

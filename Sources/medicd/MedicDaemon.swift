@@ -156,13 +156,20 @@ struct MedicDaemon: AsyncParsableCommand {
                       "boot": recovery.boot])]
         records += recovery.records
         records += PlaybookLoading.records(for: directory, logger: logger)
+        // Silences and pauses come from the chain only: what is not in it does not hold Medic.
+        let holds = try store.holds(now: Timestamp.now())
+        for (seq, why) in holds.ignored {
+            let message = "ignored record \(seq), a silence or pause that is not part of the audit chain: \(why)"
+            logger.warning("\(message)")
+            records.append(AuditRecord(kind: .daemon, message: message, details: ["ignored": String(seq)]))
+        }
         _ = try await audit.append(records)
 
         let now = Timestamp.now()
         var core = EngineCore(playbooks: directory.playbooks, settings: .init(dryRun: dryRun), firstIncidentID: try store.nextIncidentID())
         let history = try store.guardHistory(within: .seconds(86_400), now: now)
         core.restore(stepRuns: history.stepRuns, failures: history.failures)
-        core.setSilences(try store.silences(now: now))
+        core.restoreHolds(silences: holds.silences.map(\.silence), paused: Set(holds.paused.keys))
         let targetCount = directory.playbooks.flatMap(\.targets).count
         let restarts = RestartNotices()
         let runner = ActionRunner(
@@ -188,7 +195,7 @@ struct MedicDaemon: AsyncParsableCommand {
             .init(service: ControlServer(
                 path: settings.controlSocketPath, group: getgrnam(settings.controlGroup)!.pointee.gr_gid,
                 adminGroup: settings.adminGroup.map { getgrnam($0)!.pointee.gr_gid },
-                handler: ControlHandler(engine: engine, store: store, reloader: reloader, startedAt: now), logger: logger)),
+                handler: ControlHandler(engine: engine, reloader: reloader, startedAt: now), logger: logger)),
             .init(service: RetentionService(
                 store: store, engine: engine, age: settings.retainFor, maxBytes: settings.retainSize, logger: logger)),
         ]

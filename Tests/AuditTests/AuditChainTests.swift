@@ -74,21 +74,34 @@ struct AuditChainTests {
         let path = dir + "/" + AuditStore.fileName
         // The schema as a released medicd wrote it.
         let old = try DatabaseQueue(path: path)
-        try AuditSchema.migrator.migrate(old, upTo: version)
+        try AuditSchema.migrator().migrate(old, upTo: version)
         try await old.write { db in
             for i in 1...3 {
                 try db.execute(
                     sql: "INSERT INTO record (wallMicroseconds, monotonicNanoseconds, bootID, host, kind, message, details) VALUES (?, ?, 'b', 'h', 'observation', ?, '{}')",
                     arguments: [i, i, "old \(i)"])
             }
+            guard version == "v2: silences" else { return }
+            // A silence still in force and one over, in the table they had outside the chain.
+            let now = Timestamp.now().wallMicroseconds
+            for (pattern, end) in [("web.service", now + 3_600_000_000), ("db.service", now - 1_000_000)] {
+                try db.execute(
+                    sql: "INSERT INTO silence (pattern, startMicroseconds, endMicroseconds, reason, author) VALUES (?, ?, ?, 'deploy', 'uid 0 (root)')",
+                    arguments: [pattern, now - 60_000_000, end])
+            }
         }
         try old.close()
         let store = try AuditStore(stateDirectory: dir)
         try await store.append(AuditRecord(kind: .daemon, message: "medicd started"))
         let result = try store.verify()
-        #expect(result.problem == nil && result.records == 4, "\(String(describing: result.problem))")
-        #expect(try store.records().map(\.message) == ["old 1", "old 2", "old 3", "medicd started"])
-        #expect(try store.silences(now: .now()).isEmpty, "the v2 table exists")
+        let moved = version == "v2: silences" ? 1 : 0
+        #expect(result.problem == nil && result.records == 4 + moved, "\(String(describing: result.problem))")
+        #expect(try store.records().map(\.message).filter { !$0.contains("moved into the chain") } == ["old 1", "old 2", "old 3", "medicd started"])
+        // The silence in force moved into the chain, with who set it; the one over did not.
+        let silences = try store.holds(now: .now()).silences.map(\.silence)
+        #expect(silences.map(\.pattern) == (moved == 1 ? ["web.service"] : []))
+        #expect(silences.first.map { $0.author == "uid 0 (root)" && $0.reason == "deploy" } ?? true)
+        #expect(!store.logID.isEmpty)
     }
 }
 

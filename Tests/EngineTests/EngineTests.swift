@@ -254,6 +254,33 @@ struct EngineTests {
         #expect(out.steps("restart").first.map { $0.at >= .seconds(120) } == true)
     }
 
+    @Test("a silence is a chained record; ending it lets the held step run at once; restored holds hold again")
+    func silenceRecordedAndEnded() throws {
+        let book = try playbook(crashRestart)
+        var core = EngineCore(playbooks: [book])
+        let now = Simulator.epoch
+        let silence = Silence(pattern: "web@*.service", start: now, end: now.adding(.seconds(3600)), reason: "deploy", author: "uid 1000 (alice)")
+        let set = core.silence(silence, at: now)
+        let record = try #require(set.compactMap { if case .record(let r) = $0 { r } else { nil } }.first)
+        #expect(record.kind == .silence && record.actor == "uid 1000 (alice)")
+        #expect(Silence(pattern: try #require(record.target), details: record.details, author: record.actor, now: now) == silence)
+
+        let crash = core.observe(Observation(target: "web@1.service", kind: .crashed(.signal), time: now.adding(.seconds(1)), facts: [:], summary: "crashed"))
+        #expect(!crash.contains { if case .run(_, let step, _) = $0 { step.kind == .restart } else { false } })
+        #expect(core.unsilence("db.service", actor: "uid 0", at: now.adding(.seconds(2))).ended == 0)
+        let ended = core.unsilence("web@*.service", actor: "uid 0 (root)", at: now.adding(.seconds(2)))
+        #expect(ended.ended == 1)
+        #expect(ended.commands.contains { if case .record(let r) = $0 { r.kind == .silence && r.details["command"] == "unsilence" } else { false } })
+        #expect(ended.commands.contains { if case .run(_, let step, _) = $0 { step.kind == .restart } else { false } }, "the held restart runs when the silence ends")
+
+        // What a restarted daemon rebuilt from the chain holds as it did.
+        var restored = EngineCore(playbooks: [book])
+        restored.restoreHolds(silences: [silence], paused: ["db.service"])
+        let again = restored.observe(Observation(target: "web@2.service", kind: .crashed(.signal), time: now.adding(.seconds(1)), facts: [:], summary: "crashed"))
+        #expect(again.contains { if case .record(let r) = $0 { r.kind == .guardStopped && r.message.contains("silenced until") } else { false } })
+        #expect(restored.report(at: now).silences.map(\.author) == ["uid 1000 (alice)"])
+    }
+
     @Test("guard history restored after a daemon restart keeps the rate limit")
     func restoredHistory() throws {
         let book = try playbook(crashRestart)

@@ -25,18 +25,28 @@ func installMedicUnit(_ host: TestHost, playbook: String, service: String = "") 
     return work
 }
 
+/// `installMedicUnit`, then starts web.service and medic.service; medic.service is Type=notify,
+/// so its start job is done only once medicd has sent READY=1. The caller closes the bus.
+func startMedicUnit(_ host: TestHost, playbook: String, service: String = "") async throws -> (work: String, manager: SystemdManager) {
+    let work = try installMedicUnit(host, playbook: playbook, service: service)
+    let manager = SystemdManager(bus: try SystemBus(address: host.busAddress))
+    try await manager.reload()
+    _ = try await manager.startUnit("web.service")
+    let started = try await manager.startUnit("medic.service", timeout: .seconds(30))
+    guard started == .finished("done") else {
+        manager.bus.close()
+        throw TestHostError.boot("medic.service did not start: \(started)")
+    }
+    return (work, manager)
+}
+
 @Suite("medicd as a daemon", .serialized)
 struct DaemonTests {
     @Test("runs as units/medic.service inside a host: READY=1, STATUS=, healing, and its audit trail in the journal")
     func asSystemdUnit() async throws {
         try await withTestHost("unit") { host in
-            let work = try installMedicUnit(host, playbook: playbook(unit: "web.service", verify: "300ms"))
-            let manager = SystemdManager(bus: try SystemBus(address: host.busAddress))
+            let (work, manager) = try await startMedicUnit(host, playbook: playbook(unit: "web.service", verify: "300ms"))
             defer { manager.bus.close() }
-            try await manager.reload()
-            _ = try await manager.startUnit("web.service")
-            // Type=notify: the start job is done only once medicd has sent READY=1.
-            #expect(try await manager.startUnit("medic.service", timeout: .seconds(30)) == .finished("done"))
             let medic = try await manager.state(of: "medic.service")
             #expect(medic.activeState == "active")
             #expect(medic.statusText?.hasPrefix("watching 1 targets") == true)
@@ -72,12 +82,8 @@ struct DaemonTests {
     @Test("a medicd that stops pinging its watchdog (frozen) is killed and restarted by systemd")
     func watchdogRestart() async throws {
         try await withTestHost("watchdog") { host in
-            _ = try installMedicUnit(host, playbook: playbook(unit: "web.service"), service: "WatchdogSec=1s\nTimeoutAbortSec=1s")
-            let manager = SystemdManager(bus: try SystemBus(address: host.busAddress))
+            let (_, manager) = try await startMedicUnit(host, playbook: playbook(unit: "web.service"), service: "WatchdogSec=1s\nTimeoutAbortSec=1s")
             defer { manager.bus.close() }
-            try await manager.reload()
-            _ = try await manager.startUnit("web.service")
-            #expect(try await manager.startUnit("medic.service", timeout: .seconds(30)) == .finished("done"))
             let before = try #require(try await manager.state(of: "medic.service").mainPID)
             // Frozen: alive, but its engine makes no progress and nothing pings.
             kill(try #require(host.processes(ofUnit: "medic.service").first), SIGSTOP)

@@ -1,4 +1,3 @@
-import Audit
 import Control
 import Engine
 import Glibc
@@ -8,7 +7,6 @@ import MedicCore
 /// the audit log with the caller's uid.
 struct ControlHandler: Sendable {
     let engine: Engine
-    let store: AuditStore
     let reloader: Reloader
     let startedAt: Timestamp
 
@@ -37,16 +35,8 @@ struct ControlHandler: Sendable {
             return await silence(request, actor: actor)
         case .unsilence:
             guard let target = request.target else { return .failure("unsilence needs a target") }
-            do {
-                let now = Timestamp.now()
-                let ended = try await store.endSilences(target, now: now)
-                guard ended > 0 else { return .failure("no silence in force on \(target)") }
-                await engine.setSilences(try store.silences(now: now))
-                await engine.record(AuditRecord(kind: .silence, target: target, message: "unsilenced \(target) by \(actor)", actor: actor))
-                return ControlResponse(ok: true, message: "unsilenced \(target)")
-            } catch {
-                return .failure("cannot end the silence: \(error)")
-            }
+            guard await engine.unsilence(target, actor: actor) > 0 else { return .failure("no silence in force on \(target)") }
+            return ControlResponse(ok: true, message: "unsilenced \(target)")
         }
     }
 
@@ -61,15 +51,7 @@ struct ControlHandler: Sendable {
         let now = Timestamp.now()
         let start = now.adding(delay)
         let end = start.adding(duration)
-        do {
-            try await store.addSilence(Silence(pattern: target, start: start, end: end, reason: reason, author: actor))
-            await engine.setSilences(try store.silences(now: now))
-        } catch {
-            return .failure("cannot record the silence: \(error)")
-        }
-        await engine.record(AuditRecord(
-            kind: .silence, target: target, message: "silenced \(target) from \(start.iso8601) until \(end.iso8601) by \(actor): \(reason)",
-            details: ["reason": reason, "start": start.iso8601, "end": end.iso8601], actor: actor))
+        await engine.silence(Silence(pattern: target, start: start, end: end, reason: reason, author: actor))
         return ControlResponse(ok: true, message: "silenced \(target) until \(end.iso8601)")
     }
 }
