@@ -7,6 +7,10 @@
  * noticed), and the count of each status.
  * Usage: medic-load --port N --rate PER_S --duration-ms N [--timeout-ms N] [--stall-ms N]
  * SIGTERM or SIGINT ends the sending early; requests in flight are still waited for.
+ *
+ * medic-load --datagrams PATH --duration-ms N [--every-ms N]: "WATCHDOG=1" datagrams to the
+ * unix socket PATH instead, for the heartbeat socket: one every N ms (a steady heartbeat), or
+ * without --every-ms as fast as the socket takes them (a flood); then {"sent":N}.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -20,6 +24,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -58,17 +63,41 @@ static void finish(struct conn *c, int status) {
     c->fd = -1;
 }
 
+/* Sends datagrams to a unix socket every `every_ms`, or as fast as it takes them (a send waits
+ * while its queue is full). */
+static int datagrams_to(const char *path, long duration_ms, long every_ms) {
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_un address = { .sun_family = AF_UNIX };
+    if (fd < 0 || strlen(path) >= sizeof address.sun_path) { perror("medic-load: socket"); return 1; }
+    strcpy(address.sun_path, path);
+    const char beat[] = "WATCHDOG=1";
+    long sent = 0, end = now_us() + duration_ms * 1000;
+    while (!stop_sending && now_us() < end) {
+        if (sendto(fd, beat, sizeof beat - 1, 0, (struct sockaddr *)&address, sizeof address) > 0) sent++;
+        else if (errno != EINTR && errno != EAGAIN) usleep(1000);
+        if (every_ms > 0) usleep(every_ms * 1000);
+    }
+    printf("{\"sent\":%ld}\n", sent);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     int port = 0;
     long rate = 500, duration_ms = 5000, timeout_ms = 10000, stall_ms = 1000;
+    const char *datagrams = NULL;
+    long every_ms = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--port")) port = atoi(argv[i + 1]);
+        if (!strcmp(argv[i], "--datagrams")) datagrams = argv[i + 1];
+        else if (!strcmp(argv[i], "--every-ms")) every_ms = atol(argv[i + 1]);
+        else if (!strcmp(argv[i], "--port")) port = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--rate")) rate = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--duration-ms")) duration_ms = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--timeout-ms")) timeout_ms = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--stall-ms")) stall_ms = atol(argv[i + 1]);
         else { fprintf(stderr, "medic-load: unknown option %s\n", argv[i]); return 2; }
     }
+    signal(SIGTERM, on_signal);
+    if (datagrams) return datagrams_to(datagrams, duration_ms, every_ms);
     if (port <= 0 || rate <= 0) { fprintf(stderr, "medic-load: --port and --rate are required\n"); return 2; }
     stall_us = stall_ms * 1000;
     timeout_us = timeout_ms * 1000;

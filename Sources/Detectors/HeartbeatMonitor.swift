@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Logging
 import MedicCore
 import Systemd
@@ -7,7 +8,8 @@ import Systemd
 /// any program that calls sd_notify can beat by pointing NOTIFY_SOCKET at the socket. The
 /// sender is known by the PID the kernel vouches for, mapped to its unit through its cgroup, so
 /// a process can beat only for its own unit; beats from anything that is not a heartbeat target
-/// are dropped and counted. A target with `heartbeat: { every: 1s, missed: 3 }` is reported
+/// are dropped on the socket's receiving thread (`identify`), before they reach the monitor, and
+/// a flood from any one process is shed there too (`NotifyServer.SenderLimit`). A target with `heartbeat: { every: 1s, missed: 3 }` is reported
 /// `heartbeat-missed` after 3 s of silence, and `heartbeat-resumed` when beats come back.
 public actor HeartbeatMonitor {
     private struct Watch {
@@ -19,17 +21,31 @@ public actor HeartbeatMonitor {
     }
 
     private var watches: [String: Watch]
+    private let targets: Set<String>
     private let procRoot: String
     private let logger: Logger
-    /// Beats dropped because their sender is no heartbeat target, by the sender's unit.
-    public private(set) var dropped: [String: Int] = [:]
+    /// Senders refused as no heartbeat target, by unit (or `pid N`), to log each once.
+    private let refused = Mutex<Set<String>>([])
 
     /// `targets`: unit → its heartbeat settings. Silence is counted from now.
     public init(targets: [String: Heartbeat], procRoot: String = "/proc", logger: Logger) {
         let now = ContinuousClock.now
         watches = targets.mapValues { Watch(heartbeat: $0, lastBeat: now) }
+        self.targets = Set(targets.keys)
         self.procRoot = procRoot
         self.logger = logger
+    }
+
+    /// The heartbeat target a datagram from `pid` beats for (its unit), or nil to drop it, for
+    /// `NotifyServer`'s receiving thread: it runs there, not on the monitor.
+    public nonisolated func identify(_ pid: pid_t) -> String? {
+        let unit = UnitOfProcess.unit(of: pid, procRoot: procRoot)
+        if let unit, targets.contains(unit) { return unit }
+        let sender = unit ?? "pid \(pid)"
+        if refused.withLock({ $0.insert(sender).inserted }) {
+            logger.warning("dropped a heartbeat from \(sender) (pid \(pid)): not a heartbeat target")
+        }
+        return nil
     }
 
     /// Runs until the server's messages end, delivering misses and resumptions. Deadlines are
@@ -52,13 +68,8 @@ public actor HeartbeatMonitor {
 
     private func receive(_ message: NotifyServer.Message, deliver: @Sendable (Observation) async -> Void) async {
         guard message.fields["WATCHDOG"] == "1" || message.fields["READY"] == "1" || message.fields["STATUS"] != nil else { return }
-        let unit = UnitOfProcess.unit(of: message.pid, procRoot: procRoot)
-        guard let unit, var watch = watches[unit] else {
-            let sender = unit ?? "pid \(message.pid)"
-            dropped[sender, default: 0] += 1
-            if dropped[sender] == 1 { logger.warning("dropped a heartbeat from \(sender) (pid \(message.pid)): not a heartbeat target") }
-            return
-        }
+        let unit = message.sender
+        guard var watch = watches[unit] else { return }
         watch.lastBeat = .now
         let resumed = watch.missed
         // A beat from a process that replaced the one beating before (which is gone) is the fresh

@@ -16,13 +16,28 @@ struct HeartbeatService: Service {
 
     func run() async throws {
         try FileManager.default.createDirectory(atPath: runtimeDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
-        let server = try NotifyServer(path: runtimeDirectory + "/heartbeat.sock")
-        logger.info("heartbeat socket \(server.path) for \(targets.keys.sorted().joined(separator: ", "))")
         let monitor = HeartbeatMonitor(targets: targets, logger: logger)
-        let engine = self.engine
+        let server = try NotifyServer(path: runtimeDirectory + "/heartbeat.sock", identify: monitor.identify)
+        logger.info("heartbeat socket \(server.path) for \(targets.keys.sorted().joined(separator: ", "))")
+        let engine = self.engine, logger = self.logger
         await withGracefulShutdownHandler {
-            await monitor.run(server: server) { observation in
-                await engine.handleWithHostPressure(observation)
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    await monitor.run(server: server) { observation in
+                        await engine.handleWithHostPressure(observation)
+                    }
+                }
+                // What the socket shed or refused, in the log at most every 10 s.
+                group.addTask {
+                    while (try? await Task.sleep(for: .seconds(10))) != nil {
+                        let counts = server.takeCounts()
+                        if counts.shed + counts.refused > 0 {
+                            logger.warning("heartbeat socket: \(counts.shed) datagrams shed (a sender over \(Int(server.limit.perSecond))/s), \(counts.refused) from senders that are no heartbeat target")
+                        }
+                    }
+                }
+                await group.next()
+                group.cancelAll()
             }
         } onGracefulShutdown: {
             server.close()

@@ -145,41 +145,4 @@ extension ControlTests {
             #expect(stranger.status == 1, "\(stranger.output)")
         }
     }
-
-    @Test("200 slow clients on the control socket (half a request each) do not slow a crash's healing; status still answers")
-    func slowClientsFlood() async throws {
-        try await withTestHost("control-flood") { host in
-            let manager = try await installAndStart(host, ["web.service": try backendUnit(port: freePort())], start: ["web.service"])
-            defer { manager.bus.close() }
-            let medicd = try RunningMedicd.start(on: host, playbook: playbook(unit: "web.service", verify: "0s"))
-            defer { medicd.process.stop() }
-            var flood: [Int32] = []
-            defer { for fd in flood { close(fd) } }
-            for _ in 0..<200 {
-                // Half a request each, never finished.
-                let fd = try unixConnection(path: medicd.socket)
-                flood.append(fd)
-                _ = #"{"command": "sta"#.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
-            }
-            try await Task.sleep(for: .milliseconds(200))
-            let killed = ContinuousClock.now
-            kill(try #require(host.processes(ofUnit: "web.service").first), SIGKILL)
-            let healed = await eventually(timeout: .seconds(30)) {
-                ((try? medicd.records(kinds: [.stepResult]).contains { $0.step == "restart" && $0.facts["result"] == "succeeded" }) ?? false)
-            }
-            let took = milliseconds(since: killed)
-            print("control socket flooded by 200 slow clients: kill -9 → restarted in \(Int(took)) ms")
-            #expect(healed)
-            #expect(took < 2000, "healing waited for the flood: \(took) ms")
-            let crash = try #require(try medicd.records(kinds: [.observation]).first { $0.facts["observed"] == "crashed" })
-            let opened = try #require(try medicd.records(kinds: [.incidentOpened]).first)
-            #expect(millisecondsBetween(crash, opened) < 100)
-            // Once the slow ones have timed out or been shed, a reader is answered again.
-            let status = await eventually(timeout: .seconds(15)) {
-                ((try? medic(["status", "--socket", medicd.socket]))?.status ?? 1) == 0
-            }
-            #expect(status)
-            #expect(medicd.process.isRunning)
-        }
-    }
 }

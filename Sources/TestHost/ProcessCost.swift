@@ -1,18 +1,20 @@
 import Foundation
 import Glibc
 
-/// What a running process costs, read from /proc: resident memory and CPU time.
-struct ProcessCost {
+/// What a running process costs, read from /proc: resident memory, CPU time, descriptors.
+public struct ProcessCost: Sendable {
     /// Resident set size (VmRSS), in MiB.
-    var residentMiB: Double
+    public var residentMiB: Double
     /// The part of it that is the process's own (RssAnon: heap, stacks), not pages of its
     /// binary and libraries, which are shared and can be dropped and read again.
-    var anonymousMiB: Double
+    public var anonymousMiB: Double
     /// User plus system CPU time so far, in seconds.
-    var cpuSeconds: Double
+    public var cpuSeconds: Double
+    /// File descriptors open.
+    public var descriptors: Int
 
     /// Reads the process's cost now; nil if it is gone.
-    init?(pid: pid_t) {
+    public init?(pid: pid_t) {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
               let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
               let close = stat.lastIndex(of: ")") else { return nil }
@@ -25,5 +27,6 @@ struct ProcessCost {
         residentMiB = kilobytes("VmRSS") / 1024
         anonymousMiB = kilobytes("RssAnon") / 1024
         cpuSeconds = (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+        descriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? 0
     }
 }
