@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -67,6 +68,9 @@ void medic_run(char *const argv[], char *const envp[], const char *directory, ui
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
         for (int s = 1; s < NSIG; s++) signal(s, SIG_DFL);
+        /* medicd raised its own soft descriptor limit; a script gets the usual 1024 (select()). */
+        struct rlimit files;
+        if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur > 1024) { files.rlim_cur = 1024; setrlimit(RLIMIT_NOFILE, &files); }
         if (setpgid(0, 0) < 0) child_fail(report[1], "setpgid");
         int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
         if (devnull < 0 || dup2(devnull, 0) < 0) child_fail(report[1], "open /dev/null");

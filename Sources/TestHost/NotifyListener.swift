@@ -47,4 +47,15 @@ public final class NotifyListener: Sendable {
         }
         return nil
     }
+
+    /// Every message that arrived and was not read yet, without waiting.
+    public func received() -> [String] {
+        var messages: [String] = []
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let n = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+            guard n > 0 else { return messages }
+            messages.append(String(decoding: buffer[0..<n], as: UTF8.self))
+        }
+    }
 }

@@ -119,6 +119,7 @@ struct MedicDaemon: AsyncParsableCommand {
     func run() async throws {
         LoggingSystem.bootstrap { StdoutLogHandler(label: $0) }
         let logger = Logger(label: "medicd")
+        let descriptors = DescriptorLimit.raise()
 
         let source = SettingsSource(configFlag: config, flags: try overrides())
         let settings: DaemonConfig
@@ -152,7 +153,7 @@ struct MedicDaemon: AsyncParsableCommand {
         var records = [AuditRecord(
             kind: .daemon,
             message: "medicd started (pid \(getpid())) with \(directory.playbooks.count) playbooks from \(playbooks)" + (dryRun ? ", dry-run" : ""),
-            details: ["pid": String(getpid()), "config": settings.file ?? "(none: built-in defaults)", "playbooks": playbooks, "state": state, "bus": address.description, "dry_run": String(dryRun),
+            details: ["pid": String(getpid()), "descriptors": String(descriptors), "config": settings.file ?? "(none: built-in defaults)", "playbooks": playbooks, "state": state, "bus": address.description, "dry_run": String(dryRun),
                       "boot": recovery.boot])]
         records += recovery.records
         records += PlaybookLoading.records(for: directory, logger: logger)
@@ -187,33 +188,34 @@ struct MedicDaemon: AsyncParsableCommand {
             dependencies: directory.playbooks.flatMap { $0.targets.flatMap(\.dependsOn) }, logger: logger)
 
         let reloader = Reloader(source: source, running: settings, engine: engine, watcher: watcher, audit: audit, metrics: metrics, logger: logger)
+        // Every service but the supervisor is restarted in place if it ends; the supervisor
+        // failing ends medicd with a non-zero status, for systemd to restart it.
+        let states = DetectorStates()
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: Supervisor(
                 bus: systemBus, engine: engine, watcher: watcher, audit: audit, targets: targetCount, recovery: recovery, metrics: metrics,
-                logger: logger)),
-            .init(service: reloader),
-            .init(service: ControlServer(
+                states: states, logger: logger)),
+            .init(service: Resilient(name: "reloader", inner: reloader, states: states, engine: engine, logger: logger)),
+            .init(service: Resilient(name: "control socket", inner: ControlServer(
                 path: settings.controlSocketPath, group: getgrnam(settings.controlGroup)!.pointee.gr_gid,
                 adminGroup: settings.adminGroup.map { getgrnam($0)!.pointee.gr_gid },
-                handler: ControlHandler(engine: engine, reloader: reloader, startedAt: now), logger: logger)),
-            .init(service: RetentionService(
-                store: store, engine: engine, age: settings.retainFor, maxBytes: settings.retainSize, logger: logger)),
+                handler: ControlHandler(engine: engine, reloader: reloader, startedAt: now), logger: logger), states: states, engine: engine, logger: logger)),
+            .init(service: Resilient(name: "retention", inner: RetentionService(
+                store: store, engine: engine, age: settings.retainFor, maxBytes: settings.retainSize, logger: logger), states: states, engine: engine, logger: logger)),
         ]
         let probes = directory.playbooks.flatMap { $0.targets }.compactMap { spec -> (unit: String, probe: Probe)? in
             guard case .unit(let unit) = spec.selector, !spec.selector.isPattern, let probe = spec.probe else { return nil }
             return (unit, probe)
         }
         if !probes.isEmpty {
-            services.append(.init(service: MonitoredDetector(
-                name: "probes", detector: ProbeService(runner: ProbeRunner(probes: probes, restarts: restarts, logger: logger), engine: engine), metrics: metrics)))
+            services.append(.init(service: Resilient(name: "probes", inner: ProbeService(runner: ProbeRunner(probes: probes, restarts: restarts, logger: logger), engine: engine), states: states, metrics: metrics, engine: engine, logger: logger)))
         }
         var heartbeats: [String: Heartbeat] = [:]
         for spec in directory.playbooks.flatMap(\.targets) {
             if case .unit(let unit) = spec.selector, !spec.selector.isPattern, let heartbeat = spec.heartbeat { heartbeats[unit] = heartbeat }
         }
         if !heartbeats.isEmpty {
-            services.append(.init(service: MonitoredDetector(
-                name: "heartbeats", detector: HeartbeatService(runtimeDirectory: runtime, targets: heartbeats, engine: engine, logger: logger), metrics: metrics)))
+            services.append(.init(service: Resilient(name: "heartbeats", inner: HeartbeatService(runtimeDirectory: runtime, targets: heartbeats, engine: engine, logger: logger), states: states, metrics: metrics, engine: engine, logger: logger)))
         }
         var journalPatterns: [String: [String]] = [:]
         for playbook in directory.playbooks {
@@ -223,10 +225,8 @@ struct MedicDaemon: AsyncParsableCommand {
             }
         }
         if !journalPatterns.isEmpty {
-            services.append(.init(service: MonitoredDetector(
-                name: "journal",
-                detector: JournalService(watcher: JournalWatcher(patterns: journalPatterns, directory: settings.journal, logger: logger), engine: engine),
-                metrics: metrics)))
+            services.append(.init(service: Resilient(name: "journal", inner: JournalService(watcher: JournalWatcher(patterns: journalPatterns, directory: settings.journal, logger: logger), engine: engine),
+                states: states, metrics: metrics, engine: engine, logger: logger)))
         }
         let lateUnits = directory.playbooks.filter { $0.rules.contains { $0.condition.triggers.contains(.heartbeatLate) } }
             .flatMap(\.targets).compactMap { spec -> String? in
@@ -234,7 +234,7 @@ struct MedicDaemon: AsyncParsableCommand {
             }
         if !lateUnits.isEmpty {
             let monitor = WatchdogLateMonitor(manager: SystemdManager(bus: systemBus), units: lateUnits, logger: logger)
-            services.append(.init(service: MonitoredDetector(name: "watchdog-late", detector: WatchdogLateService(monitor: monitor, engine: engine), metrics: metrics)))
+            services.append(.init(service: Resilient(name: "watchdog-late", inner: WatchdogLateService(monitor: monitor, engine: engine), states: states, metrics: metrics, engine: engine, logger: logger)))
         }
         var unitLimits: [String: [ResourceLimit]] = [:]
         var hostLimits: [ResourceLimit] = []
@@ -254,23 +254,32 @@ struct MedicDaemon: AsyncParsableCommand {
             let resources = ResourceWatcher(
                 manager: SystemdManager(bus: systemBus), unitLimits: unitLimits.mapValues { Array(Set($0)) }, hostLimits: Array(Set(hostLimits)),
                 interval: settings.sampleInterval, sampler: sampler, logger: logger)
-            services.append(.init(service: MonitoredDetector(name: "resources", detector: ResourceService(watcher: resources, engine: engine), metrics: metrics)))
+            services.append(.init(service: Resilient(name: "resources", inner: ResourceService(watcher: resources, engine: engine), states: states, metrics: metrics, engine: engine, logger: logger)))
         }
         if let listen = settings.metricsListen.flatMap(ListenAddress.init) {
             if !listen.isLoopback {
                 logger.warning("serving metrics without authentication on \(listen.host):\(listen.port), reachable from other hosts (metrics.public)")
             }
-            services.append(.init(service: MetricsServer(address: listen, metrics: metrics, engine: engine, logger: logger)))
+            services.append(.init(service: Resilient(
+                name: "metrics listener", inner: MetricsServer(address: listen, metrics: metrics, engine: engine, logger: logger), states: states, engine: engine, logger: logger)))
         }
         if let interval = Notify.watchdogInterval() {
             logger.info("systemd watchdog enabled: pinging every \(interval / 2)")
-            services.append(.init(service: WatchdogPinger(interval: interval, engine: engine)))
+            services.append(.init(service: WatchdogPinger(interval: interval, engine: engine, states: states, logger: logger)))
         }
         let group = ServiceGroup(configuration: .init(
             services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger))
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            // A service gave up, or the group could not run: medicd exits non-zero, even if a
+            // service does not stop.
+            logger.critical("medicd stops: \(error)")
+            FatalExit.arm(after: .seconds(10))
+            throw ExitCode(1)
+        }
     }
 
     /// Says why medicd cannot start, on stderr, and gives the exit code for it.

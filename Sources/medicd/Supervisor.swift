@@ -7,7 +7,8 @@ import ServiceLifecycle
 import Systemd
 
 /// The daemon's main service: the unit watcher feeding the engine. On graceful shutdown it
-/// stops taking observations, lets steps in flight finish, and returns.
+/// stops taking observations, lets steps in flight finish, and returns. If the watcher fails or
+/// ends otherwise, it throws: medicd cannot heal without it, and exits for systemd to restart it.
 struct Supervisor: Service {
     let bus: SystemBus
     let engine: Engine
@@ -16,6 +17,7 @@ struct Supervisor: Service {
     let targets: Int
     let recovery: IncidentRecovery
     let metrics: MedicMetrics
+    let states: DetectorStates
     let logger: Logger
 
     func run() async throws {
@@ -26,6 +28,8 @@ struct Supervisor: Service {
         let metrics = self.metrics
         metrics.detector("bus", up: true)
         defer { metrics.detector("bus", up: false) }
+        states.set("units", running: true)
+        defer { states.set("units", running: false) }
         await recovery.register(into: engine)
         try await withGracefulShutdownHandler {
             try await watcher.run(
@@ -52,6 +56,9 @@ struct Supervisor: Service {
             Notify.stopping()
             logger.notice("stopping: no new observations; steps in flight will finish")
             bus.close()
+        }
+        guard Task.isShuttingDownGracefully || Task.isCancelled else {
+            throw ServiceGaveUp(message: "the unit watcher ended while medicd runs")
         }
         await engine.stop()
         _ = try? await audit.append(AuditRecord(kind: .daemon, message: "medicd stopped"))

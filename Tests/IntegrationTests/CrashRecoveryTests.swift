@@ -14,29 +14,35 @@ struct RunningMedicd {
     /// Where it serves its metrics (127.0.0.1).
     let metricsPort: Int
     let audit: AuditStore
+    /// What it sent to its notify socket.
+    let notify: NotifyListener
 
     /// Writes `playbook` into a fresh directory and starts medicd on the host's bus; returns once
     /// medicd has said READY=1.
-    /// `name` keeps several daemons' files apart on one host.
-    static func start(on host: TestHost, playbook: String, arguments: [String] = [], name: String = "medicd") throws -> RunningMedicd {
+    /// `name` keeps several daemons' files apart on one host; `launcher` runs it through another
+    /// program (`prlimit …`), and `environment` adds to its environment.
+    static func start(
+        on host: TestHost, playbook: String, arguments: [String] = [], name: String = "medicd", launcher: [String] = [], environment: [String: String] = [:]
+    ) throws -> RunningMedicd {
         let work = host.directory + "/" + name
         try FileManager.default.createDirectory(atPath: work + "/playbooks", withIntermediateDirectories: true)
         try playbook.write(toFile: work + "/playbooks/test.yaml", atomically: true, encoding: .utf8)
         try? FileManager.default.removeItem(atPath: work + "/notify.sock")
         let notify = try NotifyListener(directory: work)
         let metricsPort = freePort()
+        let command = launcher + [Paths.medicd]
         let process = try ChildProcess(
-            Paths.medicd,
-            ["--playbooks", work + "/playbooks", "--state", work + "/state", "--bus", "unix:path=\(host.directory)/run/dbus/system_bus_socket",
+            command[0],
+            Array(command.dropFirst()) + ["--playbooks", work + "/playbooks", "--state", work + "/state", "--bus", "unix:path=\(host.directory)/run/dbus/system_bus_socket",
              "--control-socket", work + "/control.sock", "--metrics-listen", "127.0.0.1:\(metricsPort)"] + arguments,
-            environment: ["NOTIFY_SOCKET": notify.path], logPath: work + "/medicd.log")
+            environment: environment.merging(["NOTIFY_SOCKET": notify.path]) { $1 }, logPath: work + "/medicd.log")
         guard notify.wait(for: "READY=1", timeout: .seconds(20)) != nil else {
             process.stop()
             throw TestHostError.boot("medicd never said READY=1:\n\(process.output)")
         }
         return RunningMedicd(
             process: process, state: work + "/state", socket: work + "/control.sock", metricsPort: metricsPort,
-            audit: try AuditStore(stateDirectory: work + "/state", readOnly: true))
+            audit: try AuditStore(stateDirectory: work + "/state", readOnly: true), notify: notify)
     }
 
     func records(unit: String? = nil, kinds: [AuditRecord.Kind]? = nil) throws -> [StoredRecord] {

@@ -39,9 +39,11 @@ struct ControlServer: Service {
         let connections = ConnectionCount()
         let clients = AsyncStream<Int32> { continuation in
             Thread.detachNewThread {
+                var starved = false
                 while true {
                     let client = accept(listener, nil, nil)
                     if client >= 0 {
+                        starved = false
                         _ = fcntl(client, F_SETFD, FD_CLOEXEC)
                         guard connections.open.add(1, ordering: .relaxed).newValue <= Self.maximumConnections else {
                             connections.open.subtract(1, ordering: .relaxed)
@@ -52,7 +54,18 @@ struct ControlServer: Service {
                         continuation.yield(client)
                         continue
                     }
-                    if errno == EINTR || errno == ECONNABORTED { continue }
+                    switch errno {
+                    case EINTR, ECONNABORTED:
+                        continue
+                    case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+                        // Out of descriptors or memory for now: wait, and accept again.
+                        if !starved { logger.error("control socket: cannot accept (\(String(cString: strerror(errno)))); trying again every 100 ms") }
+                        starved = true
+                        usleep(100_000)
+                        continue
+                    default:
+                        break
+                    }
                     break
                 }
                 continuation.finish()

@@ -1,0 +1,64 @@
+import Audit
+import Foundation
+import MedicCore
+import Systemd
+import TestHost
+import Testing
+
+/// medicd never lingers half alive: a service that ends is restarted in place, or medicd exits
+/// non-zero for systemd to restart it, and the watchdog is pinged only while all of it runs.
+@Suite("Never half alive", .serialized)
+struct HalfAliveTests {
+    @Test("with its descriptors used up by floods, medicd goes on healing, and its listeners accept again once the floods end")
+    func descriptorsExhausted() async throws {
+        try await withTestHost("no-fds") { host in
+            let manager = try await installAndStart(host, ["web.service": try backendUnit(port: freePort())], start: ["web.service"])
+            defer { manager.bus.close() }
+            // A hard limit of 64 descriptors, which medicd cannot raise.
+            let medicd = try RunningMedicd.start(
+                on: host, playbook: playbook(unit: "web.service", verify: "0s"), launcher: ["/usr/bin/prlimit", "--nofile=64:64", "--"])
+            defer { medicd.process.stop() }
+            var held: [Int32] = []
+            defer { for fd in held { close(fd) } }
+            for _ in 0..<100 { if let fd = try? unixConnection(path: medicd.socket) { held.append(fd) } }
+            for _ in 0..<200 { if let fd = try? loopbackConnection(port: medicd.metricsPort) { held.append(fd) } }
+            try await Task.sleep(for: .milliseconds(500))
+            let descriptors = ProcessCost(pid: medicd.process.pid)?.descriptors ?? 0
+            kill(try #require(host.processes(ofUnit: "web.service").first), SIGKILL)
+            let healed = await eventually(timeout: .seconds(15)) {
+                ((try? medicd.records(kinds: [.stepResult]).contains { $0.step == "restart" && $0.facts["result"] == "succeeded" }) ?? false)
+            }
+            #expect(healed, "medicd at \(descriptors) of 64 descriptors did not heal: \(medicd.process.output)")
+            for fd in held { close(fd) }
+            held.removeAll()
+            #expect(await eventually(timeout: .seconds(20)) { ((try? medic(["status", "--socket", medicd.socket]))?.status ?? 1) == 0 }, "\(medicd.process.output)")
+            #expect(await eventually(timeout: .seconds(20)) { (try? httpExchange(port: medicd.metricsPort, "GET /metrics HTTP/1.0\r\n\r\n", timeout: 1).status) == 200 })
+            #expect(medicd.process.isRunning)
+        }
+    }
+
+    @Test("a detector that keeps failing is restarted in place, stops the watchdog pings while down, then ends medicd with status 1")
+    func failingDetector() async throws {
+        try await withTestHost("failing") { host in
+            let manager = try await installAndStart(host, ["hb.service": "[Service]\nExecStart=/bin/sleep 1000\n"], start: ["hb.service"])
+            defer { manager.bus.close() }
+            // The heartbeat socket cannot be made: its directory would be under a file.
+            let medicd = try RunningMedicd.start(on: host, playbook: """
+                playbook: hb
+                targets:
+                  - unit: hb.service
+                    heartbeat: { every: 1s, missed: 3 }
+                on:
+                  - when: heartbeat-missed
+                    do: [ restart ]
+                """, arguments: ["--runtime", "/dev/null/medic"], environment: ["WATCHDOG_USEC": "400000"])
+            defer { medicd.process.stop() }
+            #expect(await eventually { ((try? medicd.records(kinds: [.daemon]).contains { $0.message.hasPrefix("heartbeats failed") && $0.message.hasSuffix("restarting it in 1 s") }) ?? false) })
+            _ = medicd.notify.received()
+            try await Task.sleep(for: .seconds(1))
+            #expect(!medicd.notify.received().contains { $0.contains("WATCHDOG=1") }, "pinged systemd's watchdog with a detector down")
+            #expect(medicd.process.waitForExit(timeout: .seconds(45)) == 1, "\(medicd.process.output)")
+            #expect(try medicd.records(kinds: [.daemon]).contains { $0.message.contains("medicd exits so that systemd restarts it") })
+        }
+    }
+}
