@@ -57,6 +57,6 @@ public struct JournalMirror: AuditSink {
         if let incident = record.incident { fields.append(("MEDIC_INCIDENT", String(incident))) }
         if let playbook = record.playbook { fields.append(("MEDIC_PLAYBOOK", playbook)) }
         if let step = record.step { fields.append(("MEDIC_STEP", step)) }
-        try? JournalWriter.send(message: "audit \(seq) \(record.kind.rawValue): \(record.message)", priority: priority, fields: fields)
+        JournalWriter.post(message: "audit \(seq) \(record.kind.rawValue): \(record.message)", priority: priority, fields: fields)
     }
 }

@@ -8,12 +8,39 @@ public enum JournalPriority: Int, Sendable, Comparable {
     public static func < (a: Self, b: Self) -> Bool { a.rawValue < b.rawValue }
 }
 
-/// Writes structured entries to journald (sd_journal_sendv).
+/// Writes structured entries to journald (sd_journal_sendv). sd_journal_sendv blocks while
+/// journald's socket queue is full (a journald that is busy or stopped), so entries are written
+/// from a thread of their own: `post` returns at once, `write` suspends until it is written.
 public enum JournalWriter {
+    private static let writer = BlockingCallThread(name: "medic-journal-write", capacity: 10_000)
+
+    /// Writes one entry later, from the journal thread, without waiting; past 10,000 waiting,
+    /// the oldest waiting is dropped.
+    public static func post(message: String, priority: JournalPriority = .info, fields: [(String, String)] = []) {
+        let fields = fields.map { Field(name: $0.0, value: $0.1) }
+        writer.post { try? send(message: message, priority: priority, fields: fields.map { ($0.name, $0.value) }) }
+    }
+
+    /// Writes one entry from the journal thread and returns once it is written, or why not;
+    /// the caller suspends, never blocks.
+    public static func write(message: String, priority: JournalPriority = .info, fields: [(String, String)] = []) async throws(SystemdError) {
+        let fields = fields.map { Field(name: $0.0, value: $0.1) }
+        let result: Result<Void, SystemdError> = await writer.perform {
+            Result { () throws(SystemdError) in try send(message: message, priority: priority, fields: fields.map { ($0.name, $0.value) }) }
+        }
+        try result.get()
+    }
+
+    /// A field, as something Sendable to carry to the journal thread.
+    private struct Field: Sendable {
+        var name: String
+        var value: String
+    }
+
     /// Sends one entry with `MESSAGE`, `PRIORITY` and the given extra fields (upper-case names,
-    /// as journald requires). sd_journal_sendv succeeds even where no journald listens, so a
-    /// success is not proof the entry was stored.
-    public static func send(
+    /// as journald requires), on the calling thread: it can wait (see above). sd_journal_sendv
+    /// succeeds even where no journald listens, so a success is not proof the entry was stored.
+    static func send(
         message: String, priority: JournalPriority = .info, fields: [(String, String)] = []
     ) throws(SystemdError) {
         var lines = ["MESSAGE=\(message)", "PRIORITY=\(priority.rawValue)"]

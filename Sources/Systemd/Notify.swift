@@ -1,31 +1,31 @@
 import CSystemd
 
-/// sd_notify: telling the service manager about this process's state. Every call is a no-op
-/// returning false when the process was not started by systemd with a notify socket.
+/// sd_notify: telling the service manager about this process's state. A no-op when the process
+/// was not started by systemd with a notify socket. sd_notify can block while the socket's
+/// queue is full, so every notification is sent from a thread of its own, in order, and the
+/// caller never waits; of several `STATUS=` lines not yet sent, only the latest is.
 public enum Notify {
-    /// Sends raw `KEY=value` lines; returns true when a notification was sent.
-    @discardableResult
-    public static func send(_ state: String) -> Bool {
-        sd_notify(0, state) > 0
+    private static let sender = BlockingCallThread(name: "medic-sd-notify", capacity: 64)
+
+    /// Sends raw `KEY=value` lines, later, from the notify thread; a `key` replaces a message
+    /// with the same key not yet sent.
+    public static func send(_ state: String, key: String? = nil) {
+        sender.post(key: key) { _ = sd_notify(0, state) }
     }
 
     /// Startup is finished (`READY=1`), optionally with a status line.
-    @discardableResult
-    public static func ready(status: String? = nil) -> Bool {
+    public static func ready(status: String? = nil) {
         send(status.map { "READY=1\nSTATUS=\(oneLine($0))" } ?? "READY=1")
     }
 
     /// A one-line status shown by `systemctl status`.
-    @discardableResult
-    public static func status(_ text: String) -> Bool { send("STATUS=\(oneLine(text))") }
+    public static func status(_ text: String) { send("STATUS=\(oneLine(text))", key: "STATUS") }
 
     /// Keeps the watchdog from firing (`WATCHDOG=1`).
-    @discardableResult
-    public static func watchdog() -> Bool { send("WATCHDOG=1") }
+    public static func watchdog() { send("WATCHDOG=1", key: "WATCHDOG") }
 
     /// Shutdown has begun (`STOPPING=1`).
-    @discardableResult
-    public static func stopping() -> Bool { send("STOPPING=1") }
+    public static func stopping() { send("STOPPING=1") }
 
     /// The watchdog interval systemd expects pings within, if it enabled one for this process.
     public static func watchdogInterval() -> Duration? {

@@ -8,7 +8,7 @@ import Testing
 
 /// The audit log tried by someone covering their tracks, and the state that changes what Medic
 /// does, which lives in the chain only.
-@Suite("Tampering with the audit log", .serialized)
+@Suite("Tampering with the audit log", .serialized, .timeLimit(.minutes(5)))
 struct AuditTamperTests {
     /// Edits record `seq` and recomputes the chain from it onward, as someone with the file but
     /// no key would, so that the chain alone verifies again.

@@ -14,7 +14,7 @@ func medic(_ arguments: [String]) throws -> (status: Int32, output: String) {
     return (status, run.output)
 }
 
-@Suite("medic CLI")
+@Suite("medic CLI", .timeLimit(.minutes(5)))
 struct CLITests {
     @Test("medic check accepts every shipped playbook")
     func shippedPlaybooksAreValid() throws {
@@ -240,7 +240,7 @@ struct CLITests {
     }
 }
 
-@Suite("Benchmarks, smoke run")
+@Suite("Benchmarks, smoke run", .timeLimit(.minutes(20)))
 struct BenchmarkSmokeTests {
     @Test("medic-compare --quick: every scenario runs, every contender does its job, and the figures are printed")
     func compareQuick() throws {

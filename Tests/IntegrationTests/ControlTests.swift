@@ -39,7 +39,7 @@ private func rawRequest(_ bytes: [UInt8], to path: String) throws -> String {
     return String(decoding: answer, as: UTF8.self)
 }
 
-@Suite("The control socket and the commands that use it, on a real systemd", .serialized)
+@Suite("The control socket and the commands that use it, on a real systemd", .serialized, .timeLimit(.minutes(5)))
 struct ControlTests {
     @Test("status, pause and resume, run by hand, reload: each through the socket, each change audited with the caller's uid")
     func commands() async throws {

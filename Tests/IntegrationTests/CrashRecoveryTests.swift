@@ -70,7 +70,7 @@ func playbook(unit: String, verify: String = "1s", restarts: String = "3 in 10m"
     """
 }
 
-@Suite("Crash → detected → restarted → audited, on a real systemd", .serialized)
+@Suite("Crash → detected → restarted → audited, on a real systemd", .serialized, .timeLimit(.minutes(5)))
 struct CrashRecoveryTests {
     @Test("kill -9 of a backend's main process: medicd records the crash, restarts the unit, audits observation → intent → result")
     func killNine() async throws {

@@ -40,7 +40,7 @@ func startMedicUnit(_ host: TestHost, playbook: String, service: String = "") as
     return (work, manager)
 }
 
-@Suite("medicd as a daemon", .serialized)
+@Suite("medicd as a daemon", .serialized, .timeLimit(.minutes(5)))
 struct DaemonTests {
     @Test("runs as units/medic.service inside a host: READY=1, STATUS=, healing, and its audit trail in the journal")
     func asSystemdUnit() async throws {

@@ -8,7 +8,7 @@ import Testing
 /// Every listener medicd has, flooded alone and all together while a crash is healed: the
 /// control socket (slow clients), the metrics port (idle connections), the heartbeat socket (a
 /// datagram flood from another unit). Prints the figures side by side.
-@Suite("Every listener flooded", .serialized)
+@Suite("Every listener flooded", .serialized, .timeLimit(.minutes(5)))
 struct FloodTests {
     /// One flood: how to start it, and how to stop it.
     private struct Flood {

@@ -5,7 +5,7 @@ import Systemd
 import TestHost
 import Testing
 
-@Suite("Guards and playbooks end to end, on a real systemd", .serialized)
+@Suite("Guards and playbooks end to end, on a real systemd", .serialized, .timeLimit(.minutes(5)))
 struct GuardTests {
     @Test("a unit that cannot start (bad config) ends in start-limit-hit, and Medic escalates instead of restarting it")
     func startLimitHit() async throws {

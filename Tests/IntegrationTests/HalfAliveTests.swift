@@ -7,7 +7,7 @@ import Testing
 
 /// medicd never lingers half alive: a service that ends is restarted in place, or medicd exits
 /// non-zero for systemd to restart it, and the watchdog is pinged only while all of it runs.
-@Suite("Never half alive", .serialized)
+@Suite("Never half alive", .serialized, .timeLimit(.minutes(5)))
 struct HalfAliveTests {
     @Test("with its descriptors used up by floods, medicd goes on healing, and its listeners accept again once the floods end")
     func descriptorsExhausted() async throws {
@@ -34,6 +34,22 @@ struct HalfAliveTests {
             #expect(await eventually(timeout: .seconds(20)) { ((try? medic(["status", "--socket", medicd.socket]))?.status ?? 1) == 0 }, "\(medicd.process.output)")
             #expect(await eventually(timeout: .seconds(20)) { (try? httpExchange(port: medicd.metricsPort, "GET /metrics HTTP/1.0\r\n\r\n", timeout: 1).status) == 200 })
             #expect(medicd.process.isRunning)
+        }
+    }
+
+    @Test("a notify socket nobody reads (a PID 1 that is stuck) does not stop medicd: STATUS= lines wait on a thread of their own")
+    func unreadNotifySocket() async throws {
+        try await withTestHost("notify-full") { host in
+            let manager = try await installAndStart(host, ["web.service": try backendUnit(port: freePort(), unitSection: "StartLimitIntervalSec=0")], start: ["web.service"])
+            defer { manager.bus.close() }
+            // medicd.notify is read only for READY=1: its queue (10 datagrams) fills at once.
+            let medicd = try RunningMedicd.start(on: host, playbook: playbook(unit: "web.service", verify: "0s", restarts: "100 in 10m", flap: "1000 in 5m"))
+            defer { medicd.process.stop() }
+            for round in 1...6 {
+                kill(try #require(host.processes(ofUnit: "web.service").first), SIGKILL)
+                #expect(await eventually { ((try? medicd.records(kinds: [.incidentClosed]).count) ?? 0) == round }, "round \(round): not healed")
+            }
+            #expect(try medic(["status", "--socket", medicd.socket]).status == 0)
         }
     }
 

@@ -5,7 +5,7 @@ import Systemd
 import TestHost
 import Testing
 
-@Suite("Heartbeats to medicd's socket, on a real systemd", .serialized)
+@Suite("Heartbeats to medicd's socket, on a real systemd", .serialized, .timeLimit(.minutes(5)))
 struct HeartbeatTests {
     @Test("a process that stops heartbeating is reported heartbeat-missed and restarted; another unit cannot beat for it")
     func missedHeartbeat() async throws {

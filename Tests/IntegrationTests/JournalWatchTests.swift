@@ -5,7 +5,7 @@ import Systemd
 import TestHost
 import Testing
 
-@Suite("Journal patterns, on a real systemd and journald")
+@Suite("Journal patterns, on a real systemd and journald", .timeLimit(.minutes(5)))
 struct JournalWatchTests {
     @Test("a unit that logs 'Too many open files' is matched and its playbook runs")
     func tooManyOpenFiles() async throws {

@@ -7,7 +7,7 @@ import Systemd
 import TestHost
 import Testing
 
-@Suite("kill -9 of medicd in the middle of a step", .serialized)
+@Suite("kill -9 of medicd in the middle of a step", .serialized, .timeLimit(.minutes(5)))
 struct KillNineTests {
     @Test("killed during a restart: the next medicd records the step as interrupted, never runs it again, and closes the incident once the unit is healthy")
     func killedDuringRestart() async throws {
@@ -52,7 +52,7 @@ struct KillNineTests {
     }
 }
 
-@Suite("An audit log that cannot be written", .serialized)
+@Suite("An audit log that cannot be written", .serialized, .timeLimit(.minutes(5)))
 struct UnwritableAuditTests {
     @Test("while the database is locked past its timeout, medicd detects but runs no step; once it can write, everything is recorded in order and the restart runs")
     func lockedDatabase() async throws {

@@ -15,7 +15,7 @@ func prometheusSamples(_ text: String) -> [String: Double] {
     return samples
 }
 
-@Suite("Prometheus metrics and the config file", .serialized)
+@Suite("Prometheus metrics and the config file", .serialized, .timeLimit(.minutes(5)))
 struct MetricsTests {
     @Test("medicd reads its config, serves metrics that say what it did, and a reload refuses a broken config and applies a good one")
     func metricsAndConfig() async throws {

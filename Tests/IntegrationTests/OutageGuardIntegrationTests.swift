@@ -8,7 +8,7 @@ import Testing
 
 /// "Never make an outage worse", on a real systemd: globs, systemd's own dependencies, fresh
 /// evidence after a restart, an interrupted plan that then fails, and what a crash is called.
-@Suite("Guards that never make an outage worse, on a real systemd", .serialized)
+@Suite("Guards that never make an outage worse, on a real systemd", .serialized, .timeLimit(.minutes(5)))
 struct OutageGuardIntegrationTests {
     @Test("3 of 10 units of a glob killed at once: no storm, all three restarted at once")
     func globStorm() async throws {

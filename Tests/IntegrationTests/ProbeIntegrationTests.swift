@@ -5,7 +5,7 @@ import Systemd
 import TestHost
 import Testing
 
-@Suite("Probes end to end, on a real systemd", .serialized)
+@Suite("Probes end to end, on a real systemd", .serialized, .timeLimit(.minutes(5)))
 struct ProbeIntegrationTests {
     @Test("a backend that starts answering 503 while running is found unhealthy, restarted, and verified healthy by its probe")
     func http503() async throws {

@@ -6,7 +6,7 @@ import Systemd
 import TestHost
 import Testing
 
-@Suite("Reboot: over the bus, after a durable intent, at most once in its window", .serialized)
+@Suite("Reboot: over the bus, after a durable intent, at most once in its window", .serialized, .timeLimit(.minutes(5)))
 struct RebootTests {
     /// Reboot the host when app.service crashes, then check it is healthy.
     static let playbook = """

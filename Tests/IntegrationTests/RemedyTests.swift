@@ -6,7 +6,7 @@ import Systemd
 import TestHost
 import Testing
 
-@Suite("exec, notify and collect, run by medicd on a real systemd", .serialized)
+@Suite("exec, notify and collect, run by medicd on a real systemd", .serialized, .timeLimit(.minutes(5)))
 struct RemedyTests {
     /// A log line an attacker could write into a unit's output: every shell metacharacter.
     static let hostileLine = #"FATAL $(touch /tmp/medic-pwned) `touch /tmp/medic-pwned`; rm -rf /nothing | cat && echo "quoted" 'single' > /tmp/medic-pwned \ $HOME *"#

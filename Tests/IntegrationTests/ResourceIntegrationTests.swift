@@ -5,7 +5,7 @@ import Systemd
 import TestHost
 import Testing
 
-@Suite("Resource limits end to end, on a real systemd")
+@Suite("Resource limits end to end, on a real systemd", .timeLimit(.minutes(5)))
 struct ResourceIntegrationTests {
     @Test("a unit that leaks memory past its limit, held for its duration, is restarted, and the limit clears")
     func memoryLeak() async throws {

@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@Suite("medic simulate, on the shipped playbooks")
+@Suite("medic simulate, on the shipped playbooks", .timeLimit(.minutes(5)))
 struct SimulateTests {
     /// Runs `medic simulate` on a shipped playbook with a timeline given inline.
     func simulate(_ playbook: String, _ timeline: String, horizon: String = "1h") throws -> (status: Int32, output: String) {

@@ -3,7 +3,7 @@ import Systemd
 import TestHost
 import Testing
 
-@Suite("libsystemd from Swift, against a real systemd")
+@Suite("libsystemd from Swift, against a real systemd", .timeLimit(.minutes(5)))
 struct SystemdBusTests {
     @Test("GetUnit refuses a unit that is not loaded, naming systemd's error; LoadUnit loads it")
     func getAndLoadUnit() async throws {

@@ -3,7 +3,7 @@ import Systemd
 import TestHost
 import Testing
 
-@Suite("Test host harness")
+@Suite("Test host harness", .timeLimit(.minutes(5)))
 struct TestHostTests {
     @Test("boots a real systemd whose bus is reachable from outside, and tears it down by PID")
     func bootAndTeardown() async throws {

@@ -20,7 +20,7 @@ struct NotifyAction {
         switch receiver.kind {
         case .journal(let priority):
             do {
-                try JournalWriter.send(
+                try await JournalWriter.write(
                     message: notification.text, priority: JournalPriority(rawValue: priority) ?? .warning,
                     fields: [("MEDIC_INCIDENT", String(context.incident)), ("MEDIC_TARGET", context.target), ("MEDIC_PLAYBOOK", context.playbook.name)])
                 return .success("written to the journal (priority \(priority))", ["receiver": recipient])
