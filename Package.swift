@@ -50,6 +50,7 @@ let package = Package(
                 "MedicCore", "Systemd",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
@@ -64,24 +65,25 @@ let package = Package(
         .target(
             name: "Actions",
             dependencies: [
-                "MedicCore", "Engine", "Systemd", "CSpawn",
+                "MedicCore", "Systemd", "CSpawn",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
         // medicd's control socket: the request and answer, and the CLI's client.
-        .target(name: "Control", dependencies: ["Engine"]),
+        .target(name: "Control", dependencies: ["MedicCore"]),
         // Replays a timeline of observations through the real engine on a virtual clock.
         .target(name: "Simulation", dependencies: ["MedicCore", "Engine", "Playbooks"]),
         // The audit log: SQLite through GRDB, and its queries.
         .target(
             name: "Audit",
             dependencies: [
-                "MedicCore", "Engine", "Systemd", .product(name: "GRDB", package: "GRDB.swift"),
+                "MedicCore", "Systemd", .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         // A disposable real systemd for tests and the demo.
-        .target(name: "TestHost", dependencies: ["Systemd"]),
+        .target(name: "TestHost", dependencies: ["Systemd"], path: "Tools/TestHost"),
         .executableTarget(
             name: "medicd",
             dependencies: [
@@ -91,6 +93,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
@@ -98,25 +101,27 @@ let package = Package(
         .executableTarget(
             name: "medic",
                 dependencies: [
-                "MedicCore", "Playbooks", "Audit", "Engine", "Simulation", "Control", "Systemd",
+                "MedicCore", "Playbooks", "Audit", "Simulation", "Control", "Systemd",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         // Benchmarks that print figures (scripts/bench builds them in release).
         .executableTarget(
             name: "medic-bench",
-            dependencies: ["MedicCore", "Engine", "Playbooks", "Audit", "Detectors", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["MedicCore", "Engine", "Playbooks", "Audit", "Detectors", .product(name: "Logging", package: "swift-log")],
+            path: "Tools/medic-bench"
         ),
         // Medic beside systemd, monit, supervisord and HAProxy on real test hosts (scripts/compare).
-        .executableTarget(name: "medic-compare", dependencies: ["TestHost", "Audit", "MedicCore"]),
+        .executableTarget(name: "medic-compare", dependencies: ["TestHost", "Audit", "MedicCore"], path: "Tools/medic-compare"),
         .executableTarget(
             name: "medic-demo",
-            dependencies: ["TestHost", "Systemd"]
+            dependencies: ["TestHost", "Systemd"],
+            path: "Tools/medic-demo"
         ),
         .testTarget(name: "PlaybooksTests", dependencies: ["Playbooks", "MedicCore"]),
         .testTarget(name: "DetectorsTests", dependencies: ["Detectors", "Systemd", "MedicCore", "TestHost"]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "Simulation", "Playbooks", "Audit", "MedicCore"]),
-        .testTarget(name: "AuditTests", dependencies: ["Audit", "MedicCore", "Engine"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Simulation", "Playbooks", "MedicCore"]),
+        .testTarget(name: "AuditTests", dependencies: ["Audit", "MedicCore", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(
             name: "IntegrationTests",
             dependencies: ["TestHost", "Systemd", "Audit", "MedicCore", "medicd", "medic", "medic-bench", "medic-compare", .product(name: "GRDB", package: "GRDB.swift")]

@@ -1,5 +1,4 @@
 import AsyncHTTPClient
-import Engine
 import MedicCore
 import Glibc
 import Systemd

@@ -1,6 +1,5 @@
 import CSpawn
 import Dispatch
-import Engine
 import Glibc
 import MedicCore
 

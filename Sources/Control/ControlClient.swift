@@ -1,10 +1,11 @@
 import Foundation
 import Glibc
+import MedicCore
 
 /// The CLI's side of medicd's control socket: one request, one answer, per connection.
 public enum ControlClient {
     /// The socket's default place (`RuntimeDirectory=medic`).
-    public static let defaultSocket = "/run/medic/control.sock"
+    public static let defaultSocket = DefaultPaths.controlSocket
 
     public enum Failure: Error, CustomStringConvertible {
         /// Nobody listens there (exit 3, like systemctl's "not running").

@@ -1,4 +1,4 @@
-import Engine
+import MedicCore
 
 /// One request on medicd's control socket: a JSON object on one line.
 public struct ControlRequest: Sendable, Codable, Equatable {

@@ -112,42 +112,6 @@ extension EngineCore {
     }
 }
 
-/// The engine's state as `medic status` shows it.
-public struct EngineReport: Sendable, Codable, Equatable {
-    public struct Target: Sendable, Codable, Equatable {
-        public var name: String
-        public var healthy: Bool?
-        public var paused: Bool
-        public var incidents: [Int64]
-    }
-
-    public struct OpenIncident: Sendable, Codable, Equatable {
-        public var id: Int64
-        public var target: String
-        public var playbook: String
-        public var trigger: String
-        /// What it is doing: `running step 2`, `backing off until …`, `paused for a human`.
-        public var phase: String
-        public var attempt: Int
-        public var opened: String
-    }
-
-    public struct SilenceInForce: Sendable, Codable, Equatable {
-        public var pattern: String
-        public var until: String
-        public var reason: String
-        public var author: String
-    }
-
-    public var targets: [Target]
-    public var incidents: [OpenIncident]
-    public var silences: [SilenceInForce]
-    public var pausedAll: Bool
-    public var dryRun: Bool
-    public var playbooks: [String]
-    public var counters: EngineCore.Counters
-}
-
 extension Incident.Phase {
     var summary: String {
         switch self {

@@ -16,15 +16,7 @@ public struct EngineCore: Sendable {
     }
 
     /// Figures for status lines.
-    public struct Counters: Sendable, Equatable, Codable {
-        public var observations = 0
-        public var incidentsOpened = 0
-        public var recovered = 0
-        public var failed = 0
-        public var restarts = 0
-        public var guardStops = 0
-        public var escalations = 0
-    }
+    public typealias Counters = EngineCounters
 
     /// Daemon-wide settings.
     public struct Settings: Sendable, Equatable {

@@ -7,11 +7,11 @@ public struct DaemonConfig: Sendable, Equatable {
     /// The file it was read from (nil: built-in defaults, no file).
     public var file: String?
     /// Directory of playbooks.
-    public var playbooks = "/etc/medic/playbooks"
+    public var playbooks = DefaultPaths.playbooks
     /// State directory: the audit log is STATE/audit.sqlite.
-    public var state = "/var/lib/medic"
+    public var state = DefaultPaths.state
     /// Runtime directory: the heartbeat and control sockets.
-    public var runtime = "/run/medic"
+    public var runtime = DefaultPaths.runtime
     /// A journal directory to read instead of the local journal.
     public var journal: String?
     /// The system bus's address (nil: the system bus).
@@ -40,7 +40,7 @@ public struct DaemonConfig: Sendable, Equatable {
     public var defaults = PlaybookDefaults()
 
     /// Where medicd looks when no `--config` is given.
-    public static let defaultPath = "/etc/medic/medic.yaml"
+    public static let defaultPath = DefaultPaths.config
 
     public init() {}
 

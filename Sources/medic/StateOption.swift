@@ -1,11 +1,12 @@
 import ArgumentParser
 import Audit
 import Foundation
+import MedicCore
 
 /// `--state DIR`, for the commands that read medicd's audit log.
 struct StateOption: ParsableArguments {
     @Option(help: "State directory of medicd (the audit log is STATE/audit.sqlite).")
-    var state = "/var/lib/medic"
+    var state = DefaultPaths.state
 
     /// Opens the audit log read-only, or says why not and exits 1.
     func openForReading() throws -> AuditStore {

@@ -1,5 +1,4 @@
 import AsyncHTTPClient
-import Engine
 import Foundation
 import MedicCore
 import NIOCore

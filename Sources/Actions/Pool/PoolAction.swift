@@ -1,4 +1,3 @@
-import Engine
 import MedicCore
 
 /// Runs `pool` steps: takes a server out of its backend (drain or maint) or returns it (ready),

@@ -1,4 +1,3 @@
-import MedicCore
 
 /// A silence or maintenance window: no automatic action on matching targets from `start` until
 /// `end`. Observations are still recorded.

@@ -1,4 +1,3 @@
-import MedicCore
 
 /// How a step ended.
 public struct StepOutcome: Sendable, Equatable {
