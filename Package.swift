@@ -119,7 +119,7 @@ let package = Package(
             path: "Tools/medic-demo"
         ),
         .testTarget(name: "PlaybooksTests", dependencies: ["Playbooks", "MedicCore"]),
-        .testTarget(name: "DetectorsTests", dependencies: ["Detectors", "Systemd", "MedicCore", "TestHost"]),
+        .testTarget(name: "DetectorsTests", dependencies: ["Detectors", "Systemd", "MedicCore", "Playbooks", "TestHost"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Simulation", "Playbooks", "MedicCore"]),
         .testTarget(name: "AuditTests", dependencies: ["Audit", "MedicCore", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(

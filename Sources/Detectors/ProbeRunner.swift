@@ -14,15 +14,16 @@ public struct ProbeRunner: Sendable {
     private let logger: Logger
 
     /// `restarts`: targets brought up again, whose probe starts counting afresh so that it says
-    /// `healthy` again once the new process passes.
+    /// `healthy` again once the new process passes. `limiter`: shared by runners that must
+    /// not exceed one bound together (one runner per probe, as medicd has).
     public init(
-        probes: [(unit: String, probe: Probe)], maximumConcurrent: Int = 32, check: ProbeCheck = ProbeCheck(), restarts: RestartNotices = RestartNotices(),
-        logger: Logger
+        probes: [(unit: String, probe: Probe)], limiter: ConcurrencyLimit = ConcurrencyLimit(32), check: ProbeCheck = ProbeCheck(),
+        restarts: RestartNotices = RestartNotices(), logger: Logger
     ) {
         self.probes = probes
         self.check = check
         self.restarts = restarts
-        limiter = ConcurrencyLimit(maximumConcurrent)
+        self.limiter = limiter
         self.logger = logger
     }
 
@@ -101,12 +102,12 @@ public struct ProbeCounter: Sendable {
     }
 }
 
-/// At most N at a time.
-actor ConcurrencyLimit {
+/// At most N at a time (probes running at once).
+public actor ConcurrencyLimit {
     private var available: Int
     private var waiting: [CheckedContinuation<Void, Never>] = []
 
-    init(_ limit: Int) { available = max(1, limit) }
+    public init(_ limit: Int) { available = max(1, limit) }
 
     func acquire() async {
         if available > 0 {

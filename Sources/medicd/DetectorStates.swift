@@ -18,6 +18,11 @@ final class DetectorStates: Sendable {
         running.withLock { $0[name] = value }
     }
 
+    /// Forgets `name`: it is no longer needed (a reload removed it).
+    func remove(_ name: String) {
+        _ = running.withLock { $0.removeValue(forKey: name) }
+    }
+
     /// The needed services not running now, by name.
     var down: [String] {
         running.withLock { states in states.filter { !$0.value }.map(\.key).sorted() }

@@ -187,10 +187,14 @@ struct MedicDaemon: AsyncParsableCommand {
             manager: SystemdManager(bus: systemBus), selectors: directory.playbooks.flatMap { $0.targets.map(\.selector) },
             dependencies: directory.playbooks.flatMap { $0.targets.flatMap(\.dependsOn) }, logger: logger)
 
-        let reloader = Reloader(source: source, running: settings, engine: engine, watcher: watcher, audit: audit, metrics: metrics, logger: logger)
         // Every service but the supervisor is restarted in place if it ends; the supervisor
         // failing ends medicd with a non-zero status, for systemd to restart it.
         let states = DetectorStates()
+        let detectors = DetectorSet(engine: engine, states: states, metrics: metrics, logger: logger, make: DetectorFactory(
+            manager: SystemdManager(bus: systemBus), runtimeDirectory: runtime, journalDirectory: settings.journal, cgroupRoot: settings.cgroupRoot,
+            restarts: restarts, logger: logger).make)
+        let reloader = Reloader(
+            source: source, running: settings, engine: engine, watcher: watcher, detectors: detectors, audit: audit, metrics: metrics, logger: logger)
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: Supervisor(
                 bus: systemBus, engine: engine, watcher: watcher, audit: audit, targets: targetCount, recovery: recovery, metrics: metrics,
@@ -203,59 +207,8 @@ struct MedicDaemon: AsyncParsableCommand {
             .init(service: Resilient(name: "retention", inner: RetentionService(
                 store: store, engine: engine, age: settings.retainFor, maxBytes: settings.retainSize, logger: logger), states: states, engine: engine, logger: logger)),
         ]
-        let probes = directory.playbooks.flatMap { $0.targets }.compactMap { spec -> (unit: String, probe: Probe)? in
-            guard case .unit(let unit) = spec.selector, !spec.selector.isPattern, let probe = spec.probe else { return nil }
-            return (unit, probe)
-        }
-        if !probes.isEmpty {
-            services.append(.init(service: Resilient(name: "probes", inner: ProbeService(runner: ProbeRunner(probes: probes, restarts: restarts, logger: logger), engine: engine), states: states, metrics: metrics, engine: engine, logger: logger)))
-        }
-        var heartbeats: [String: Heartbeat] = [:]
-        for spec in directory.playbooks.flatMap(\.targets) {
-            if case .unit(let unit) = spec.selector, !spec.selector.isPattern, let heartbeat = spec.heartbeat { heartbeats[unit] = heartbeat }
-        }
-        if !heartbeats.isEmpty {
-            services.append(.init(service: Resilient(name: "heartbeats", inner: HeartbeatService(runtimeDirectory: runtime, targets: heartbeats, engine: engine, logger: logger), states: states, metrics: metrics, engine: engine, logger: logger)))
-        }
-        var journalPatterns: [String: [String]] = [:]
-        for playbook in directory.playbooks {
-            let patterns = playbook.rules.flatMap(\.condition.triggers).compactMap { if case .journal(let text) = $0 { text } else { nil } }
-            for spec in playbook.targets where !patterns.isEmpty {
-                if case .unit(let unit) = spec.selector, !spec.selector.isPattern { journalPatterns[unit, default: []] += patterns }
-            }
-        }
-        if !journalPatterns.isEmpty {
-            services.append(.init(service: Resilient(name: "journal", inner: JournalService(watcher: JournalWatcher(patterns: journalPatterns, directory: settings.journal, logger: logger), engine: engine),
-                states: states, metrics: metrics, engine: engine, logger: logger)))
-        }
-        let lateUnits = directory.playbooks.filter { $0.rules.contains { $0.condition.triggers.contains(.heartbeatLate) } }
-            .flatMap(\.targets).compactMap { spec -> String? in
-                if case .unit(let unit) = spec.selector, !spec.selector.isPattern { return unit } else { return nil }
-            }
-        if !lateUnits.isEmpty {
-            let monitor = WatchdogLateMonitor(manager: SystemdManager(bus: systemBus), units: lateUnits, logger: logger)
-            services.append(.init(service: Resilient(name: "watchdog-late", inner: WatchdogLateService(monitor: monitor, engine: engine), states: states, metrics: metrics, engine: engine, logger: logger)))
-        }
-        var unitLimits: [String: [ResourceLimit]] = [:]
-        var hostLimits: [ResourceLimit] = []
-        for playbook in directory.playbooks {
-            let triggered = playbook.rules.flatMap(\.condition.triggers).compactMap { if case .limit(let limit) = $0 { limit } else { nil } }
-            for spec in playbook.targets {
-                let limits = spec.limits + triggered
-                switch spec.selector {
-                case .host: hostLimits += limits
-                case .unit(let unit) where !spec.selector.isPattern && !limits.isEmpty: unitLimits[unit, default: []] += limits
-                default: break
-                }
-            }
-        }
-        if !unitLimits.isEmpty || !hostLimits.isEmpty {
-            let sampler = settings.cgroupRoot.map { UnitSampler(unifiedRoot: $0) } ?? UnitSampler()
-            let resources = ResourceWatcher(
-                manager: SystemdManager(bus: systemBus), unitLimits: unitLimits.mapValues { Array(Set($0)) }, hostLimits: Array(Set(hostLimits)),
-                interval: settings.sampleInterval, sampler: sampler, logger: logger)
-            services.append(.init(service: Resilient(name: "resources", inner: ResourceService(watcher: resources, engine: engine), states: states, metrics: metrics, engine: engine, logger: logger)))
-        }
+        services.append(.init(service: DetectorService(
+            detectors: detectors, plan: DetectorPlan(playbooks: directory.playbooks, sampleInterval: settings.sampleInterval))))
         if let listen = settings.metricsListen.flatMap(ListenAddress.init) {
             if !listen.isLoopback {
                 logger.warning("serving metrics without authentication on \(listen.host):\(listen.port), reachable from other hosts (metrics.public)")

@@ -10,14 +10,17 @@ import UnixSignals
 /// SIGHUP: re-reads the config and the playbook directory. An invalid config, or a set with any
 /// invalid file, is refused whole, its errors logged and audited, and the running set stays; a
 /// valid set replaces it (incidents in flight finish under the version they started with).
-/// A reload applies the config's guards, receivers and dry_run; its paths, listeners,
-/// sampling and retention take effect when medicd restarts, and the reload says so.
+/// A reload applies the config's guards, receivers and dry_run, and the detectors the new
+/// playbooks need (`DetectorSet.apply`: new ones start, gone ones stop, unchanged ones keep
+/// running); the config's paths, listeners, sampling and retention take effect when medicd
+/// restarts, and the reload says so.
 struct Reloader: Service {
     let source: SettingsSource
     /// The settings medicd started with.
     let running: DaemonConfig
     let engine: Engine
     let watcher: UnitWatcher
+    let detectors: DetectorSet
     let audit: AuditSink
     let metrics: MedicMetrics
     let logger: Logger
@@ -71,12 +74,17 @@ struct Reloader: Service {
             message += "; \(pending.joined(separator: ", ")) changed in the config and take effect when medicd restarts"
             logger.warning("\(message)")
         }
+        await engine.replaceSettings(.init(dryRun: config.dryRun))
+        await engine.replacePlaybooks(loaded.playbooks)
+        let change = await detectors.apply(DetectorPlan(playbooks: loaded.playbooks, sampleInterval: running.sampleInterval))
+        if !change.isEmpty {
+            message += "; detectors: " + [("started", change.started), ("restarted", change.restarted), ("stopped", change.stopped)]
+                .filter { !$0.1.isEmpty }.map { "\($0.0) \($0.1.joined(separator: ", "))" }.joined(separator: "; ")
+        }
         records.append(AuditRecord(kind: .daemon, message: message, details: ["dry_run": String(config.dryRun)], actor: actor))
         _ = try? await audit.append(records)
         await history.note(.now())
         metrics.reloaded(true, targets: loaded.playbooks.flatMap(\.targets).count)
-        await engine.replaceSettings(.init(dryRun: config.dryRun))
-        await engine.replacePlaybooks(loaded.playbooks)
         do {
             let selectors = loaded.playbooks.flatMap { $0.targets.map(\.selector) }
             for observation in try await watcher.retarget(selectors, dependencies: loaded.playbooks.flatMap { $0.targets.flatMap(\.dependsOn) }) {

@@ -22,41 +22,54 @@ struct Resilient<Inner: Service>: Service {
     var window: Duration = .seconds(300)
 
     func run() async throws {
-        states.expect(name)
-        var failures: [ContinuousClock.Instant] = []
-        var delay: Duration = .seconds(1)
-        while true {
-            let why: String
-            states.set(name, running: true)
-            metrics?.detector(name, up: true)
-            do {
-                try await inner.run()
-                why = "ended"
-            } catch {
-                why = "failed: \(error)"
-            }
-            states.set(name, running: false)
-            metrics?.detector(name, up: false)
-            if Task.isShuttingDownGracefully || Task.isCancelled { return }
-            let now = ContinuousClock.now
-            failures = failures.filter { now - $0 < window } + [now]
-            if failures.count >= maximumFailures {
-                let message = "\(name) \(why), \(failures.count) times in \(window.components.seconds / 60) min: medicd exits so that systemd restarts it"
-                logger.critical("\(message)")
-                await engine.note(message)
-                FatalExit.arm(after: .seconds(10))
-                throw ServiceGaveUp(message: message)
-            }
-            let message = "\(name) \(why) while medicd runs; restarting it in \(delay.components.seconds) s"
-            logger.error("\(message)")
-            await engine.note(message)
-            do {
-                try await Task.sleep(for: delay)
-            } catch {
-                return
-            }
-            delay = min(delay * 2, .seconds(30))
+        try await runResiliently(name: name, states: states, metrics: metrics, engine: engine, logger: logger,
+                                 maximumFailures: maximumFailures, window: window) {
+            try await inner.run()
         }
+    }
+}
+
+/// Runs `body` again each time it ends or fails while medicd is not stopping (see `Resilient`);
+/// returns once cancelled or shutting down, and throws `ServiceGaveUp` (with `FatalExit` armed)
+/// when it failed `maximumFailures` times within `window`.
+func runResiliently(
+    name: String, states: DetectorStates, metrics: MedicMetrics?, engine: Engine, logger: Logger,
+    maximumFailures: Int = 5, window: Duration = .seconds(300), body: () async throws -> Void
+) async throws {
+    states.expect(name)
+    var failures: [ContinuousClock.Instant] = []
+    var delay: Duration = .seconds(1)
+    while true {
+        let why: String
+        states.set(name, running: true)
+        metrics?.detector(name, up: true)
+        do {
+            try await body()
+            why = "ended"
+        } catch {
+            why = "failed: \(error)"
+        }
+        states.set(name, running: false)
+        metrics?.detector(name, up: false)
+        if Task.isShuttingDownGracefully || Task.isCancelled { return }
+        let now = ContinuousClock.now
+        failures = failures.filter { now - $0 < window } + [now]
+        if failures.count >= maximumFailures {
+            let message = "\(name) \(why), \(failures.count) times in \(window.components.seconds / 60) min: medicd exits so that systemd restarts it"
+            logger.critical("\(message)")
+            await engine.note(message)
+            FatalExit.arm(after: .seconds(10))
+            throw ServiceGaveUp(message: message)
+        }
+        let message = "\(name) \(why) while medicd runs; restarting it in \(delay.components.seconds) s"
+        logger.error("\(message)")
+        await engine.note(message)
+        do {
+            try await Task.sleep(for: delay)
+        } catch {
+            return
+        }
+        delay = min(delay * 2, .seconds(30))
     }
 }
 
