@@ -83,7 +83,7 @@ let package = Package(
             ]
         ),
         // A disposable real systemd for tests and the demo.
-        .target(name: "TestHost", dependencies: ["Systemd"], path: "Tools/TestHost"),
+        .target(name: "TestHost", dependencies: ["Systemd", "Audit", "MedicCore"], path: "Tools/TestHost"),
         .executableTarget(
             name: "medicd",
             dependencies: [

@@ -3,12 +3,6 @@ import Foundation
 import MedicCore
 import Testing
 
-func scratchDirectory() -> String {
-    let dir = NSTemporaryDirectory() + "medic-audit-\(UUID().uuidString)"
-    try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    return dir
-}
-
 @Suite("Audit store (real SQLite)")
 struct AuditStoreTests {
     @Test("records come back in order with gapless sequence numbers, host, boot and details")

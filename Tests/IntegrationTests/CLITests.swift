@@ -5,15 +5,6 @@ import MedicCore
 import TestHost
 import Testing
 
-/// Runs the built `medic` and returns its exit status and output.
-func medic(_ arguments: [String]) throws -> (status: Int32, output: String) {
-    let dir = try temporaryDirectory()
-    defer { try? FileManager.default.removeItem(atPath: dir) }
-    let run = try ChildProcess(Paths.medic, arguments, logPath: dir + "/out")
-    let status = run.waitForExit(timeout: .seconds(30)) ?? -1
-    return (status, run.output)
-}
-
 @Suite("medic CLI", .timeLimit(.minutes(5)))
 struct CLITests {
     @Test("medic check accepts every shipped playbook")

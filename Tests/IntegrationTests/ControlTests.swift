@@ -6,19 +6,6 @@ import Systemd
 import TestHost
 import Testing
 
-/// Runs the built `medic` as the user `nobody` (group `nogroup`), through util-linux's setpriv.
-func medicAsNobody(_ arguments: [String]) throws -> (status: Int32, output: String) {
-    try medicAs(["--reuid=nobody", "--regid=nogroup", "--clear-groups"], arguments)
-}
-
-private func medicAs(_ identity: [String], _ arguments: [String]) throws -> (status: Int32, output: String) {
-    let dir = try temporaryDirectory()
-    defer { try? FileManager.default.removeItem(atPath: dir) }
-    let run = try ChildProcess("/usr/bin/setpriv", identity + ["--", Paths.medic] + arguments, logPath: dir + "/out")
-    let status = run.waitForExit(timeout: .seconds(30)) ?? -1
-    return (status, run.output)
-}
-
 /// Sends raw bytes to a control socket and returns the answer.
 private func rawRequest(_ bytes: [UInt8], to path: String) throws -> String {
     let fd = try unixConnection(path: path)

@@ -5,71 +5,6 @@ import Systemd
 import TestHost
 import Testing
 
-/// A daemon under test: medicd started against a test host, with its own playbooks and state.
-struct RunningMedicd {
-    let process: ChildProcess
-    let state: String
-    /// Its control socket.
-    let socket: String
-    /// Where it serves its metrics (127.0.0.1).
-    let metricsPort: Int
-    let audit: AuditStore
-    /// What it sent to its notify socket.
-    let notify: NotifyListener
-
-    /// Writes `playbook` into a fresh directory and starts medicd on the host's bus; returns once
-    /// medicd has said READY=1.
-    /// `name` keeps several daemons' files apart on one host; `launcher` runs it through another
-    /// program (`prlimit …`), and `environment` adds to its environment.
-    static func start(
-        on host: TestHost, playbook: String, arguments: [String] = [], name: String = "medicd", launcher: [String] = [], environment: [String: String] = [:]
-    ) throws -> RunningMedicd {
-        let work = host.directory + "/" + name
-        try FileManager.default.createDirectory(atPath: work + "/playbooks", withIntermediateDirectories: true)
-        try playbook.write(toFile: work + "/playbooks/test.yaml", atomically: true, encoding: .utf8)
-        try? FileManager.default.removeItem(atPath: work + "/notify.sock")
-        let notify = try NotifyListener(directory: work)
-        let metricsPort = freePort()
-        let command = launcher + [Paths.medicd]
-        let process = try ChildProcess(
-            command[0],
-            Array(command.dropFirst()) + ["--playbooks", work + "/playbooks", "--state", work + "/state", "--bus", "unix:path=\(host.directory)/run/dbus/system_bus_socket",
-             "--control-socket", work + "/control.sock", "--metrics-listen", "127.0.0.1:\(metricsPort)"] + arguments,
-            environment: environment.merging(["NOTIFY_SOCKET": notify.path]) { $1 }, logPath: work + "/medicd.log")
-        guard notify.wait(for: "READY=1", timeout: .seconds(20)) != nil else {
-            process.stop()
-            throw TestHostError.boot("medicd never said READY=1:\n\(process.output)")
-        }
-        return RunningMedicd(
-            process: process, state: work + "/state", socket: work + "/control.sock", metricsPort: metricsPort,
-            audit: try AuditStore(stateDirectory: work + "/state", readOnly: true), notify: notify)
-    }
-
-    func records(unit: String? = nil, kinds: [AuditRecord.Kind]? = nil) throws -> [StoredRecord] {
-        try audit.records(AuditQuery(unit: unit, kinds: kinds))
-    }
-}
-
-/// A playbook for one unit: restart on a crash, verify, and a short stabilisation period so
-/// that incidents close quickly in tests.
-func playbook(unit: String, verify: String = "1s", restarts: String = "3 in 10m", flap: String = "10 in 5m") -> String {
-    """
-    playbook: test
-    targets:
-      - unit: \(unit)
-    guards:
-      rate: { restart: \(restarts) }
-      backoff: { initial: 100ms }
-      stabilise: 300ms
-      flap: \(flap)
-    on:
-      - when: crashed
-        do:
-          - restart: { timeout: 10s }
-          - verify: { healthy: within 5s, for: \(verify) }
-    """
-}
-
 @Suite("Crash → detected → restarted → audited, on a real systemd", .serialized, .timeLimit(.minutes(5)))
 struct CrashRecoveryTests {
     @Test("kill -9 of a backend's main process: medicd records the crash, restarts the unit, audits observation → intent → result")
@@ -205,12 +140,4 @@ struct CrashRecoveryTests {
             #expect(escalation.message.contains("trying again every 10m"))
         }
     }
-}
-
-/// `median 2.1, p90 3.4, max 4.0 (n=5)`.
-func summary(_ values: [Double]) -> String {
-    let sorted = values.sorted()
-    guard !sorted.isEmpty else { return "no samples" }
-    func at(_ q: Double) -> Double { sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * q).rounded()))] }
-    return String(format: "median %.1f, p90 %.1f, max %.1f (n=%d)", at(0.5), at(0.9), sorted.last!, sorted.count)
 }

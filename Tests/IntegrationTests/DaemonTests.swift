@@ -5,41 +5,6 @@ import Systemd
 import TestHost
 import Testing
 
-/// Installs units/medic.service in the host as shipped, with a drop-in that runs the built
-/// medicd on `playbook` (plus `service` lines), and web.service; returns medicd's work
-/// directory as seen from outside (/run/medic-test inside).
-func installMedicUnit(_ host: TestHost, playbook: String, service: String = "") throws -> String {
-    let work = host.directory + "/run/medic-test"
-    try FileManager.default.createDirectory(atPath: work + "/playbooks", withIntermediateDirectories: true)
-    try playbook.write(toFile: work + "/playbooks/web.yaml", atomically: true, encoding: .utf8)
-    try host.installUnit("web.service", try backendUnit(port: freePort()))
-    try host.installUnit("medic.service", try String(contentsOfFile: Paths.packageRoot + "/units/medic.service", encoding: .utf8))
-    try host.installUnit("medic.service.d/test.conf", """
-        [Service]
-        ExecStart=
-        ExecStart=\(Paths.medicd) --playbooks /run/medic-test/playbooks --state /run/medic-test/state --metrics-listen 127.0.0.1:\(freePort())
-        # The built medicd may live under /tmp (a CI checkout), which PrivateTmp= would hide.
-        PrivateTmp=no
-        \(service)
-        """)
-    return work
-}
-
-/// `installMedicUnit`, then starts web.service and medic.service; medic.service is Type=notify,
-/// so its start job is done only once medicd has sent READY=1. The caller closes the bus.
-func startMedicUnit(_ host: TestHost, playbook: String, service: String = "") async throws -> (work: String, manager: SystemdManager) {
-    let work = try installMedicUnit(host, playbook: playbook, service: service)
-    let manager = SystemdManager(bus: try SystemBus(address: host.busAddress))
-    try await manager.reload()
-    _ = try await manager.startUnit("web.service")
-    let started = try await manager.startUnit("medic.service", timeout: .seconds(30))
-    guard started == .finished("done") else {
-        manager.bus.close()
-        throw TestHostError.boot("medic.service did not start: \(started)")
-    }
-    return (work, manager)
-}
-
 @Suite("medicd as a daemon", .serialized, .timeLimit(.minutes(5)))
 struct DaemonTests {
     @Test("runs as units/medic.service inside a host: READY=1, STATUS=, healing, and its audit trail in the journal")
@@ -202,11 +167,4 @@ struct DaemonTests {
         #expect(run.output.contains("cannot reach the system bus at unix:path=\(dir)/no-bus"))
         #expect(run.output.contains("ENOENT"))
     }
-}
-
-/// A fresh directory under /tmp, for one test.
-func temporaryDirectory() throws -> String {
-    var template = Array("/tmp/medic-test.XXXXXX".utf8CString)
-    guard let made = mkdtemp(&template) else { throw TestHostError.setup("mkdtemp failed") }
-    return String(cString: made)
 }

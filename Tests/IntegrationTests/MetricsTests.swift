@@ -5,16 +5,6 @@ import Systemd
 import TestHost
 import Testing
 
-/// The samples of a Prometheus text exposition: `name{labels}` → value.
-func prometheusSamples(_ text: String) -> [String: Double] {
-    var samples: [String: Double] = [:]
-    for line in text.split(separator: "\n") where !line.hasPrefix("#") {
-        guard let space = line.lastIndex(of: " "), let value = Double(line[line.index(after: space)...]) else { continue }
-        samples[String(line[..<space])] = value
-    }
-    return samples
-}
-
 @Suite("Prometheus metrics and the config file", .serialized, .timeLimit(.minutes(5)))
 struct MetricsTests {
     @Test("medicd reads its config, serves metrics that say what it did, and a reload refuses a broken config and applies a good one")

@@ -64,11 +64,6 @@ struct PoolBench {
     }
 }
 
-/// Milliseconds between two records of the audit log.
-func millisecondsBetween(_ a: StoredRecord, _ b: StoredRecord) -> Double {
-    Double(b.wallMicroseconds - a.wallMicroseconds) / 1000
-}
-
 @Suite("The load balancer pool: HAProxy's runtime API, on a real systemd and a real HAProxy", .serialized, .timeLimit(.minutes(5)))
 struct PoolTests {
     @Test("crash, hang and sick backend: Medic takes it out, restarts it and returns it; requests failed are printed beside HAProxy's checks alone")

@@ -113,14 +113,14 @@ struct FaultScenario {
         try host.installUnit("supervisor-bench.service", "[Service]\nExecStart=/usr/bin/supervisord -n -c /run/bench/supervisord.conf\n")
         try host.runInside(["systemctl", "daemon-reload"])
 
-        let medic = try MedicdProcess(medicd: medicd, host: host, work: host.directory + "/medicd", runtime: host.directory + "/run/medic-bench", playbook: """
+        let medic = try RunningMedicd.start(medicd, on: host, playbooks: ["""
             playbook: web
             targets: [ { unit: web-medic.service\(hang ? ", heartbeat: { every: 100ms, missed: 3 }" : "") } ]
             guards: { rate: { restart: 10000 in 10m }, flap: 100000 in 5m, backoff: { initial: 10ms }, stabilise: 300ms }
             on:
               - when: \(hang ? "heartbeat-missed" : "crashed")
                 do: [ restart, { verify: { healthy: within 5s, for: 100ms } } ]
-            """)
+            """], runtime: host.directory + "/run/medic-bench", metrics: false)
         defer { medic.stop() }
         try host.runInside(["systemctl", "start", "web-medic.service", "web-systemd.service", "web-monit.service", "monit-bench.service"]
                            + (hang ? [] : ["supervisor-bench.service"]))

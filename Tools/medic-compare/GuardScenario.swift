@@ -65,9 +65,8 @@ struct GuardScenario {
         // The storm window is short so that the rounds do not add up to a storm (they wait it out).
         let accBook = "playbook: acc\ntargets:\n  - unit: \"acc@*.service\"\nguards: { stabilise: 500ms, storm: 30% in \(Int(Self.stormWindow.seconds))s }\n"
             + "on:\n  - when: crashed\n    do: [ restart, { verify: { healthy: within 10s } } ]\n"
-        let medic = try MedicdProcess(
-            medicd: medicd, host: host, work: host.directory + "/medicd", runtime: host.directory + "/run/medic-bench", playbook: dbBook,
-            more: appBooks + [accBook])
+        let medic = try RunningMedicd.start(
+            medicd, on: host, playbooks: [dbBook] + appBooks + [accBook], runtime: host.directory + "/run/medic-bench", metrics: false)
         defer { medic.stop() }
         let ports = [db] + apps.map(\.port)
         var dependency = Result(name: "db killed, 3 apps Requires= it (own playbooks, depends_on)")
@@ -86,9 +85,9 @@ struct GuardScenario {
     /// every backend on `ports` serves and its incidents have closed, and which other of `units`
     /// lost their processes meanwhile.
     private func measure(
-        _ result: inout Result, round: Int, medic: MedicdProcess, host: TestHost, kill victims: [String], units: [String], ports: [Int], expectedRestarts: Int
+        _ result: inout Result, round: Int, medic: RunningMedicd, host: TestHost, kill victims: [String], units: [String], ports: [Int], expectedRestarts: Int
     ) {
-        let before = (try? medic.store.records(AuditQuery()).last?.seq) ?? 0
+        let before = (try? medic.audit.records(AuditQuery()).last?.seq) ?? 0
         let closed = medic.closedIncidents()
         let processes = Dictionary(uniqueKeysWithValues: units.map { ($0, Set(host.processes(ofUnit: $0))) })
         let fault = wallMicroseconds()
@@ -107,7 +106,7 @@ struct GuardScenario {
         usleep(300_000)
         let others = units.filter { !victims.contains($0) && !processes[$0, default: []].isSubset(of: Set(host.processes(ofUnit: $0))) }
         result.spread.append(Double(others.count))
-        let records = ((try? medic.store.records(AuditQuery())) ?? []).filter { ($0.seq ?? 0) > before }
+        let records = ((try? medic.audit.records(AuditQuery())) ?? []).filter { ($0.seq ?? 0) > before }
         let restarts = records.filter { $0.kind == AuditRecord.Kind.stepIntent.rawValue && $0.step == "restart" }.count
         let stops = records.filter { $0.kind == AuditRecord.Kind.guardStopped.rawValue }
         let held = Set(stops.compactMap(\.target)).count

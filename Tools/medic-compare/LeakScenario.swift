@@ -85,14 +85,14 @@ struct LeakScenario {
         chmod(bench + "/monitrc", 0o600)
         try host.installUnit("monit-bench.service", "[Service]\nExecStart=/usr/bin/monit -I -c /run/bench/monitrc\n")
         try host.runInside(["systemctl", "daemon-reload"])
-        let medic = try MedicdProcess(medicd: medicd, host: host, work: host.directory + "/medicd", runtime: host.directory + "/run/medic-bench", playbook: """
+        let medic = try RunningMedicd.start(medicd, on: host, playbooks: ["""
             playbook: leak
             targets: [ { unit: \(contenders[0].unit) } ]
             guards: { rate: { restart: 10000 in 10m }, flap: 100000 in 5m, backoff: { initial: 10ms }, stabilise: 100ms }
             on:
               - when: memory > \(limit)MiB
                 do: [ restart ]
-            """, arguments: ["--cgroup-root", host.cgroupDirectory, "--sample-interval", "1s"])
+            """], runtime: host.directory + "/run/medic-bench", metrics: false, arguments: ["--cgroup-root", host.cgroupDirectory, "--sample-interval", "1s"])
         defer { medic.stop() }
         try host.runInside(["systemctl", "start", "monit-bench.service"] + contenders.map(\.unit))
 
@@ -100,7 +100,7 @@ struct LeakScenario {
         let threads = contenders.map { contender in ResultThread { measure(contender, on: host) } }
         var results = threads.map { $0.result() }
         // One restart per leak (the last may come after the count ended), no more.
-        let restarts = ((try? medic.store.records(AuditQuery(kinds: [.stepResult]))) ?? []).filter { $0.step == "restart" }.count
+        let restarts = ((try? medic.audit.records(AuditQuery(kinds: [.stepResult]))) ?? []).filter { $0.step == "restart" }.count
         if restarts > rounds + 1 { results[0].failures.append("restarted \(restarts) times for \(rounds) leaks") }
         return results
     }

@@ -104,8 +104,8 @@ struct PoolScenario {
 
         let medicProxy = host.directory + "/haproxy-medic"
         let medic = try setups.firstIndex(where: \.medic).map { s in
-            try MedicdProcess(medicd: medicd, host: host, work: host.directory + "/medicd", runtime: runtime,
-                              playbook: Self.playbook(setup: s, ports: ports[s], socket: medicProxy + "/admin.sock"))
+            try RunningMedicd.start(
+                medicd, on: host, playbooks: [Self.playbook(setup: s, ports: ports[s], socket: medicProxy + "/admin.sock")], runtime: runtime, metrics: false)
         }
         defer { medic?.stop() }
 
