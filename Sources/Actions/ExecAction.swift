@@ -1,5 +1,5 @@
 import CSpawn
-import Dispatch
+import Systemd
 import Glibc
 import MedicCore
 
@@ -33,20 +33,19 @@ struct ExecAction {
         let uid = identity?.uid ?? uid_t.max
         let gid = identity?.gid ?? gid_t.max
         let groups = identity?.groups ?? []
-        let run = await withCheckedContinuation { (continuation: CheckedContinuation<(medic_run_result, String), Never>) in
-            DispatchQueue.global().async {
-                var result = medic_run_result()
-                var output = [CChar](repeating: 0, count: limit + 1)
-                withCStrings(arguments) { argv in
-                    withCStrings(environmentList) { envp in
-                        medic_run(
-                            argv, envp, directory, uid, gid, groups, groups.count,
-                            Int(timeout.milliseconds), &output, limit, &result)
-                    }
+        // The child is waited for on a thread of its own: a script may run for minutes.
+        let run = await onThreadOfItsOwn("medic-exec") { () -> (medic_run_result, String) in
+            var result = medic_run_result()
+            var output = [CChar](repeating: 0, count: limit + 1)
+            withCStrings(arguments) { argv in
+                withCStrings(environmentList) { envp in
+                    medic_run(
+                        argv, envp, directory, uid, gid, groups, groups.count,
+                        Int(timeout.milliseconds), &output, limit, &result)
                 }
-                let text = String(decoding: output[0..<result.kept].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-                continuation.resume(returning: (result, text))
             }
+            let text = String(decoding: output[0..<result.kept].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            return (result, text)
         }
         let (result, output) = run
         var details = ["program": arguments[0], "output": output, "output_bytes": String(result.total)]
@@ -91,3 +90,6 @@ private func withCStrings<R>(_ strings: [String], _ body: ([UnsafeMutablePointer
     defer { for pointer in pointers { free(pointer) } }
     return body(pointers)
 }
+
+/// A plain value: its one pointer is to a static string in the C code (the name of a call).
+extension medic_run_result: @retroactive @unchecked Sendable {}

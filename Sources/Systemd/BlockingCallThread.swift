@@ -61,3 +61,14 @@ public final class BlockingCallThread: @unchecked Sendable {
         pending.append(call)
     }
 }
+
+/// Runs one call that can wait (a child process, a socket with a timeout) on a thread of its
+/// own and suspends until it returns: never on libdispatch's global queues, whose few threads
+/// on Linux are also those that run Swift concurrency.
+public func onThreadOfItsOwn<T: Sendable>(_ name: String, _ call: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        let thread = Thread { continuation.resume(returning: call()) }
+        thread.name = name
+        thread.start()
+    }
+}

@@ -1,4 +1,4 @@
-import Dispatch
+import Systemd
 import Foundation
 import Glibc
 import MedicCore
@@ -52,10 +52,9 @@ public struct HAProxyRuntime: LoadBalancerPool {
     /// Sends one command and reads the whole answer (HAProxy closes the connection after it).
     func command(_ text: String, at address: String) async throws(PoolError) -> String {
         let timeout = self.timeout
-        let result: Result<String, PoolError> = await withCheckedContinuation { continuation in
-            DispatchQueue.global().async {
-                continuation.resume(returning: Result { () throws(PoolError) -> String in try Self.exchange(text, address: address, timeout: timeout) })
-            }
+        // Blocking connect, send and receive with timeouts, on a thread of its own.
+        let result: Result<String, PoolError> = await onThreadOfItsOwn("medic-haproxy") {
+            Result { () throws(PoolError) -> String in try Self.exchange(text, address: address, timeout: timeout) }
         }
         return try result.get()
     }
