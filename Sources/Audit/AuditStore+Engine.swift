@@ -20,9 +20,9 @@ extension AuditStore {
         for row in rows {
             guard let target = row.target else { continue }
             let time = now.movedTo(wall: row.wallMicroseconds)
-            if row.kind == AuditRecord.Kind.stepIntent.rawValue, let step = row.step.flatMap(StepKind.init(rawValue:)), !row.message.hasPrefix("dry-run") {
+            if row.kind == AuditRecord.Kind.stepIntent.rawValue, let step = row.step.flatMap(StepKind.init(rawValue:)), !row.wasDryRun {
                 runs.append((target, step, time))
-            } else if row.facts["failure"] == "true" {
+            } else if row.facts[AuditFact.failure] == "true" {
                 failures.append((target, time))
             }
         }
@@ -34,7 +34,7 @@ extension AuditStore {
     public func poolHolds() throws -> Set<String> {
         var held: [String: Bool] = [:]
         for record in try records(AuditQuery(kinds: [.stepResult])) where record.step == StepKind.pool.rawValue {
-            guard let socket = record.facts["pool_socket"], let server = record.facts["pool_server"], let flag = record.facts["pool_held"] else { continue }
+            guard let socket = record.facts[AuditFact.poolSocket], let server = record.facts[AuditFact.poolServer], let flag = record.facts[AuditFact.poolHeld] else { continue }
             held["\(socket) \(server)"] = flag == "true"
         }
         return Set(held.filter(\.value).keys)
@@ -60,10 +60,10 @@ extension AuditStore {
             switch AuditRecord.Kind(rawValue: row.kind) {
             case .incidentOpened:
                 open[incident] = UnfinishedIncident(
-                    incident: incident, target: row.target ?? "", playbook: row.playbook ?? "", trigger: row.facts["trigger"] ?? "")
+                    incident: incident, target: row.target ?? "", playbook: row.playbook ?? "", trigger: row.facts[AuditFact.trigger] ?? "")
             case .incidentClosed:
                 open[incident] = nil
-            case .stepIntent where !row.message.hasPrefix("dry-run"):
+            case .stepIntent where !row.wasDryRun:
                 open[incident]?.interruptedStep = row.step
             case .stepResult where row.step == open[incident]?.interruptedStep:
                 open[incident]?.interruptedStep = nil

@@ -63,6 +63,12 @@ public struct StoredRecord: Codable, Sendable, Equatable, FetchableRecord, Mutab
     public var facts: [String: String] {
         (try? JSONDecoder().decode([String: String].self, from: Data(details.utf8))) ?? [:]
     }
+
+    /// A step intent that dry-run only recorded: nothing was done. (Records written before the
+    /// `dry_run` fact existed say so only in their message.)
+    var wasDryRun: Bool {
+        facts[AuditFact.dryRun] == "true" || (kind == AuditRecord.Kind.stepIntent.rawValue && message.hasPrefix("dry-run: would"))
+    }
 }
 
 /// A filter over the audit log.
