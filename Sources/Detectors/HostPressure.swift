@@ -1,4 +1,5 @@
 import Foundation
+import MedicCore
 
 /// The host's pressure at a moment: PSI (`some avg10`) for cpu, memory and io as fractions, and
 /// the 1-minute load average. Every observation carries it, so a playbook can tell a starving
@@ -28,5 +29,17 @@ public enum HostPressure {
             return Double(field.dropFirst(6))
         }
         return nil
+    }
+}
+
+extension Observation {
+    /// This observation with the host's pressure at this moment among its facts, if it can
+    /// trigger a playbook (a plain state change cannot). Every detector's observations pass
+    /// through here: the unit watcher's, and those `DetectorSet` hands to the engine.
+    public func withHostPressure() -> Observation {
+        if case .stateChanged = kind { return self }
+        var enriched = self
+        enriched.facts.merge(HostPressure.facts()) { current, _ in current }
+        return enriched
     }
 }

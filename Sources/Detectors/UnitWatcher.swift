@@ -55,7 +55,7 @@ public actor UnitWatcher {
                 }
             case .unitChanged, .jobNew, .jobRemoved:
                 for observation in tracker.ingest(event, at: .now()) {
-                    await deliver(.observation(withHostPressure(await namingFailedCommand(observation))))
+                    await deliver(.observation(await namingFailedCommand(observation).withHostPressure()))
                 }
             }
         }
@@ -72,14 +72,6 @@ public actor UnitWatcher {
         named.summary = CrashDescription.describe(kind, state)
         named.facts["FailedCommand"] = failed.description
         return named
-    }
-
-    /// Observations that can trigger a playbook carry the host's pressure at that moment.
-    private func withHostPressure(_ observation: Observation) -> Observation {
-        if case .stateChanged = observation.kind { return observation }
-        var enriched = observation
-        enriched.facts.merge(HostPressure.facts()) { current, _ in current }
-        return enriched
     }
 
     /// Watches a new set of targets (after a reload) and returns what reading the new ones found.

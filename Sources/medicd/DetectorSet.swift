@@ -68,7 +68,7 @@ actor DetectorSet {
         let task = Task {
             do {
                 try await runResiliently(name: name, states: states, metrics: metrics, engine: engine, logger: logger) {
-                    try await detector.run { observation in await engine.handleWithHostPressure(observation) }
+                    try await detector.run { observation in await engine.handle(observation.withHostPressure()) }
                 }
             } catch let gaveUp as ServiceGaveUp {
                 failed.yield(gaveUp)
