@@ -33,17 +33,21 @@ public enum AuditChain {
         // The next sequence number, as AUTOINCREMENT will give it, so that each record is
         // hashed before it is inserted.
         var seq = (try Int64.fetchOne(db, sql: "SELECT seq FROM sqlite_sequence WHERE name = 'record'") ?? 0) + 1
-        return try records.map { record in
+        var rows = records.map { record in
             var row = StoredRecord(record, host: host, bootID: bootID)
             row.seq = seq
             row.prevHash = previous
             row.hash = hash(row, previous: previous)
-            row.seal = sealer?.seal(row.hash, wallMicroseconds: row.wallMicroseconds) ?? ""
-            try row.insert(db)
             previous = row.hash
             seq += 1
             return row
         }
+        let seals = sealer?.seal(rows.map { ($0.hash, $0.wallMicroseconds) }) ?? []
+        for index in rows.indices {
+            if index < seals.count { rows[index].seal = seals[index] }
+            try rows[index].insert(db)
+        }
+        return rows
     }
 
     /// The hash the next record follows: the last record's, or the anchor's for an empty log.

@@ -78,20 +78,23 @@ final class RecordSealer: @unchecked Sendable {
 
     init(stateDirectory: String) { path = stateDirectory + "/" + Self.fileName }
 
-    /// Seals `hash` for a record written at `wallMicroseconds` with the key of the current
-    /// epoch, evolving (and forgetting) the key first if an epoch has passed; "" without a key.
-    func seal(_ hash: String, wallMicroseconds: Int64) -> String {
+    /// Seals a batch of records (their hashes and wall-clock times, in order) with the key of
+    /// the current epoch, evolving (and forgetting) the key first when an epoch has passed; ""
+    /// for each without a key. The key file is looked at once a batch.
+    func seal(_ records: [(hash: String, wallMicroseconds: Int64)]) -> [String] {
         lock.withLock {
             refresh()
-            guard var key = current else { return "" }
-            let epoch = key.epoch(atWall: wallMicroseconds)
-            if epoch > key.epoch {
-                key = key.evolved(to: epoch)
-                current = key
-                try? Self.write(key, to: path)
-                inode = Self.inode(path) ?? 0
+            return records.map { record in
+                guard var key = current else { return "" }
+                let epoch = key.epoch(atWall: record.wallMicroseconds)
+                if epoch > key.epoch {
+                    key = key.evolved(to: epoch)
+                    current = key
+                    try? Self.write(key, to: path)
+                    inode = Self.inode(path) ?? 0
+                }
+                return key.seal(record.hash)
             }
-            return key.seal(hash)
         }
     }
 

@@ -14,9 +14,9 @@ public final class KernelFiles: Sendable {
     }
 
     private let state = Mutex(State())
-    /// At most this many are kept open: a quarter of the soft limit of open files (256 of
-    /// systemd's 1,024), so that probes, sockets and exec steps always have room. Files beyond
-    /// it are read by path each round.
+    /// At most this many are kept open: a quarter of the soft limit of open files (medicd
+    /// raises its own to the hard limit, at most 65,536), so that probes, sockets and exec
+    /// steps always have room. Files beyond it are read by path each round.
     private let capacity: Int
 
     public init() {

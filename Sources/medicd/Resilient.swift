@@ -3,6 +3,7 @@ import Foundation
 import Glibc
 import Logging
 import ServiceLifecycle
+import Synchronization
 
 /// Runs one of medicd's services for the daemon's whole life. If it ends or fails while medicd
 /// is not shutting down, it is restarted in place after a back-off (1 s, doubling up to 30 s),
@@ -82,7 +83,11 @@ struct ServiceGaveUp: Error, CustomStringConvertible {
 /// The last resort when medicd must exit: if the orderly stop has not ended the process
 /// within the grace period (a service that does not stop), it ends with status 1 all the same.
 enum FatalExit {
+    private static let armed = Atomic<Bool>(false)
+
+    /// Starts the grace period; a second call (a service gave up, then the group ended) adds none.
     static func arm(after grace: Duration) {
+        guard !armed.exchange(true, ordering: .relaxed) else { return }
         Thread.detachNewThread {
             Thread.sleep(forTimeInterval: Double(grace.components.seconds))
             FileHandle.standardError.write(Data("medicd: did not stop within \(grace.components.seconds) s of a fatal failure; exiting\n".utf8))
