@@ -27,10 +27,12 @@ let package = Package(
             pkgConfig: "libsystemd",
             providers: [.apt(["libsystemd-dev"])]
         ),
+        // Sockets and errno, said once: every socket Medic opens goes through it.
+        .target(name: "Posix"),
         // The only importer of CSystemd: bus, notify, journal.
         .target(
             name: "Systemd",
-            dependencies: ["CSystemd"]
+            dependencies: ["CSystemd", "Posix"]
         ),
         // Plain domain types shared by every layer.
         .target(name: "MedicCore"),
@@ -38,7 +40,7 @@ let package = Package(
         .target(
             name: "Playbooks",
             dependencies: [
-                "MedicCore",
+                "MedicCore", "Posix",
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
@@ -65,30 +67,31 @@ let package = Package(
         .target(
             name: "Actions",
             dependencies: [
-                "MedicCore", "Systemd", "CSpawn",
+                "MedicCore", "Systemd", "CSpawn", "Posix",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
         // medicd's control socket: the request and answer, and the CLI's client.
-        .target(name: "Control", dependencies: ["MedicCore"]),
+        .target(name: "Control", dependencies: ["MedicCore", "Posix"]),
         // Replays a timeline of observations through the real engine on a virtual clock.
         .target(name: "Simulation", dependencies: ["MedicCore", "Engine", "Playbooks"]),
         // The audit log: SQLite through GRDB, and its queries.
         .target(
             name: "Audit",
             dependencies: [
-                "MedicCore", "Systemd", .product(name: "GRDB", package: "GRDB.swift"),
+                "MedicCore", "Systemd", "Posix", .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         // A disposable real systemd for tests and the demo.
-        .target(name: "TestHost", dependencies: ["Systemd", "Audit", "MedicCore"], path: "Tools/TestHost"),
-        .executableTarget(
-            name: "medicd",
+        .target(name: "TestHost", dependencies: ["Systemd", "Audit", "MedicCore", "Posix"], path: "Tools/TestHost"),
+        // medicd's logic: settings, assembly, the services it runs (supervisor, detectors,
+        // reloader, control socket, metrics, retention, watchdog), incident recovery.
+        .target(
+            name: "Daemon",
             dependencies: [
-                "MedicCore", "Systemd", "Playbooks", "Detectors", "Engine", "Actions", "Audit", "Control",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                "MedicCore", "Posix", "Systemd", "Playbooks", "Detectors", "Engine", "Actions", "Audit", "Control",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -96,6 +99,16 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        // The daemon's command line; runs the Daemon's services in a ServiceGroup.
+        .executableTarget(
+            name: "medicd",
+            dependencies: [
+                "Daemon", "MedicCore", "Playbooks",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(
@@ -115,16 +128,18 @@ let package = Package(
         .executableTarget(name: "medic-compare", dependencies: ["TestHost", "Audit", "MedicCore"], path: "Tools/medic-compare"),
         .executableTarget(
             name: "medic-demo",
-            dependencies: ["TestHost", "Systemd"],
+            dependencies: ["TestHost", "Systemd", "Posix"],
             path: "Tools/medic-demo"
         ),
+        .testTarget(name: "PosixTests", dependencies: ["Posix"]),
         .testTarget(name: "PlaybooksTests", dependencies: ["Playbooks", "MedicCore"]),
-        .testTarget(name: "DetectorsTests", dependencies: ["Detectors", "Systemd", "MedicCore", "Playbooks", "TestHost"]),
+        .testTarget(name: "DetectorsTests", dependencies: ["Detectors", "Systemd", "Posix", "MedicCore", "Playbooks", "TestHost"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Simulation", "Playbooks", "MedicCore"]),
+        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "MedicCore", "Playbooks", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "AuditTests", dependencies: ["Audit", "MedicCore", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["TestHost", "Systemd", "Audit", "MedicCore", "medicd", "medic", "medic-bench", "medic-compare", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["TestHost", "Systemd", "Audit", "MedicCore", "Posix", "medicd", "medic", "medic-bench", "medic-compare", .product(name: "GRDB", package: "GRDB.swift")]
         ),
     ]
 )

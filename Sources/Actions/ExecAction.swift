@@ -1,4 +1,5 @@
 import CSpawn
+import Posix
 import Systemd
 import Glibc
 import MedicCore
@@ -52,7 +53,7 @@ struct ExecAction {
         if result.total > result.kept { details["output_truncated"] = "kept the first \(result.kept) of \(result.total) bytes" }
         if result.error != 0 {
             let call = result.failed_call.map { String(cString: $0) } ?? "?"
-            return .failure("cannot run \(arguments[0]): \(call): \(String(cString: strerror(result.error)))", details)
+            return .failure("cannot run \(arguments[0]): \(call): \(PosixError.reason(result.error))", details)
         }
         let status = result.status
         let exited = status & 0x7f == 0

@@ -22,7 +22,7 @@ extension AuditStore {
             let time = now.movedTo(wall: row.wallMicroseconds)
             if row.kind == AuditRecord.Kind.stepIntent.rawValue, let step = row.step.flatMap(StepKind.init(rawValue:)), !row.wasDryRun {
                 runs.append((target, step, time))
-            } else if row.facts[AuditFact.failure] == "true" {
+            } else if row.facts[.failure] == "true" {
                 failures.append((target, time))
             }
         }
@@ -34,7 +34,7 @@ extension AuditStore {
     public func poolHolds() throws -> Set<String> {
         var held: [String: Bool] = [:]
         for record in try records(AuditQuery(kinds: [.stepResult])) where record.step == StepKind.pool.rawValue {
-            guard let socket = record.facts[AuditFact.poolSocket], let server = record.facts[AuditFact.poolServer], let flag = record.facts[AuditFact.poolHeld] else { continue }
+            guard let socket = record.facts[.poolSocket], let server = record.facts[.poolServer], let flag = record.facts[.poolHeld] else { continue }
             held["\(socket) \(server)"] = flag == "true"
         }
         return Set(held.filter(\.value).keys)
@@ -60,7 +60,7 @@ extension AuditStore {
             switch AuditRecord.Kind(rawValue: row.kind) {
             case .incidentOpened:
                 open[incident] = UnfinishedIncident(
-                    incident: incident, target: row.target ?? "", playbook: row.playbook ?? "", trigger: row.facts[AuditFact.trigger] ?? "")
+                    incident: incident, target: row.target ?? "", playbook: row.playbook ?? "", trigger: row.facts[.trigger] ?? "")
             case .incidentClosed:
                 open[incident] = nil
             case .stepIntent where !row.wasDryRun:
@@ -77,7 +77,7 @@ extension AuditStore {
     /// The boot identity the last medicd recorded at its start (`SystemdManager.bootIdentity`).
     public func lastBoot() throws -> String? {
         try read { db in
-            try String.fetchOne(db, sql: "SELECT json_extract(details, '$.boot') FROM record WHERE kind = 'daemon' AND json_extract(details, '$.boot') IS NOT NULL ORDER BY seq DESC LIMIT 1")
+            try String.fetchOne(db, sql: "SELECT json_extract(details, '$.\(AuditFact.boot.name)') FROM record WHERE kind = 'daemon' AND json_extract(details, '$.\(AuditFact.boot.name)') IS NOT NULL ORDER BY seq DESC LIMIT 1")
         }
     }
 

@@ -24,7 +24,7 @@ public struct Holds: Sendable {
             switch AuditRecord.Kind(rawValue: record.kind) {
             case .silence:
                 guard let pattern = record.target else { continue }
-                if facts[AuditFact.command] == "unsilence" {
+                if facts[.command] == "unsilence" {
                     let ended = now.movedTo(wall: record.wallMicroseconds)
                     for index in holds.silences.indices where holds.silences[index].silence.pattern == pattern && holds.silences[index].silence.end > ended {
                         holds.silences[index].silence.end = max(ended, holds.silences[index].silence.start)
@@ -34,13 +34,13 @@ public struct Holds: Sendable {
                 }
             case .humanCommand:
                 let target = record.target ?? "*"
-                switch facts[AuditFact.command] {
+                switch facts[.command] {
                 case "pause": holds.paused[target] = seq
                 case "resume" where target == "*": holds.paused.removeAll()
                 case "resume": holds.paused[target] = nil
                 default: break
                 }
-            case .guardStopped where facts[AuditFact.paused] == "true":
+            case .guardStopped where facts[.paused] == "true":
                 if let target = record.target { holds.paused[target] = seq }
             default:
                 break
@@ -66,7 +66,7 @@ public struct Holds: Sendable {
             records.append(AuditRecord(
                 kind: .humanCommand, time: now, target: target == "*" ? nil : target,
                 message: "automatic action on \(target == "*" ? "every target" : target) stays paused: \(note.replacingOccurrences(of: "%@", with: String(origin)))",
-                details: [AuditFact.command: "pause", "carried_from": String(origin)]))
+                details: [AuditFact.command.name: "pause", "carried_from": String(origin)]))
         }
         return records
     }

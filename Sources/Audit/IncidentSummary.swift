@@ -37,26 +37,26 @@ public struct IncidentSummary: Sendable, Equatable, Encodable {
             guard let id = record.incident else { continue }
             if record.kind == AuditRecord.Kind.incidentOpened.rawValue {
                 summaries[id] = IncidentSummary(
-                    id: id, target: record.target ?? "?", playbook: record.playbook ?? "?", trigger: record.facts[AuditFact.trigger] ?? "?",
-                    status: "open", opened: record.time, timeToDetectMs: record.facts[AuditFact.timeToDetectMs].flatMap(Int.init),
+                    id: id, target: record.target ?? "?", playbook: record.playbook ?? "?", trigger: record.facts[.trigger] ?? "?",
+                    status: "open", opened: record.time, timeToDetectMs: record.facts[.timeToDetectMs].flatMap(Int.init),
                     steps: [], escalations: 0, guardStops: 0)
                 continue
             }
             guard var summary = summaries[id] else { continue }
             switch AuditRecord.Kind(rawValue: record.kind) {
             case .stepResult:
-                summary.steps.append("\(record.step ?? "?"): \(record.facts[AuditFact.result] ?? "?")")
+                summary.steps.append("\(record.step ?? "?"): \(record.facts[.result] ?? "?")")
             case .guardStopped:
                 summary.guardStops += 1
-                if record.step != nil { summary.steps.append("\(record.step!): refused (\(record.facts[AuditFact.guardName] ?? "guard"))") }
+                if record.step != nil { summary.steps.append("\(record.step!): refused (\(record.facts[.guardName] ?? "guard"))") }
             case .escalation:
                 summary.escalations += 1
             case .incidentClosed:
-                summary.status = record.facts[AuditFact.outcome] ?? "closed"
+                summary.status = record.facts[.outcome] ?? "closed"
                 summary.closed = record.time
-                summary.timeToRecoverMs = record.facts[AuditFact.timeToRecoverMs].flatMap(Int.init)
-                summary.healthyAgain = record.facts[AuditFact.healthyAt]
-                summary.stabilisedMs = record.facts[AuditFact.stabilisedMs].flatMap(Int.init)
+                summary.timeToRecoverMs = record.facts[.timeToRecoverMs].flatMap(Int.init)
+                summary.healthyAgain = record.facts[.healthyAt]
+                summary.stabilisedMs = record.facts[.stabilisedMs].flatMap(Int.init)
             default:
                 break
             }

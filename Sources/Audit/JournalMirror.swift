@@ -39,7 +39,7 @@ public struct JournalMirror: AuditSink {
             throw error
         }
         for (record, row) in zip(records, written) {
-            let failed = record.kind == .playbookRefused || record.details[AuditFact.result] == "failed" || record.details[AuditFact.outcome] == "failed"
+            let failed = record.kind == .playbookRefused || record.details[.result] == "failed" || record.details[.outcome] == "failed"
             mirror(record, seq: String(row.seq), hash: row.hash, priority: failed ? .warning : .info)
         }
         return written.map(\.seq)

@@ -1,4 +1,5 @@
 import Crypto
+import Posix
 import Foundation
 import Glibc
 
@@ -137,13 +138,13 @@ final class RecordSealer: @unchecked Sendable {
     static func write(_ key: SealingKey, to path: String) throws {
         let temporary = path + ".new"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
-        guard fd >= 0 else { throw SealingError.unwritable(path, String(cString: strerror(errno))) }
+        guard fd >= 0 else { throw SealingError.unwritable(path, PosixError.reason()) }
         let bytes = Array("\(key.text)/\(key.epoch)\n".utf8)
         let written = Glibc.write(fd, bytes, bytes.count)
         let synced = fsync(fd)
         close(fd)
         guard written == bytes.count, synced == 0, rename(temporary, path) == 0 else {
-            throw SealingError.unwritable(path, String(cString: strerror(errno)))
+            throw SealingError.unwritable(path, PosixError.reason())
         }
         let directory = open((path as NSString).deletingLastPathComponent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         if directory >= 0 {

@@ -67,7 +67,7 @@ public struct StoredRecord: Codable, Sendable, Equatable, FetchableRecord, Mutab
     /// A step intent that dry-run only recorded: nothing was done. (Records written before the
     /// `dry_run` fact existed say so only in their message.)
     var wasDryRun: Bool {
-        facts[AuditFact.dryRun] == "true" || (kind == AuditRecord.Kind.stepIntent.rawValue && message.hasPrefix("dry-run: would"))
+        facts[.dryRun] == "true" || (kind == AuditRecord.Kind.stepIntent.rawValue && message.hasPrefix("dry-run: would"))
     }
 }
 

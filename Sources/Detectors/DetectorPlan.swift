@@ -27,15 +27,30 @@ public enum DetectorSpec: Sendable, Equatable {
     }
 }
 
-/// Which detectors a set of playbooks needs: worked out in this one place from the playbooks
-/// (and the sampling interval), a plain value, recomputed on every reload. The unit watcher
-/// (bus signals) is not in it: it always runs.
+/// The units the unit watcher follows over the bus: the targets' selectors, and the units
+/// they depend on (watched for their health only).
+public struct WatchedUnits: Sendable, Equatable {
+    public var selectors: [TargetSelector]
+    public var dependencies: [String]
+
+    public init(selectors: [TargetSelector], dependencies: [String]) {
+        self.selectors = selectors
+        self.dependencies = dependencies
+    }
+}
+
+/// What a set of playbooks watches: worked out in this one place from the playbooks (and the
+/// sampling interval), a plain value, recomputed on every reload. The unit watcher (bus
+/// signals) always runs, on `units`; every other detector is one of `specs`.
 public struct DetectorPlan: Sendable, Equatable {
+    /// The units followed over the bus.
+    public var units: WatchedUnits
     /// In a stable order: probes by unit, then the shared detectors.
     public var specs: [DetectorSpec]
 
     public init(playbooks: [Playbook], sampleInterval: Duration) {
         let targets = playbooks.flatMap(\.targets)
+        units = WatchedUnits(selectors: targets.map(\.selector), dependencies: targets.flatMap(\.dependsOn))
         // Only named units: a glob's probe, heartbeat or pattern has no single unit to watch.
         func named(_ spec: TargetSpec) -> String? {
             if case .unit(let unit) = spec.selector, !spec.selector.isPattern { unit } else { nil }

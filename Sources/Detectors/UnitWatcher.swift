@@ -23,12 +23,13 @@ public actor UnitWatcher {
     private var dependencies: Set<String>
     private let logger: Logger
 
-    /// Watches the units `selectors` select, and `dependencies` for their health.
-    public init(manager: SystemdManager, selectors: [TargetSelector], dependencies: [String] = [], logger: Logger) {
+    /// Watches the units the plan names: those its selectors select, and its dependencies for
+    /// their health.
+    public init(manager: SystemdManager, units: WatchedUnits, logger: Logger) {
         self.manager = manager
-        self.selectors = selectors.filter { $0 != .host }
-        self.dependencies = Set(dependencies)
-        tracker = UnitTracker(selectors: self.selectors + dependencies.map { .unit($0) })
+        selectors = units.selectors.filter { $0 != .host }
+        dependencies = Set(units.dependencies)
+        tracker = UnitTracker(selectors: selectors + units.dependencies.map { .unit($0) })
         self.logger = logger
     }
 
@@ -75,10 +76,10 @@ public actor UnitWatcher {
     }
 
     /// Watches a new set of targets (after a reload) and returns what reading the new ones found.
-    public func retarget(_ selectors: [TargetSelector], dependencies: [String]) async throws -> [Observation] {
-        self.selectors = selectors.filter { $0 != .host }
-        self.dependencies = Set(dependencies)
-        tracker.retarget(self.selectors + dependencies.map { .unit($0) })
+    public func retarget(_ units: WatchedUnits) async throws -> [Observation] {
+        selectors = units.selectors.filter { $0 != .host }
+        dependencies = Set(units.dependencies)
+        tracker.retarget(selectors + units.dependencies.map { .unit($0) })
         return try await snapshot()
     }
 

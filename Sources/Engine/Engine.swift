@@ -292,7 +292,7 @@ public actor Engine {
             logger.error("\(subject) escalation: \(record.message)")
         case .guardStopped:
             logger.warning("\(subject) \(record.message)")
-        case .stepResult where record.details[AuditFact.result] == "failed":
+        case .stepResult where record.details[.result] == "failed":
             logger.error("\(subject) \(record.message)")
         default:
             break

@@ -72,7 +72,7 @@ extension EngineCore {
             kind: .stepIntent, time: now, target: incident.target, incident: incident.id, playbook: incident.playbook.name,
             playbookHash: incident.playbook.contentHash, step: step.name,
             message: (settings.dryRun || incident.playbook.dryRun ? "dry-run: would \(step)" : "about to \(step)") + ": \(message)",
-            details: ["step": label, "plan": "calling a human"].merging(settings.dryRun || incident.playbook.dryRun ? [AuditFact.dryRun: "true"] : [:]) { $1 })))
+            details: ["step": label, "plan": "calling a human"].merging(settings.dryRun || incident.playbook.dryRun ? [AuditFact.dryRun.name: "true"] : [:]) { $1 })))
         if settings.dryRun || incident.playbook.dryRun { return }
         let token = token()
         detached[token] = DetachedStep(
@@ -104,7 +104,7 @@ extension EngineCore {
             emit(.record(AuditRecord(
                 kind: .escalation, time: now, playbook: playbook.name,
                 message: "storm: \(recent.count) of \(size) targets of \(playbook.name) triggered within \(DurationText.format(window)); holding automatic restarts for the group and calling a human (a shared cause is likely)",
-                details: [AuditFact.guardName: "storm", "targets": recent.keys.sorted().joined(separator: ",")])))
+                details: [AuditFact.guardName.name: "storm", "targets": recent.keys.sorted().joined(separator: ",")])))
         } else if !storming, group.holding {
             group.holding = false
             group.paged = false
@@ -121,7 +121,7 @@ extension EngineCore {
         targets[incident.target]?.failures.append(now)
         emit(.record(AuditRecord(
             kind: .decision, time: now, target: incident.target, incident: id, playbook: incident.playbook.name,
-            playbookHash: incident.playbook.contentHash, message: "plan failed: \(reason)", details: [AuditFact.failure: "true", "plan": incident.planName])))
+            playbookHash: incident.playbook.contentHash, message: "plan failed: \(reason)", details: [AuditFact.failure.name: "true", "plan": incident.planName])))
         let state = targets[incident.target] ?? TargetState()
         let levels = incident.rule.escalation
         let candidates = levels.indices.filter { index in
@@ -177,7 +177,7 @@ extension EngineCore {
             message: "needs a human: \(reason); " + (pause
                 ? "automatic action on \(incident.target) stops until a human resumes it"
                 : "trying again every \(DurationText.format(retry))"),
-            details: [AuditFact.paused: String(pause)])))
+            details: [AuditFact.paused.name: String(pause)])))
         page(incident, "needs a human: \(reason)", at: now)
         if pause {
             targets[incident.target]?.paused = true

@@ -9,7 +9,7 @@ extension EngineCore {
         if target == "*" { pausedAll = true } else { targets[target, default: TargetState()].paused = true }
         emit(.record(AuditRecord(
             kind: .humanCommand, time: now, target: target == "*" ? nil : target,
-            message: "paused automatic action on \(target == "*" ? "every target" : target)", details: [AuditFact.command: "pause"], actor: actor)))
+            message: "paused automatic action on \(target == "*" ? "every target" : target)", details: [AuditFact.command.name: "pause"], actor: actor)))
         return flush()
     }
 
@@ -20,7 +20,7 @@ extension EngineCore {
         if target == "*" { pausedAll = false }
         emit(.record(AuditRecord(
             kind: .humanCommand, time: now, target: target == "*" ? nil : target,
-            message: "resumed automatic action on \(target == "*" ? "every target" : target)", details: [AuditFact.command: "resume"], actor: actor)))
+            message: "resumed automatic action on \(target == "*" ? "every target" : target)", details: [AuditFact.command.name: "resume"], actor: actor)))
         for name in names.sorted() {
             let wasPaused = targets[name]?.paused == true
             targets[name]?.paused = false
@@ -61,7 +61,7 @@ extension EngineCore {
         for index in ending { silences[index].end = max(now, silences[index].start) }
         emit(.record(AuditRecord(
             kind: .silence, time: now, target: pattern, message: "unsilenced \(pattern) by \(actor)",
-            details: [AuditFact.command: "unsilence", "ended": String(ending.count)], actor: actor)))
+            details: [AuditFact.command.name: "unsilence", "ended": String(ending.count)], actor: actor)))
         retryHolds(guard: "silence", at: now)
         return (ending.count, flush())
     }
@@ -88,7 +88,7 @@ extension EngineCore {
         if let open = targets[target]?.incidents[key] { return ("incident \(open) from an earlier run by hand is still open on \(target)", []) }
         let observation = Observation(target: target, kind: .stateChanged, time: now, facts: ["actor": actor], summary: "\(name) run by hand by \(actor)")
         emit(.record(AuditRecord(kind: .humanCommand, time: now, target: target, playbook: name,
-                                 message: "run playbook \(name) on \(target)", details: [AuditFact.command: "run"], actor: actor)))
+                                 message: "run playbook \(name) on \(target)", details: [AuditFact.command.name: "run"], actor: actor)))
         open(playbook: playbook, ruleIndex: 0, key: key, observation: observation)
         return (nil, flush())
     }

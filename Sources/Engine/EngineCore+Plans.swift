@@ -7,8 +7,8 @@ extension EngineCore {
         let id = nextIncident
         nextIncident += 1
         let now = observation.time
-        var details = [AuditFact.trigger: rule.text, "steps": rule.steps.map(\.name).joined(separator: ",")]
-        if let occurred = observation.occurred { details[AuditFact.timeToDetectMs] = String(now.since(occurred).milliseconds) }
+        var details = [AuditFact.trigger.name: rule.text, "steps": rule.steps.map(\.name).joined(separator: ",")]
+        if let occurred = observation.occurred { details[.timeToDetectMs] = String(now.since(occurred).milliseconds) }
         emit(.record(AuditRecord(
             kind: .incidentOpened, time: now, target: observation.target, incident: id, playbook: playbook.name,
             playbookHash: playbook.contentHash, message: "\(rule.text): \(observation.summary); running playbook \(playbook.name)",
@@ -31,7 +31,7 @@ extension EngineCore {
             emit(.record(AuditRecord(
                 kind: .guardStopped, time: now, target: incident.target, incident: id, playbook: incident.playbook.name,
                 message: "automatic action on \(incident.target) is paused; the plan waits until a human resumes it",
-                details: [AuditFact.guardName: "paused"])))
+                details: [AuditFact.guardName.name: "paused"])))
             return
         }
         if state.healthy == true, incident.attempt > 0 {
@@ -70,7 +70,7 @@ extension EngineCore {
             emit(.record(AuditRecord(
                 kind: .guardStopped, time: now, target: incident.target, incident: id, playbook: incident.playbook.name,
                 message: "cool-down: the last plan on \(incident.target) started \(DurationText.format(now.since(last))) ago (cool-down \(DurationText.format(guards.cooldown)))",
-                details: [AuditFact.guardName: "cooldown"])))
+                details: [AuditFact.guardName.name: "cooldown"])))
             emit(.wake(token: token, at: until))
             return
         }
@@ -104,7 +104,7 @@ extension EngineCore {
             emit(.record(AuditRecord(
                 kind: .guardStopped, time: now, target: incident.target, incident: id, playbook: incident.playbook.name,
                 playbookHash: incident.playbook.contentHash, step: step.name, message: "\(step.name) stopped: \(stop.message)",
-                details: [AuditFact.guardName: stop.guard, AuditFact.result: "refused"])))
+                details: [AuditFact.guardName.name: stop.guard, AuditFact.result.name: "refused"])))
             switch stop.then {
             case .hold(let until):
                 incident.phase = .held(index, reason: stop.message, guard: stop.guard)
@@ -139,7 +139,7 @@ extension EngineCore {
             kind: .stepIntent, time: now, target: incident.target, incident: id, playbook: incident.playbook.name,
             playbookHash: incident.playbook.contentHash, step: step.name,
             message: (dryRun ? "dry-run: would \(step)" : "about to \(step)"),
-            details: ["step": label, "plan": incident.planName].merging(dryRun ? [AuditFact.dryRun: "true"] : [:]) { $1 })))
+            details: ["step": label, "plan": incident.planName].merging(dryRun ? [AuditFact.dryRun.name: "true"] : [:]) { $1 })))
         incident.stepStarted = now
         incidents[id] = incident
         targets[incident.target]?.stepRuns[step.kind, default: []].append(now)
@@ -197,7 +197,7 @@ extension EngineCore {
         emit(.record(AuditRecord(
             kind: .stepResult, time: now, target: incident.target, incident: id, playbook: incident.playbook.name,
             playbookHash: incident.playbook.contentHash, step: step.name, message: "\(step.name) \(result): \(summary)",
-            details: [AuditFact.result: result, "step": "\(index + 1)/\(incident.plan.count) \(step.name)", "plan": incident.planName,
+            details: [AuditFact.result.name: result, "step": "\(index + 1)/\(incident.plan.count) \(step.name)", "plan": incident.planName,
                       "duration_ms": String(now.since(incident.stepStarted).milliseconds)])))
         nextStep(id, after: index, at: now)
     }
@@ -239,7 +239,7 @@ extension EngineCore {
         emit(.record(AuditRecord(
             kind: .stepResult, time: now, target: incident.target, incident: id, playbook: incident.playbook.name,
             playbookHash: incident.playbook.contentHash, step: "verify", message: "verify failed: \(summary)",
-            details: [AuditFact.result: "failed", "step": "\(index + 1)/\(incident.plan.count) verify", "plan": incident.planName])))
+            details: [AuditFact.result.name: "failed", "step": "\(index + 1)/\(incident.plan.count) verify", "plan": incident.planName])))
         incident.token = nil
         incident.phase = .idle
         incidents[id] = incident
@@ -403,10 +403,10 @@ extension EngineCore {
         let start = incident.occurred ?? incident.opened
         let ttr = max(healthySince.since(start), .zero)
         var details = [
-            AuditFact.timeToRecoverMs: String(ttr.milliseconds), "attempts": String(incident.attempt), AuditFact.healthyAt: healthySince.iso8601,
-            AuditFact.stabilisedMs: String(now.since(healthySince).milliseconds),
+            AuditFact.timeToRecoverMs.name: String(ttr.milliseconds), "attempts": String(incident.attempt), AuditFact.healthyAt.name: healthySince.iso8601,
+            AuditFact.stabilisedMs.name: String(now.since(healthySince).milliseconds),
         ]
-        if let occurred = incident.occurred { details[AuditFact.timeToDetectMs] = String(incident.opened.since(occurred).milliseconds) }
+        if let occurred = incident.occurred { details[.timeToDetectMs] = String(incident.opened.since(occurred).milliseconds) }
         let outcome = incident.recoveredByItself ? "recovered-by-itself" : "recovered"
         close(id, outcome: outcome, message: "\(outcome == "recovered" ? "recovered" : "recovered by itself"): healthy again \(DurationText.format(ttr)) after it broke, then stable for \(DurationText.format(now.since(healthySince)))", at: now, details: details)
         targets[incident.target]?.backoffLevel = 0
@@ -415,7 +415,7 @@ extension EngineCore {
     mutating func close(_ id: Int64, outcome: String, message: String, at now: Timestamp, details: [String: String] = [:]) {
         guard let incident = incidents.removeValue(forKey: id) else { return }
         var details = details
-        details[AuditFact.outcome] = outcome
+        details[.outcome] = outcome
         emit(.record(AuditRecord(
             kind: .incidentClosed, time: now, target: incident.target, incident: id, playbook: incident.playbook.name,
             playbookHash: incident.playbook.contentHash, message: message, details: details)))

@@ -149,7 +149,7 @@ public struct EngineCore: Sendable {
             // A probe begun before the restart finished speaks of the process that was replaced.
             var facts = observation.facts
             facts["stale"] = "true"
-            facts[AuditFact.observed] = observation.kind.label
+            facts[.observed] = observation.kind.label
             emit(.record(AuditRecord(
                 kind: .observation, time: now, target: name, incident: state.incidents.values.min(),
                 message: "\(observation.summary) (set aside: begun before the restart that finished at \(remedy.iso8601))", details: facts)))
@@ -158,7 +158,7 @@ public struct EngineCore: Sendable {
         let joined = match.flatMap { state.incidents[$0.key] }
         emit(.record(AuditRecord(
             kind: .observation, time: now, target: name, incident: joined ?? state.incidents.values.min(),
-            message: observation.summary, details: observation.facts.merging([AuditFact.observed: observation.kind.label]) { own, _ in own })))
+            message: observation.summary, details: observation.facts.merging([AuditFact.observed.name: observation.kind.label]) { own, _ in own })))
         let changed = note(observation, in: &state)
         if let requires = observation.facts["Requires"] { state.requires = requires.split(separator: ",").map(String.init) }
         targets[name] = state
@@ -223,8 +223,8 @@ public struct EngineCore: Sendable {
         if let guardName = outcome.refusedBy {
             counters.guardStops += 1
             var details = outcome.details
-            details[AuditFact.guardName] = guardName
-            details[AuditFact.result] = "refused"
+            details[.guardName] = guardName
+            details[.result] = "refused"
             details["step"] = label
             emit(.record(AuditRecord(
                 kind: .guardStopped, time: now, target: incident.target, incident: id, playbook: incident.playbook.name,
@@ -274,7 +274,7 @@ public struct EngineCore: Sendable {
         started: Timestamp, at now: Timestamp
     ) {
         var details = outcome.details
-        details[AuditFact.result] = outcome.succeeded ? "succeeded" : "failed"
+        details[.result] = outcome.succeeded ? "succeeded" : "failed"
         details["step"] = label
         details["plan"] = plan
         details["duration_ms"] = String(now.since(started).milliseconds)

@@ -1,33 +1,51 @@
-/// The names of the audit facts (`AuditRecord.details`) that one module writes and another
-/// reads: the engine's and the actions' records are read back by the audit store (guard
-/// history, pool holds, incidents), the metrics, the CLI and the post-mortem report. One name,
-/// defined once, so that a writer and its readers cannot drift apart.
-public enum AuditFact {
+/// An audit fact (a key of `AuditRecord.details`) that one module writes and another reads: the
+/// engine's and the actions' records are read back by the audit store (guard history, pool
+/// holds, incidents), the metrics, the CLI and the post-mortem report. Each is defined once,
+/// here, and read and written through its type (`details[.result]`), so that a writer and its
+/// readers cannot drift apart. The names are stored: never rename one.
+public struct AuditFact: Hashable, Sendable, CustomStringConvertible {
+    /// The key as stored.
+    public let name: String
+
+    private init(_ name: String) { self.name = name }
+
+    public var description: String { name }
+
     /// A step's result: `succeeded`, `failed`, `refused`, `dry-run`.
-    public static let result = "result"
+    public static let result = AuditFact("result")
     /// How an incident closed: `recovered`, `recovered-by-itself`, `escalated`, `failed`, `dry-run`.
-    public static let outcome = "outcome"
+    public static let outcome = AuditFact("outcome")
     /// `true` on the decision that an attempt failed (guard history counts it).
-    public static let failure = "failure"
+    public static let failure = AuditFact("failure")
     /// The guard that stopped or held a step.
-    public static let guardName = "guard"
+    public static let guardName = AuditFact("guard")
     /// The rule's condition that opened an incident.
-    public static let trigger = "trigger"
+    public static let trigger = AuditFact("trigger")
     /// The kind of an observation (`crashed`, `unhealthy`, …).
-    public static let observed = "observed"
+    public static let observed = AuditFact("observed")
     /// `true` on a step intent that dry-run only recorded (nothing was done).
-    public static let dryRun = "dry_run"
+    public static let dryRun = AuditFact("dry_run")
     /// A human's command (`pause`, `resume`, `run`, `unsilence`).
-    public static let command = "command"
+    public static let command = AuditFact("command")
     /// `true` on a guard stop that paused the target (flapping).
-    public static let paused = "paused"
+    public static let paused = AuditFact("paused")
     /// A pool step's HAProxy socket, server, and whether Medic holds the server out of service.
-    public static let poolSocket = "pool_socket"
-    public static let poolServer = "pool_server"
-    public static let poolHeld = "pool_held"
+    public static let poolSocket = AuditFact("pool_socket")
+    public static let poolServer = AuditFact("pool_server")
+    public static let poolHeld = AuditFact("pool_held")
+    /// The boot a medicd started in (on its start record), for telling a reboot apart.
+    public static let boot = AuditFact("boot")
     /// An incident's figures on close.
-    public static let timeToDetectMs = "time_to_detect_ms"
-    public static let timeToRecoverMs = "time_to_recover_ms"
-    public static let stabilisedMs = "stabilised_ms"
-    public static let healthyAt = "healthy_at"
+    public static let timeToDetectMs = AuditFact("time_to_detect_ms")
+    public static let timeToRecoverMs = AuditFact("time_to_recover_ms")
+    public static let stabilisedMs = AuditFact("stabilised_ms")
+    public static let healthyAt = AuditFact("healthy_at")
+}
+
+extension Dictionary where Key == String, Value == String {
+    /// The value of a shared audit fact.
+    public subscript(fact: AuditFact) -> String? {
+        get { self[fact.name] }
+        set { self[fact.name] = newValue }
+    }
 }

@@ -32,7 +32,7 @@ public struct Silence: Sendable, Equatable {
     /// The silence a `silence` record's facts describe, on the clocks of `now`'s boot; nil for a
     /// record that does not set one (an unsilence, or a record older than these facts).
     public init?(pattern: String, details: [String: String], author: String, now: Timestamp) {
-        guard details[AuditFact.command] == nil, let start = details["start_us"].flatMap(Int64.init), let end = details["end_us"].flatMap(Int64.init) else { return nil }
+        guard details[.command] == nil, let start = details["start_us"].flatMap(Int64.init), let end = details["end_us"].flatMap(Int64.init) else { return nil }
         self.init(pattern: pattern, start: now.movedTo(wall: start), end: now.movedTo(wall: end),
                   reason: details["reason"] ?? "", author: details["author"] ?? author)
     }

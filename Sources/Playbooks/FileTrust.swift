@@ -1,4 +1,5 @@
 import Glibc
+import Posix
 
 /// sshd's StrictModes for Medic's configuration: medicd runs as root and runs what playbooks
 /// say, so a playbook or the config is read only from a file owned by root and not writable by
@@ -9,7 +10,7 @@ public enum FileTrust {
     public static func problem(_ path: String) -> String? {
         var link = stat()
         if lstat(path, &link) == 0, link.st_mode & S_IFMT == S_IFLNK {
-            guard let resolved = realpath(path, nil) else { return "cannot resolve the symbolic link \(path): \(String(cString: strerror(errno)))" }
+            guard let resolved = realpath(path, nil) else { return "cannot resolve the symbolic link \(path): \(PosixError.reason())" }
             defer { free(resolved) }
             let target = String(cString: resolved)
             let directory = target.lastIndex(of: "/").map { target[..<$0].isEmpty ? "/" : String(target[..<$0]) } ?? "."
@@ -19,7 +20,7 @@ public enum FileTrust {
             return nil
         }
         var info = stat()
-        guard stat(path, &info) == 0 else { return "cannot stat \(path): \(String(cString: strerror(errno)))" }
+        guard stat(path, &info) == 0 else { return "cannot stat \(path): \(PosixError.reason())" }
         let mode = String(info.st_mode & 0o7777, radix: 8)
         if info.st_uid != 0 {
             return "\(path) is owned by \(owner(info.st_uid)), not root; medicd reads its configuration only from files and directories owned by root (chown root \(path))"

@@ -1,4 +1,5 @@
 import Foundation
+import Posix
 import Yams
 
 /// What every YAML file Medic reads goes through before it is read as a playbook or the config:
@@ -18,10 +19,10 @@ enum YAMLDocument {
             .failure(Diagnostics([Diagnostic(file: file, line: 1, column: 1, message: message)]))
         }
         let fd = open(file, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
-        guard fd >= 0 else { return fail("cannot open file: \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { return fail("cannot open file: \(PosixError.reason())") }
         defer { close(fd) }
         var info = stat()
-        guard fstat(fd, &info) == 0 else { return fail("cannot stat file: \(String(cString: strerror(errno)))") }
+        guard fstat(fd, &info) == 0 else { return fail("cannot stat file: \(PosixError.reason())") }
         if let kind = FileKind.nonRegular(info.st_mode) {
             return fail("\(file) is \(kind), not a regular file; refused (a playbook or config is a YAML file)")
         }
@@ -30,7 +31,7 @@ enum YAMLDocument {
         while count < bytes.count {
             let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + count, $0.count - count) }
             if n < 0, errno == EINTR { continue }
-            if n < 0 { return fail("cannot read file: \(String(cString: strerror(errno)))") }
+            if n < 0 { return fail("cannot read file: \(PosixError.reason())") }
             if n == 0 { break }
             count += n
         }

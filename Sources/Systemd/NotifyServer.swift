@@ -1,6 +1,8 @@
 import CSystemd
 import Foundation
 import Glibc
+import Posix
+import Synchronization
 
 /// The receiving end of the sd_notify protocol: a datagram socket that programs reach through
 /// `NOTIFY_SOCKET`, each message delivered with the sender's PID (from the kernel's
@@ -43,7 +45,8 @@ public final class NotifyServer: @unchecked Sendable {
     public let limit: SenderLimit
     /// The messages, in the order they arrived.
     public let messages: AsyncStream<Message>
-    private let fd: Int32
+    private let socket: Socket
+    private let closing = Atomic<Bool>(false)
     private let countsLock = NSLock()
     private var counts = Counts()
 
@@ -56,29 +59,14 @@ public final class NotifyServer: @unchecked Sendable {
     ) throws(SystemdError) {
         self.path = path
         self.limit = limit
-        unlink(path)
-        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        if fd < 0 { throw SystemdError(call: "socket(AF_UNIX, SOCK_DGRAM)", errno: errno) }
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &one, socklen_t(MemoryLayout<Int32>.size))
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            Glibc.close(fd)
-            throw SystemdError(call: "bind(\(path))", errno: ENAMETOOLONG)
+        let socket: Socket
+        do {
+            socket = try Socket.bind(.unix(path), .datagram, mode: 0o666)
+        } catch {
+            throw SystemdError(call: error.call, errno: error.code)
         }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in for (i, b) in bytes.enumerated() { raw[i] = b } }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        if bound != 0 {
-            let error = errno
-            Glibc.close(fd)
-            throw SystemdError(call: "bind(\(path))", errno: error)
-        }
-        chmod(path, 0o666)
-        self.fd = fd
+        socket.enable(SO_PASSCRED)
+        self.socket = socket
         let (stream, continuation) = AsyncStream.makeStream(of: Message.self, bufferingPolicy: .bufferingNewest(4096))
         messages = stream
         let thread = Thread { [self] in
@@ -89,7 +77,8 @@ public final class NotifyServer: @unchecked Sendable {
             var pids = [Int32](repeating: 0, count: batch)
             var buckets = SenderBuckets(limit: limit)
             while true {
-                let received = medic_recv_batch_with_pids(fd, &buffer, UInt(slot), Int32(batch), &lengths, &pids)
+                let received = medic_recv_batch_with_pids(socket.descriptor, &buffer, UInt(slot), Int32(batch), &lengths, &pids)
+                if closing.load(ordering: .acquiring) { break }
                 if received < 0 {
                     if errno == EINTR { continue }
                     break
@@ -124,6 +113,8 @@ public final class NotifyServer: @unchecked Sendable {
                     continuation.yield(Message(pid: pid, sender: sender, fields: fields))
                 }
             }
+            // This thread closes it: the descriptor's number cannot be reused under its receive.
+            socket.close()
             continuation.finish()
         }
         thread.name = "medic-notify"
@@ -142,10 +133,11 @@ public final class NotifyServer: @unchecked Sendable {
         }
     }
 
-    /// Stops receiving and removes the socket.
+    /// Stops receiving (the receiving thread wakes, closes the socket and ends the stream) and
+    /// removes the socket's file.
     public func close() {
-        shutdown(fd, Int32(SHUT_RDWR))
-        Glibc.close(fd)
+        closing.store(true, ordering: .releasing)
+        socket.shutdown()
         unlink(path)
     }
 }

@@ -1,5 +1,6 @@
 import CSystemd
 import Glibc
+import Posix
 
 /// A failed call into libsystemd (or a system call made on its behalf): which call, and the
 /// errno it returned, by name. Bus method errors also carry the D-Bus error name and message.
@@ -27,7 +28,7 @@ public struct SystemdError: Error, CustomStringConvertible, Sendable, Equatable 
     }
 
     public var description: String {
-        var text = "\(call) failed: \(errnoName) (\(String(cString: strerror(errno))))"
+        var text = "\(call) failed: \(errnoName) (\(PosixError.reason(errno)))"
         if let busErrorName { text += ", \(busErrorName)" }
         if let busErrorMessage { text += ": \(busErrorMessage)" }
         return text

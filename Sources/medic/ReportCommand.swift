@@ -51,7 +51,7 @@ enum PostMortem {
             + (s.healthyAgain != nil ? " (healthy again; watched until \(s.closed ?? "?") to be stable)" : ""))
         out += ["", "## Figures", ""]
         out.append("- Time to detect: \(s.timeToDetectMs.map { "\($0) ms" } ?? "unknown")")
-        if let mitigated = records.first(where: { $0.kind == "step-result" && $0.facts[AuditFact.result] == "succeeded" && $0.step != "collect" && $0.step != "notify" }),
+        if let mitigated = records.first(where: { $0.kind == "step-result" && $0.facts[.result] == "succeeded" && $0.step != "collect" && $0.step != "notify" }),
            let opened = records.first(where: { $0.kind == "incident-opened" }) {
             out.append("- Time to mitigate: \((mitigated.wallMicroseconds - opened.wallMicroseconds) / 1000) ms (first \(mitigated.step ?? "step") that succeeded)")
         }
@@ -62,7 +62,7 @@ enum PostMortem {
         for r in records {
             out.append("| \(r.time) | \(r.kind) | \(r.step ?? "") | \(r.message.replacingOccurrences(of: "|", with: "\\|")) |")
         }
-        let refused = records.filter { $0.kind == "guard-stopped" || $0.facts[AuditFact.result] == "interrupted" || $0.facts[AuditFact.result] == "failed" }
+        let refused = records.filter { $0.kind == "guard-stopped" || $0.facts[.result] == "interrupted" || $0.facts[.result] == "failed" }
         out += ["", "## Refused, failed or interrupted", ""]
         out += refused.isEmpty ? ["Nothing."] : refused.map { "- \($0.time) \($0.message)" }
         out += ["", "## Evidence", ""]

@@ -1,14 +1,10 @@
-import Actions
 import ArgumentParser
-import Audit
-import Detectors
-import Engine
+import Daemon
 import Foundation
 import Logging
 import MedicCore
 import Playbooks
 import ServiceLifecycle
-import Systemd
 
 /// medicd: watches systemd units, runs playbooks when they fail, and audits everything.
 @main
@@ -119,111 +115,14 @@ struct MedicDaemon: AsyncParsableCommand {
     func run() async throws {
         LoggingSystem.bootstrap { StdoutLogHandler(label: $0) }
         let logger = Logger(label: "medicd")
-        let descriptors = DescriptorLimit.raise()
-
         let source = SettingsSource(configFlag: config, flags: try overrides())
-        let settings: DaemonConfig
-        switch source.load() {
-        case .failure(let diagnostics): throw fatal("the config is invalid:\n\(diagnostics)")
-        case .success(let loaded): settings = loaded
-        }
-        let playbooks = settings.playbooks, state = settings.state, runtime = settings.runtime, dryRun = settings.dryRun
-        let directory: PlaybookDirectory
+        let daemon: Daemon
         do {
-            directory = try PlaybookDirectory.load(playbooks, defaults: settings.defaults)
+            daemon = try await Daemon(source: source, logger: logger)
         } catch {
-            throw fatal("\(error)")
+            throw fatal(error.description)
         }
-        let store: AuditStore
-        do {
-            store = try AuditStore(stateDirectory: state)
-        } catch {
-            throw fatal("cannot open the audit log in \(state): \(error)")
-        }
-        let address: BusAddress = settings.bus.map { .address($0) } ?? .system
-        let systemBus: SystemBus
-        do {
-            systemBus = try SystemBus(address: address)
-        } catch {
-            throw fatal("cannot reach the system bus at \(address): \(error)")
-        }
-        let metrics = MedicMetrics()
-        let audit = MeteredAuditSink(inner: JournalMirror(store: store), metrics: metrics)
-        let recovery = try await IncidentRecovery(store: store, manager: SystemdManager(bus: systemBus))
-        var records = [AuditRecord(
-            kind: .daemon,
-            message: "medicd started (pid \(getpid())) with \(directory.playbooks.count) playbooks from \(playbooks)" + (dryRun ? ", dry-run" : ""),
-            details: ["pid": String(getpid()), "descriptors": String(descriptors), "config": settings.file ?? "(none: built-in defaults)", "playbooks": playbooks, "state": state, "bus": address.description, "dry_run": String(dryRun),
-                      "boot": recovery.boot])]
-        records += recovery.records
-        records += PlaybookLoading.records(for: directory, logger: logger)
-        // Silences and pauses come from the chain only: what is not in it does not hold Medic.
-        let holds = try store.holds(now: Timestamp.now())
-        for (seq, why) in holds.ignored {
-            let message = "ignored record \(seq), a silence or pause that is not part of the audit chain: \(why)"
-            logger.warning("\(message)")
-            records.append(AuditRecord(kind: .daemon, message: message, details: ["ignored": String(seq)]))
-        }
-        _ = try await audit.append(records)
-
-        let now = Timestamp.now()
-        var core = EngineCore(playbooks: directory.playbooks, settings: .init(dryRun: dryRun), firstIncidentID: try store.nextIncidentID())
-        let history = try store.guardHistory(within: .seconds(86_400), now: now)
-        core.restore(stepRuns: history.stepRuns, failures: history.failures)
-        core.restoreHolds(silences: holds.silences.map(\.silence), paused: Set(holds.paused.keys))
-        let targetCount = directory.playbooks.flatMap(\.targets).count
-        let restarts = RestartNotices()
-        let runner = ActionRunner(
-            manager: SystemdManager(bus: systemBus), pool: PoolAction(pool: HAProxyRuntime(), held: try store.poolHolds()), journalDirectory: settings.journal,
-            restarts: restarts)
-        let engine = Engine(
-            core: core, runner: runner, audit: audit, logger: logger,
-            onChange: { status in
-                Notify.status(StatusLine.text(status, targets: targetCount))
-                metrics.update(status, targets: targetCount)
-            })
-        metrics.update(await engine.status, targets: targetCount)
-        let watcher = UnitWatcher(
-            manager: SystemdManager(bus: systemBus), selectors: directory.playbooks.flatMap { $0.targets.map(\.selector) },
-            dependencies: directory.playbooks.flatMap { $0.targets.flatMap(\.dependsOn) }, logger: logger)
-
-        // Every service but the supervisor is restarted in place if it ends; the supervisor
-        // failing ends medicd with a non-zero status, for systemd to restart it.
-        let states = DetectorStates()
-        let detectors = DetectorSet(engine: engine, states: states, metrics: metrics, logger: logger, make: DetectorFactory(
-            manager: SystemdManager(bus: systemBus), runtimeDirectory: runtime, journalDirectory: settings.journal, cgroupRoot: settings.cgroupRoot,
-            restarts: restarts, logger: logger).make)
-        let reloader = Reloader(
-            source: source, running: settings, engine: engine, watcher: watcher, detectors: detectors, audit: audit, metrics: metrics, logger: logger)
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: Supervisor(
-                bus: systemBus, engine: engine, watcher: watcher, audit: audit, targets: targetCount, recovery: recovery, metrics: metrics,
-                states: states, logger: logger)),
-            .init(service: Resilient(name: "reloader", inner: reloader, states: states, engine: engine, logger: logger)),
-            .init(service: Resilient(name: "control socket", inner: ControlServer(
-                path: settings.controlSocketPath, group: getgrnam(settings.controlGroup)!.pointee.gr_gid,
-                adminGroup: settings.adminGroup.map { getgrnam($0)!.pointee.gr_gid },
-                handler: ControlHandler(engine: engine, reloader: reloader, startedAt: now), logger: logger), states: states, engine: engine, logger: logger)),
-            .init(service: Resilient(name: "retention", inner: RetentionService(
-                store: store, engine: engine, age: settings.retainFor, maxBytes: settings.retainSize, logger: logger), states: states, engine: engine, logger: logger)),
-        ]
-        services.append(.init(service: DetectorService(
-            detectors: detectors, plan: DetectorPlan(playbooks: directory.playbooks, sampleInterval: settings.sampleInterval))))
-        if let listen = settings.metricsListen.flatMap(ListenAddress.init) {
-            if !listen.isLoopback {
-                logger.warning("serving metrics without authentication on \(listen.host):\(listen.port), reachable from other hosts (metrics.public)")
-            }
-            services.append(.init(service: Resilient(
-                name: "metrics listener", inner: MetricsServer(address: listen, metrics: metrics, engine: engine, logger: logger), states: states, engine: engine, logger: logger)))
-        }
-        if let interval = Notify.watchdogInterval() {
-            logger.info("systemd watchdog enabled: pinging every \(interval / 2)")
-            services.append(.init(service: WatchdogPinger(interval: interval, engine: engine, states: states, logger: logger)))
-        }
-        let group = ServiceGroup(configuration: .init(
-            services: services,
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: logger))
+        let group = ServiceGroup(configuration: .init(services: daemon.services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
             try await group.run()
         } catch {

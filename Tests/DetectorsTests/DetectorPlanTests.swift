@@ -17,6 +17,7 @@ struct DetectorPlanTests {
             probe: { http: "http://127.0.0.1:8080/health", every: 1s }
             heartbeat: { every: 1s, missed: 3 }
           - unit: "web@*.service"
+            depends_on: [ db.service ]
         on:
           - when: unhealthy or heartbeat-missed or journal "out of memory" or heartbeat-late
             do: [ restart ]
@@ -35,6 +36,13 @@ struct DetectorPlanTests {
         #expect(patterns == ["web.service": ["out of memory"]])
         #expect(units.keys.sorted() == ["web.service"] && host.isEmpty && interval == .seconds(5))
         #expect(DetectorPlan(playbooks: [], sampleInterval: .seconds(5)).specs.isEmpty)
+    }
+
+    @Test("the unit watcher's units: every target's selector, globs included, and their dependencies")
+    func watchedUnits() throws {
+        let plan = DetectorPlan(playbooks: [try playbook(web)], sampleInterval: .seconds(5))
+        #expect(plan.units.selectors.map(\.description) == ["web.service", "web@*.service"])
+        #expect(plan.units.dependencies == ["db.service"])
     }
 
     @Test("the same playbooks give an equal plan; a changed probe changes only its own spec")

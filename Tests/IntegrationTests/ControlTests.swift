@@ -2,28 +2,17 @@ import Audit
 import Foundation
 import Glibc
 import MedicCore
+import Posix
 import Systemd
 import TestHost
 import Testing
 
 /// Sends raw bytes to a control socket and returns the answer.
 private func rawRequest(_ bytes: [UInt8], to path: String) throws -> String {
-    let fd = try unixConnection(path: path)
-    defer { close(fd) }
-    var offset = 0
-    while offset < bytes.count {
-        let n = bytes[offset...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-        if n <= 0 { break }
-        offset += n
-    }
-    var answer: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 4096)
-    while true {
-        let n = recv(fd, &buffer, buffer.count, 0)
-        if n <= 0 { break }
-        answer += buffer[0..<n]
-    }
-    return String(decoding: answer, as: UTF8.self)
+    let socket = try unixConnection(path: path)
+    defer { socket.close() }
+    try? socket.send(bytes)
+    return String(decoding: (try? socket.receiveAll()) ?? [], as: UTF8.self)
 }
 
 @Suite("The control socket and the commands that use it, on a real systemd", .serialized, .timeLimit(.minutes(5)))

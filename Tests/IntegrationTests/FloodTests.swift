@@ -1,6 +1,7 @@
 import Audit
 import Foundation
 import MedicCore
+import Posix
 import Systemd
 import TestHost
 import Testing
@@ -62,13 +63,13 @@ struct FloodTests {
                 """, arguments: ["--runtime", host.directory + runtime])
             defer { medicd.process.stop() }
 
-            var held: [Int32] = []
-            defer { for fd in held { close(fd) } }
+            var held: [Socket] = []
+            defer { for socket in held { socket.close() } }
             let control = Flood(name: "control: 200 slow clients", start: {
                 for _ in 0..<200 {
-                    let fd = try unixConnection(path: medicd.socket)
-                    held.append(fd)
-                    _ = #"{"command": "sta"#.withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+                    let socket = try unixConnection(path: medicd.socket)
+                    held.append(socket)
+                    try socket.send(#"{"command": "sta"#)
                 }
             }, stop: {})
             let metrics = Flood(name: "metrics: 1,000 idle connections", start: {
@@ -106,7 +107,7 @@ struct FloodTests {
                     name: flood.name, healedMs: took, cpuPercent: (after.cpuSeconds - before.cpuSeconds) / seconds * 100,
                     residentMiB: after.residentMiB, descriptors: max(before.descriptors, after.descriptors)))
                 try await flood.stop()
-                for fd in held { close(fd) }
+                for socket in held { socket.close() }
                 held.removeAll()
             }
 

@@ -1,6 +1,7 @@
 import Audit
 import Foundation
 import MedicCore
+import Posix
 import Systemd
 import TestHost
 import Testing
@@ -18,10 +19,10 @@ struct HalfAliveTests {
             let medicd = try RunningMedicd.start(
                 on: host, playbook: playbook(unit: "web.service", verify: "0s"), launcher: ["/usr/bin/prlimit", "--nofile=64:64", "--"])
             defer { medicd.process.stop() }
-            var held: [Int32] = []
-            defer { for fd in held { close(fd) } }
-            for _ in 0..<100 { if let fd = try? unixConnection(path: medicd.socket) { held.append(fd) } }
-            for _ in 0..<200 { if let fd = try? loopbackConnection(port: medicd.metricsPort) { held.append(fd) } }
+            var held: [Socket] = []
+            defer { for socket in held { socket.close() } }
+            for _ in 0..<100 { if let socket = try? unixConnection(path: medicd.socket) { held.append(socket) } }
+            for _ in 0..<200 { if let socket = try? loopbackConnection(port: medicd.metricsPort) { held.append(socket) } }
             try await Task.sleep(for: .milliseconds(500))
             let descriptors = ProcessCost(pid: medicd.process.pid)?.descriptors ?? 0
             kill(try #require(host.processes(ofUnit: "web.service").first), SIGKILL)
@@ -29,7 +30,7 @@ struct HalfAliveTests {
                 ((try? medicd.records(kinds: [.stepResult]).contains { $0.step == "restart" && $0.facts["result"] == "succeeded" }) ?? false)
             }
             #expect(healed, "medicd at \(descriptors) of 64 descriptors did not heal: \(medicd.process.output)")
-            for fd in held { close(fd) }
+            for socket in held { socket.close() }
             held.removeAll()
             #expect(await eventually(timeout: .seconds(20)) { ((try? medic(["status", "--socket", medicd.socket]))?.status ?? 1) == 0 }, "\(medicd.process.output)")
             #expect(await eventually(timeout: .seconds(20)) { (try? httpExchange(port: medicd.metricsPort, "GET /metrics HTTP/1.0\r\n\r\n", timeout: 1).status) == 200 })

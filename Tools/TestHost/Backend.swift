@@ -1,4 +1,5 @@
 import Foundation
+import Posix
 
 /// The test backend (`backend/medic-backend.c`) and load generator (`backend/medic-load.c`),
 /// compiled with the system's C compiler on first use into `.build/` beside this package's sources.
@@ -34,7 +35,7 @@ public enum Backend {
         try fm.createDirectory(atPath: packageRoot + "/.build", withIntermediateDirectories: true)
         let temporary = output + ".\(getpid())"
         try run("/usr/bin/cc", ["-O2", "-Wall", "-Werror", "-o", temporary, source])
-        if rename(temporary, output) != 0 { throw TestHostError.setup("rename \(temporary): \(String(cString: strerror(errno)))") }
+        if rename(temporary, output) != 0 { throw TestHostError.setup("rename \(temporary): \(PosixError.reason())") }
         return output
     }
 }

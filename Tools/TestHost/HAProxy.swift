@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Posix
 
 /// HAProxy from Debian's package, started by a test on loopback: one frontend balancing one
 /// backend (`app`) of servers `s1`, `s2`, … with an admin socket for the runtime API. Stopped
@@ -82,26 +83,10 @@ public final class HAProxy: @unchecked Sendable {
 
     /// Sends one runtime-API command and returns the answer.
     public func command(_ text: String) throws -> String {
-        let fd = Glibc.socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw TestHostError.setup("socket: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: Array(socket.utf8)) }
-        let connected = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard connected == 0 else { throw TestHostError.setup("connect \(socket): \(String(cString: strerror(errno)))") }
-        let request = Array((text + "\n").utf8)
-        _ = send(fd, request, request.count, 0)
-        var answer: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 16_384)
-        while true {
-            let n = recv(fd, &buffer, buffer.count, 0)
-            if n <= 0 { break }
-            answer += buffer[0..<n]
-        }
-        return String(decoding: answer, as: UTF8.self)
+        let connection = try Socket.connect(to: .unix(socket), timeout: .seconds(5))
+        defer { connection.close() }
+        try connection.send(text + "\n")
+        return String(decoding: try connection.receiveAll(), as: UTF8.self)
     }
 
     /// Each server's status as `show stat` gives it (`UP`, `DOWN`, `MAINT`, `DRAIN`, …), by name.

@@ -61,13 +61,13 @@ public struct RunningMedicd: Sendable {
     /// When medicd recorded an observation of `kind` (`crashed`) at or after `fault`.
     public func observed(_ kind: String, after fault: Int64) -> Int64? {
         let records = (try? records(kinds: [.observation])) ?? []
-        return records.first { $0.facts["observed"] == kind && $0.wallMicroseconds >= fault }?.wallMicroseconds
+        return records.first { $0.facts[.observed] == kind && $0.wallMicroseconds >= fault }?.wallMicroseconds
     }
 
     /// Incidents closed so far; with `outcome`, only those that ended so (`recovered`).
     public func closedIncidents(outcome: String? = nil) -> Int {
         let records = (try? records(kinds: [.incidentClosed])) ?? []
-        return records.filter { outcome == nil || $0.facts["outcome"] == outcome }.count
+        return records.filter { outcome == nil || $0.facts[.outcome] == outcome }.count
     }
 
     /// Waits (up to 10 s) until `count` incidents have closed (with `outcome`, if given); false

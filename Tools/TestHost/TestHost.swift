@@ -1,4 +1,5 @@
 import Foundation
+import Posix
 import Glibc
 import Synchronization
 import Systemd
@@ -48,7 +49,7 @@ public final class TestHost: Sendable {
         self.name = name
         self.binds = binds
         var template = Array("/tmp/medic-host-\(name).XXXXXX".utf8CString)
-        guard let made = mkdtemp(&template) else { throw TestHostError.setup("mkdtemp: \(String(cString: strerror(errno)))") }
+        guard let made = mkdtemp(&template) else { throw TestHostError.setup("mkdtemp: \(PosixError.reason())") }
         directory = String(cString: made)
         cgroup = "/sys/fs/cgroup/unified/testhost-" + (directory as NSString).lastPathComponent
         do {

@@ -110,7 +110,7 @@ struct GuardScenario {
         let restarts = records.filter { $0.kind == AuditRecord.Kind.stepIntent.rawValue && $0.step == "restart" }.count
         let stops = records.filter { $0.kind == AuditRecord.Kind.guardStopped.rawValue }
         let held = Set(stops.compactMap(\.target)).count
-        for stop in stops { result.guards[stop.facts["guard"] ?? "?", default: 0] += 1 }
+        for stop in stops { result.guards[stop.facts[.guardName] ?? "?", default: 0] += 1 }
         result.restarts.append(Double(restarts))
         result.held.append(Double(held))
         if restarts != expectedRestarts {

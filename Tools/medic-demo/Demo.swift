@@ -1,4 +1,5 @@
 import Foundation
+import Posix
 import Glibc
 import Systemd
 import TestHost
@@ -124,23 +125,10 @@ struct Demo {
 
     /// A minimal HTTP GET on loopback; returns the body's first line, or nil if nothing answers.
     static func httpGet(port: Int) -> String? {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_port = in_port_t(UInt16(port).bigEndian)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { return nil }
-        let request = "GET / HTTP/1.0\r\n\r\n"
-        _ = request.withCString { send(fd, $0, strlen($0), 0) }
-        var buffer = [UInt8](repeating: 0, count: 1024)
-        let n = recv(fd, &buffer, buffer.count, 0)
-        guard n > 0 else { return nil }
-        let text = String(decoding: buffer[0..<n], as: UTF8.self)
+        guard let socket = try? Socket.connect(to: .loopback(port), timeout: .seconds(2)) else { return nil }
+        defer { socket.close() }
+        guard (try? socket.send("GET / HTTP/1.0\r\n\r\n")) != nil, let bytes = try? socket.receive(maximum: 1024), !bytes.isEmpty else { return nil }
+        let text = String(decoding: bytes, as: UTF8.self)
         return text.components(separatedBy: "\r\n\r\n").last?.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }

@@ -2,6 +2,7 @@ import Systemd
 import Foundation
 import Glibc
 import MedicCore
+import Posix
 
 /// HAProxy's runtime API on its admin socket (`stats socket PATH level admin`, or a TCP
 /// `host:port`): one command per connection, answered in well under a millisecond.
@@ -60,58 +61,24 @@ public struct HAProxyRuntime: LoadBalancerPool {
     }
 
     private static func exchange(_ text: String, address: String, timeout: Duration) throws(PoolError) -> String {
-        let fd: Int32
-        if address.hasPrefix("/") {
-            fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        } else {
-            fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard let target = SocketAddress(address) else {
+            throw PoolError("HAProxy's address '\(address)' is neither a socket path nor HOST:PORT with an IPv4 host")
         }
-        guard fd >= 0 else { throw PoolError("cannot reach HAProxy at \(address): socket: \(errorName())") }
-        defer { close(fd) }
-        var limit = timeval(tv_sec: Int(timeout.components.seconds), tv_usec: Int(timeout.components.attoseconds / 1_000_000_000_000))
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-        let connected: Int32
-        if address.hasPrefix("/") {
-            var addr = sockaddr_un()
-            addr.sun_family = sa_family_t(AF_UNIX)
-            let path = Array(address.utf8)
-            guard path.count < MemoryLayout.size(ofValue: addr.sun_path) else { throw PoolError("HAProxy's socket path is too long: \(address)") }
-            withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: path) }
-            connected = withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-            }
-        } else {
-            guard let colon = address.lastIndex(of: ":"), let port = UInt16(address[address.index(after: colon)...]) else {
-                throw PoolError("HAProxy's address '\(address)' is neither a socket path nor HOST:PORT")
-            }
-            var addr = sockaddr_in()
-            addr.sin_family = sa_family_t(AF_INET)
-            addr.sin_port = port.bigEndian
-            guard inet_pton(AF_INET, String(address[..<colon]), &addr.sin_addr) == 1 else {
-                throw PoolError("HAProxy's address '\(address)' needs an IPv4 address before the port")
-            }
-            connected = withUnsafePointer(to: &addr) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-        }
-        guard connected == 0 else {
-            let why = errno == EACCES ? "permission denied (medicd must be allowed to open the admin socket)" : errorName()
+        let socket: Socket
+        do {
+            socket = try Socket.connect(to: target, timeout: timeout)
+        } catch {
+            let why = error.code == EACCES ? "permission denied (medicd must be allowed to open the admin socket)" : error.reason
             throw PoolError("HAProxy is unreachable at \(address): connect: \(why)")
         }
-        let request = Array((text + "\n").utf8)
-        guard send(fd, request, request.count, Int32(MSG_NOSIGNAL)) == request.count else {
-            throw PoolError("cannot send to HAProxy at \(address): \(errorName())")
-        }
-        var answer: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 16_384)
-        while true {
-            let n = recv(fd, &buffer, buffer.count, 0)
-            if n > 0 { answer += buffer[0..<n]; continue }
-            if n == 0 { break }
-            if errno == EINTR { continue }
-            if errno == EAGAIN { throw PoolError("HAProxy at \(address) did not answer '\(text)' within \(DurationText.format(timeout))") }
-            throw PoolError("reading HAProxy's answer at \(address): \(errorName())")
+        defer { socket.close() }
+        let answer: [UInt8]
+        do {
+            try socket.send(text + "\n")
+            answer = try socket.receiveAll()
+        } catch {
+            if error.isTimeout { throw PoolError("HAProxy at \(address) did not answer '\(text)' within \(DurationText.format(timeout))") }
+            throw PoolError("talking to HAProxy at \(address): \(error)")
         }
         let string = String(decoding: answer, as: UTF8.self)
         if string.hasPrefix("Permission denied") {
@@ -119,6 +86,4 @@ public struct HAProxyRuntime: LoadBalancerPool {
         }
         return string
     }
-
-    private static func errorName() -> String { String(cString: strerror(errno)) }
 }

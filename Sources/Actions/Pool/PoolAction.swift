@@ -41,17 +41,17 @@ public actor PoolAction {
             guard let server = servers.first(where: { $0.name == member.server }) else {
                 return .failure("backend \(member.backend) at \(member.haproxy) has no server '\(member.server)' (it has \(servers.map(\.name).joined(separator: ", ")))")
             }
-            var details = [AuditFact.poolServer: name, AuditFact.poolSocket: member.haproxy, "pool_before": server.summary,
+            var details = [AuditFact.poolServer.name: name, AuditFact.poolSocket.name: member.haproxy, "pool_before": server.summary,
                            "pool_backend": servers.map(\.summary).joined(separator: "; ")]
             if server.admin == state {
                 details["pool_after"] = server.summary
-                details[AuditFact.poolHeld] = String(heldByMedic.contains(key))
+                details[.poolHeld] = String(heldByMedic.contains(key))
                 return .success("\(name) is already \(state.rawValue); nothing to do", details)
             }
             if state == .ready {
                 guard heldByMedic.contains(key) else {
                     details["pool_after"] = server.summary
-                    details[AuditFact.poolHeld] = "false"
+                    details[.poolHeld] = "false"
                     return .success("\(name) stays in \(server.admin.rawValue): Medic did not take it out (an operator did), so only a person returns it", details)
                 }
             } else if unitDown {
@@ -73,12 +73,12 @@ public actor PoolAction {
             if state == .ready { heldByMedic.remove(key) } else { heldByMedic.insert(key) }
             let now = try await pool.servers(of: member).first { $0.name == member.server }
             details["pool_after"] = now?.summary ?? "?"
-            details[AuditFact.poolHeld] = String(state != .ready)
+            details[.poolHeld] = String(state != .ready)
             details["pool_changed"] = "true"
             let verb = state == .ready ? "returned to service" : "taken out of service (\(state.rawValue))"
             return .success("\(name) \(verb); was \(server.status)", details)
         } catch {
-            return .failure(error.description, [AuditFact.poolServer: name, AuditFact.poolSocket: member.haproxy])
+            return .failure(error.description, [AuditFact.poolServer.name: name, AuditFact.poolSocket.name: member.haproxy])
         }
     }
 

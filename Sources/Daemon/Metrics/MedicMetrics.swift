@@ -47,17 +47,17 @@ final class MedicMetrics: Sendable {
         for record in records {
             switch record.kind {
             case .observation:
-                counter("observations", "Observations made by the detectors, by kind.", [("kind", record.details[AuditFact.observed] ?? "other")]).increment()
+                counter("observations", "Observations made by the detectors, by kind.", [("kind", record.details[.observed] ?? "other")]).increment()
             case .incidentOpened:
                 counter("incidents_opened", "Incidents opened.", []).increment()
-                if let ms = record.details[AuditFact.timeToDetectMs].flatMap(Int64.init) { timeToDetect.record(.milliseconds(ms)) }
+                if let ms = record.details[.timeToDetectMs].flatMap(Int64.init) { timeToDetect.record(.milliseconds(ms)) }
             case .incidentClosed:
-                counter("incidents_closed", "Incidents closed, by outcome.", [("outcome", record.details[AuditFact.outcome] ?? "other")]).increment()
-                if let ms = record.details[AuditFact.timeToRecoverMs].flatMap(Int64.init) { timeToRecover.record(.milliseconds(ms)) }
+                counter("incidents_closed", "Incidents closed, by outcome.", [("outcome", record.details[.outcome] ?? "other")]).increment()
+                if let ms = record.details[.timeToRecoverMs].flatMap(Int64.init) { timeToRecover.record(.milliseconds(ms)) }
             case .stepResult:
-                counter("steps", "Steps run, by kind and result.", [("step", record.step ?? "other"), ("result", record.details[AuditFact.result] ?? "other")]).increment()
+                counter("steps", "Steps run, by kind and result.", [("step", record.step ?? "other"), ("result", record.details[.result] ?? "other")]).increment()
             case .guardStopped:
-                counter("guard_stops", "Steps and plans a guard stopped or held, by guard.", [("guard", record.details[AuditFact.guardName] ?? "other")]).increment()
+                counter("guard_stops", "Steps and plans a guard stopped or held, by guard.", [("guard", record.details[.guardName] ?? "other")]).increment()
             case .escalation:
                 counter("escalations", "Escalations (a ladder level, or a human).", []).increment()
             default:

@@ -5,6 +5,7 @@ import Glibc
 import Logging
 import MedicCore
 import NIOPosix
+import Posix
 import ServiceLifecycle
 import Synchronization
 import Systemd
@@ -37,37 +38,30 @@ struct ControlServer: Service {
         let readers = NIOThreadPool(numberOfThreads: 4)
         readers.start()
         let connections = ConnectionCount()
-        let clients = AsyncStream<Int32> { continuation in
+        let clients = AsyncStream(Socket.self) { continuation in
             Thread.detachNewThread {
                 var starved = false
                 while true {
-                    let client = accept(listener, nil, nil)
-                    if client >= 0 {
+                    do throws(PosixError) {
+                        let client = try listener.accept()
                         starved = false
-                        _ = fcntl(client, F_SETFD, FD_CLOEXEC)
                         guard connections.open.add(1, ordering: .relaxed).newValue <= Self.maximumConnections else {
                             connections.open.subtract(1, ordering: .relaxed)
                             connections.shed.add(1, ordering: .relaxed)
-                            close(client)
+                            client.close()
                             continue
                         }
                         continuation.yield(client)
-                        continue
-                    }
-                    switch errno {
-                    case EINTR, ECONNABORTED:
-                        continue
-                    case EMFILE, ENFILE, ENOBUFS, ENOMEM:
+                    } catch {
+                        guard [EMFILE, ENFILE, ENOBUFS, ENOMEM].contains(error.code) else { break }
                         // Out of descriptors or memory for now: wait, and accept again.
-                        if !starved { logger.error("control socket: cannot accept (\(String(cString: strerror(errno)))); trying again every 100 ms") }
+                        if !starved { logger.error("control socket: cannot accept (\(error.reason)); trying again every 100 ms") }
                         starved = true
                         usleep(100_000)
-                        continue
-                    default:
-                        break
                     }
-                    break
                 }
+                // This thread closes it: the descriptor's number cannot be reused under its accept.
+                listener.close()
                 continuation.finish()
             }
         }
@@ -85,33 +79,19 @@ struct ControlServer: Service {
                 }
             }
         } onGracefulShutdown: {
-            shutdown(listener, Int32(SHUT_RDWR))
-            close(listener)
+            listener.shutdown()
         }
         try? await readers.shutdownGracefully()
     }
 
-    private func bind() throws -> Int32 {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        var addr = sockaddr_un()
-        addr.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard fd >= 0, bytes.count < MemoryLayout.size(ofValue: addr.sun_path) else {
-            throw ControlServerError("cannot create the control socket \(path)")
-        }
-        withUnsafeMutableBytes(of: &addr.sun_path) { $0.copyBytes(from: bytes) }
+    private func bind() throws -> Socket {
         try? FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        unlink(path)
-        // Created 0600 and opened to the group only once its owner is right.
-        let old = umask(0o177)
-        let bound = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        umask(old)
-        guard bound == 0, chown(path, 0, group) == 0, chmod(path, 0o660) == 0, listen(fd, 64) == 0 else {
-            let why = String(cString: strerror(errno))
-            close(fd)
-            throw ControlServerError("cannot listen on the control socket \(path): \(why)")
+        let socket: Socket
+        do {
+            // Created 0600 and opened to the group only once its owner is right.
+            socket = try Socket.bind(.unix(path), .stream, mode: 0o660, owner: (0, group))
+        } catch {
+            throw ControlServerError("cannot listen on the control socket \(path): \(error)")
         }
         if let adminGroup, adminGroup != group {
             // The admin group connects too: an ACL entry beside the socket's own group.
@@ -119,16 +99,16 @@ struct ControlServer: Service {
                 logger.warning("control: the admin group cannot connect to \(path) unless it is also in group \(Caller.groupName(group)): \(problem)")
             }
         }
-        return fd
+        return socket
     }
 
     /// Reads one request, checks who sent it, answers, closes.
-    private func serve(_ client: Int32, readers: NIOThreadPool) async {
-        defer { close(client) }
+    private func serve(_ client: Socket, readers: NIOThreadPool) async {
+        defer { client.close() }
         let answer: ControlResponse
         // Reading and the caller's groups (NSS may ask a directory server) can wait: not here.
         let (read, caller) = (try? await readers.runIfActive { () -> (Result<ControlRequest, Problem>, Caller?) in
-            (Self.readRequest(client), PeerCredentials(socket: client).map(Caller.init))
+            (Self.readRequest(client), PeerCredentials(socket: client.descriptor).map(Caller.init))
         }) ?? (.failure(Problem(description: "medicd is stopping")), nil)
         switch (read, caller) {
         case (.failure(let problem), _):
@@ -147,7 +127,7 @@ struct ControlServer: Service {
         }
         var line = (try? JSONEncoder().encode(answer)) ?? Data("{\"ok\":false}".utf8)
         line.append(UInt8(ascii: "\n"))
-        _ = line.withUnsafeBytes { send(client, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+        try? client.send(Array(line))
     }
 
     /// Logs a refused request, and audits it (who, what, why) at most `RefusalLog.perMinute`
@@ -180,20 +160,15 @@ struct ControlServer: Service {
 
     /// One line of JSON, within the size and time limits. Blocks for up to 2 s: call it on a
     /// thread of the readers' pool.
-    private static func readRequest(_ fd: Int32) -> Result<ControlRequest, Problem> {
-        var limit = timeval(tv_sec: 2, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
-        var data: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 16_384)
-        while !data.contains(UInt8(ascii: "\n")) {
-            if data.count > requestLimit {
-                return .failure(Problem(description: "request too large: at most \(requestLimit / 1024) KiB"))
-            }
-            let n = recv(fd, &buffer, buffer.count, 0)
-            if n > 0 { data += buffer[0..<n]; continue }
-            if n < 0, errno == EINTR { continue }
-            if n < 0, errno == EAGAIN { return .failure(Problem(description: "no complete request within 2 s")) }
-            break
+    private static func readRequest(_ client: Socket) -> Result<ControlRequest, Problem> {
+        client.setTimeout(.seconds(2))
+        let data: [UInt8]
+        do {
+            data = try client.receiveLine(limit: requestLimit)
+        } catch {
+            if error.code == EMSGSIZE { return .failure(Problem(description: "request too large: at most \(requestLimit / 1024) KiB")) }
+            if error.isTimeout { return .failure(Problem(description: "no complete request within 2 s")) }
+            return .failure(Problem(description: "cannot read the request: \(error.reason)"))
         }
         let line = data.split(separator: UInt8(ascii: "\n"), maxSplits: 1, omittingEmptySubsequences: false).first ?? []
         do {
@@ -252,7 +227,7 @@ enum SocketACL {
         guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "setxattr") else { return "setxattr is not available" }
         let setxattr = unsafeBitCast(symbol, to: SetXattr.self)
         let result = bytes.withUnsafeBytes { setxattr(path, "system.posix_acl_access", $0.baseAddress, $0.count, 0) }
-        return result == 0 ? nil : String(cString: strerror(errno))
+        return result == 0 ? nil : PosixError.reason()
     }
 }
 

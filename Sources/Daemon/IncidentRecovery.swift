@@ -39,7 +39,7 @@ struct IncidentRecovery: Sendable {
             }
             records.append(AuditRecord(
                 kind: .stepResult, target: incident.target, incident: incident.incident, playbook: incident.playbook, step: step,
-                message: message, details: [AuditFact.result: result, "boot_after": boot]))
+                message: message, details: [AuditFact.result.name: result, "boot_after": boot]))
         }
         self.records = records
     }

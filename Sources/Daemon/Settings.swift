@@ -3,24 +3,43 @@ import MedicCore
 import Playbooks
 
 /// The flags given on medicd's command line; each one set overrides the config file.
-struct FlagOverrides: Sendable {
-    var playbooks: String?
-    var state: String?
-    var runtime: String?
-    var journal: String?
-    var bus: String?
-    var dryRun = false
-    var controlSocket: String?
-    var controlGroup: String?
-    var adminGroup: String?
+public struct FlagOverrides: Sendable {
+    public var playbooks: String?
+    public var state: String?
+    public var runtime: String?
+    public var journal: String?
+    public var bus: String?
+    public var dryRun = false
+    public var controlSocket: String?
+    public var controlGroup: String?
+    public var adminGroup: String?
     /// `HOST:PORT`, or `off`.
-    var metricsListen: String?
+    public var metricsListen: String?
     /// `--metrics-public`: a non-loopback `metricsListen` is meant.
-    var metricsPublic = false
-    var sampleInterval: Duration?
-    var cgroupRoot: String?
-    var retainFor: Duration?
-    var retainSize: Int64?
+    public var metricsPublic = false
+    public var sampleInterval: Duration?
+    public var cgroupRoot: String?
+    public var retainFor: Duration?
+    public var retainSize: Int64?
+
+    public init(
+        playbooks: String? = nil, state: String? = nil, runtime: String? = nil, journal: String? = nil, bus: String? = nil, dryRun: Bool = false,
+        controlSocket: String? = nil, controlGroup: String? = nil, adminGroup: String? = nil, metricsListen: String? = nil,
+        metricsPublic: Bool = false, cgroupRoot: String? = nil
+    ) {
+        self.playbooks = playbooks
+        self.state = state
+        self.runtime = runtime
+        self.journal = journal
+        self.bus = bus
+        self.dryRun = dryRun
+        self.controlSocket = controlSocket
+        self.controlGroup = controlGroup
+        self.adminGroup = adminGroup
+        self.metricsListen = metricsListen
+        self.metricsPublic = metricsPublic
+        self.cgroupRoot = cgroupRoot
+    }
 
     func apply(to config: inout DaemonConfig) {
         if let playbooks { config.playbooks = playbooks }
@@ -42,19 +61,19 @@ struct FlagOverrides: Sendable {
 }
 
 /// Where medicd's settings come from: the config file (when there is one), then the flags.
-struct SettingsSource: Sendable {
+public struct SettingsSource: Sendable {
     /// The config file; nil when none is used.
-    let file: String?
-    let flags: FlagOverrides
+    public let file: String?
+    public let flags: FlagOverrides
 
     /// `--config PATH` must exist; the default path is used only when it exists.
-    init(configFlag: String?, flags: FlagOverrides) {
+    public init(configFlag: String?, flags: FlagOverrides) {
         self.flags = flags
         file = DaemonConfig.file(given: configFlag)
     }
 
     /// The settings in effect: the file validated, then the flags over it.
-    func load() -> Result<DaemonConfig, Diagnostics> {
+    public func load() -> Result<DaemonConfig, Diagnostics> {
         var config = DaemonConfig()
         if let file {
             switch ConfigParser.parse(file: file) {

@@ -76,18 +76,18 @@ struct Reloader: Service {
         }
         await engine.replaceSettings(.init(dryRun: config.dryRun))
         await engine.replacePlaybooks(loaded.playbooks)
-        let change = await detectors.apply(DetectorPlan(playbooks: loaded.playbooks, sampleInterval: running.sampleInterval))
+        let plan = DetectorPlan(playbooks: loaded.playbooks, sampleInterval: running.sampleInterval)
+        let change = await detectors.apply(plan)
         if !change.isEmpty {
             message += "; detectors: " + [("started", change.started), ("restarted", change.restarted), ("stopped", change.stopped)]
                 .filter { !$0.1.isEmpty }.map { "\($0.0) \($0.1.joined(separator: ", "))" }.joined(separator: "; ")
         }
-        records.append(AuditRecord(kind: .daemon, message: message, details: ["dry_run": String(config.dryRun)], actor: actor))
+        records.append(AuditRecord(kind: .daemon, message: message, details: [AuditFact.dryRun.name: String(config.dryRun)], actor: actor))
         _ = try? await audit.append(records)
         await history.note(.now())
         metrics.reloaded(true, targets: loaded.playbooks.flatMap(\.targets).count)
         do {
-            let selectors = loaded.playbooks.flatMap { $0.targets.map(\.selector) }
-            for observation in try await watcher.retarget(selectors, dependencies: loaded.playbooks.flatMap { $0.targets.flatMap(\.dependsOn) }) {
+            for observation in try await watcher.retarget(plan.units) {
                 await engine.handle(observation)
             }
         } catch {

@@ -82,11 +82,11 @@ struct ServiceGaveUp: Error, CustomStringConvertible {
 
 /// The last resort when medicd must exit: if the orderly stop has not ended the process
 /// within the grace period (a service that does not stop), it ends with status 1 all the same.
-enum FatalExit {
+public enum FatalExit {
     private static let armed = Atomic<Bool>(false)
 
     /// Starts the grace period; a second call (a service gave up, then the group ended) adds none.
-    static func arm(after grace: Duration) {
+    public static func arm(after grace: Duration) {
         guard !armed.exchange(true, ordering: .relaxed) else { return }
         Thread.detachNewThread {
             Thread.sleep(forTimeInterval: Double(grace.components.seconds))
