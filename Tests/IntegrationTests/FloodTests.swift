@@ -69,7 +69,8 @@ struct FloodTests {
                 for _ in 0..<200 {
                     let socket = try unixConnection(path: medicd.socket)
                     held.append(socket)
-                    try socket.send(#"{"command": "sta"#)
+                    // Past the 32 served at once, medicd closes the connection: the send may fail.
+                    try? socket.send(#"{"command": "sta"#)
                 }
             }, stop: {})
             let metrics = Flood(name: "metrics: 1,000 idle connections", start: {
