@@ -19,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.20.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.60.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.25.0"),
     ],
     targets: [
         // libsystemd, as the system provides it.
@@ -70,6 +71,17 @@ let package = Package(
                 "MedicCore", "Systemd", "CSpawn", "Posix",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        // The fleet: hosts registered in etcd v3 under leases, watching each other.
+        .target(
+            name: "Fleet",
+            dependencies: [
+                "MedicCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
         // medicd's control socket: the request and answer, and the CLI's client.
@@ -136,6 +148,7 @@ let package = Package(
         .testTarget(name: "DetectorsTests", dependencies: ["Detectors", "Systemd", "Posix", "MedicCore", "Playbooks", "TestHost"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Simulation", "Playbooks", "MedicCore"]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "MedicCore", "Playbooks", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "FleetTests", dependencies: ["Fleet", "TestHost"]),
         .testTarget(name: "AuditTests", dependencies: ["Audit", "MedicCore", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(
             name: "IntegrationTests",

@@ -108,6 +108,7 @@ extension DaemonConfig {
         check("sampling.cgroup_root", \.cgroupRoot)
         check("retention.keep_for", \.retainFor)
         check("retention.max_size", \.retainSize)
+        check("fleet", \.fleet)
         return changed
     }
 }

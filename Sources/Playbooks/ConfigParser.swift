@@ -37,7 +37,7 @@ struct ConfigReader {
     init(file: String) { playbooks = PlaybookReader(file: file) }
 
     static let topKeys = [
-        "playbooks", "state", "runtime", "journal", "bus", "dry_run", "control", "metrics", "sampling", "retention", "guards", "receivers",
+        "playbooks", "state", "runtime", "journal", "bus", "dry_run", "control", "metrics", "sampling", "retention", "guards", "receivers", "fleet",
     ]
 
     mutating func config(_ root: Node) -> DaemonConfig? {
@@ -79,9 +79,68 @@ struct ConfigReader {
                 }
             }
         }
+        if let node = top["fleet"]?.value { config.fleet = fleet(node) }
         if let node = top["guards"]?.value, let guards = playbooks.guardSettings(node, base: Guards()) { config.defaults.guards = guards }
         if let node = top["receivers"]?.value { config.defaults.receivers = playbooks.receivers(node) }
         return config
+    }
+
+    static let fleetKeys = [
+        "name", "host", "address", "endpoints", "lease_ttl", "keepalive", "user", "password_file", "tls", "alone_grace",
+    ]
+
+    /// The `fleet:` section: a name, this host's address for its peers, and etcd's endpoints.
+    private mutating func fleet(_ node: Node) -> FleetConfig? {
+        guard let keys = playbooks.nodes.mapping(node, what: "'fleet'", allowed: Self.fleetKeys) else { return nil }
+        let name = keys["name"].flatMap { playbooks.nodes.string($0.value, what: "'fleet.name'") }
+        if let name, name.isEmpty || !name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) {
+            playbooks.nodes.report(keys["name"]?.value, "'fleet.name' must be letters, digits, '-', '_' or '.'; found '\(name)'")
+        }
+        var hostName = [CChar](repeating: 0, count: 256)
+        gethostname(&hostName, hostName.count)
+        let host = keys["host"].flatMap { playbooks.nodes.string($0.value, what: "'fleet.host'") } ?? String(cString: hostName)
+        if host.isEmpty || host.contains("/") {
+            playbooks.nodes.report(keys["host"]?.value ?? node, "'fleet.host' must be a name without '/'; found '\(host)'")
+        }
+        let address = keys["address"].flatMap { playbooks.nodes.string($0.value, what: "'fleet.address'") }
+        if let text = address, ListenAddress(text) == nil {
+            playbooks.nodes.report(keys["address"]?.value, "'fleet.address' must be HOST:PORT where peers reach this host's medicd, e.g. 10.0.0.11:9467; found '\(text)'")
+        }
+        var endpoints: [String] = []
+        if let node = keys["endpoints"]?.value, let items = playbooks.nodes.sequence(node, what: "'fleet.endpoints'") {
+            for item in items {
+                guard let url = playbooks.nodes.string(item, what: "an etcd endpoint") else { continue }
+                guard (url.hasPrefix("http://") || url.hasPrefix("https://")), ListenAddress(String(url.drop { $0 != "/" }.dropFirst(2))) != nil else {
+                    playbooks.nodes.report(item, "an etcd endpoint must be http://HOST:PORT or https://HOST:PORT; found '\(url)'")
+                    continue
+                }
+                endpoints.append(url)
+            }
+        }
+        for (key, what) in [("name", "the fleet's name"), ("address", "this host's HOST:PORT for its peers"), ("endpoints", "etcd's client URLs")] where keys[key] == nil {
+            playbooks.nodes.report(node, "'fleet' needs '\(key)': \(what)")
+        }
+        var fleet = FleetConfig(name: name ?? "", host: host, address: address ?? "", endpoints: endpoints)
+        if let ttl = at(least: .seconds(2), keys["lease_ttl"], "'fleet.lease_ttl'") { fleet.leaseTTL = ttl }
+        if let interval = at(least: .milliseconds(100), keys["keepalive"], "'fleet.keepalive'") { fleet.keepAlive = interval }
+        if fleet.keepAlive * 2 > fleet.leaseTTL {
+            playbooks.nodes.report(keys["keepalive"]?.value ?? node, "'fleet.keepalive' (\(DurationText.format(fleet.keepAlive))) must be at most half of 'fleet.lease_ttl' (\(DurationText.format(fleet.leaseTTL))), a third is usual: one lost keep-alive must not lose the lease")
+        }
+        if let grace = at(least: .seconds(1), keys["alone_grace"], "'fleet.alone_grace'") { fleet.aloneGrace = grace }
+        fleet.user = keys["user"].flatMap { playbooks.nodes.string($0.value, what: "'fleet.user'") }
+        fleet.passwordFile = path(keys["password_file"], "'fleet.password_file'")
+        if (fleet.user == nil) != (fleet.passwordFile == nil) {
+            playbooks.nodes.report(keys["user"]?.value ?? keys["password_file"]?.value, "'fleet.user' and 'fleet.password_file' go together")
+        }
+        if let tls = keys["tls"]?.value, let files = playbooks.nodes.mapping(tls, what: "'fleet.tls'", allowed: ["ca", "cert", "key"]) {
+            fleet.caFile = path(files["ca"], "'fleet.tls.ca'")
+            fleet.certificateFile = path(files["cert"], "'fleet.tls.cert'")
+            fleet.keyFile = path(files["key"], "'fleet.tls.key'")
+            if (fleet.certificateFile == nil) != (fleet.keyFile == nil) {
+                playbooks.nodes.report(tls, "'fleet.tls' needs both 'cert' and 'key' for a client certificate, or neither")
+            }
+        }
+        return name == nil || address == nil || endpoints.isEmpty ? nil : fleet
     }
 
     /// An absolute path.

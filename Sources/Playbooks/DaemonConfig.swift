@@ -36,6 +36,8 @@ public struct DaemonConfig: Sendable, Equatable {
     /// Audit records are kept this long, and the log under this size.
     public var retainFor: Duration = .seconds(90 * 86_400)
     public var retainSize: Int64 = 1 << 30
+    /// The fleet this host belongs to (nil: none, a fleet of one).
+    public var fleet: FleetConfig?
     /// Guards and receivers every playbook starts from.
     public var defaults = PlaybookDefaults()
 

@@ -191,4 +191,51 @@ struct ConfigParserTests {
         chmod(open, 0o755)
         #expect(try ConfigParser.parse(file: dir + "/medic.yaml").get().dryRun)
     }
+
+    @Test("fleet: the name, this host's address for its peers, etcd's endpoints, the lease, credentials and TLS")
+    func fleet() throws {
+        let config = try parse("""
+            fleet:
+              name: web-eu
+              host: web1
+              address: 10.0.0.11:9467
+              endpoints: [ "http://10.0.0.2:2379", "https://10.0.0.3:2379" ]
+              lease_ttl: 6s
+              keepalive: 2s
+              user: host-web1
+              password_file: /etc/medic/etcd-password
+              tls: { ca: /etc/medic/etcd-ca.pem, cert: /etc/medic/web1.pem, key: /etc/medic/web1-key.pem }
+              alone_grace: 1m
+            """).get()
+        let fleet = try #require(config.fleet)
+        #expect(fleet.name == "web-eu" && fleet.host == "web1" && fleet.address == "10.0.0.11:9467" && fleet.prefix == "/medic/web-eu/")
+        #expect(fleet.endpoints == ["http://10.0.0.2:2379", "https://10.0.0.3:2379"])
+        #expect(fleet.leaseTTL == .seconds(6) && fleet.keepAlive == .seconds(2) && fleet.aloneGrace == .seconds(60))
+        #expect(fleet.user == "host-web1" && fleet.passwordFile == "/etc/medic/etcd-password")
+        #expect(fleet.caFile == "/etc/medic/etcd-ca.pem" && fleet.certificateFile == "/etc/medic/web1.pem" && fleet.keyFile == "/etc/medic/web1-key.pem")
+        #expect(try parse("state: /x").get().fleet == nil)
+    }
+
+    @Test("a fleet section missing what it needs, or with a keep-alive that would lose the lease, is refused where it is wrong")
+    func fleetProblems() {
+        #expect(problems("fleet:\n  name: web\n") == [
+            "medic.yaml:2:3: 'fleet' needs 'address': this host's HOST:PORT for its peers",
+            "medic.yaml:2:3: 'fleet' needs 'endpoints': etcd's client URLs",
+        ])
+        let found = problems("""
+            fleet:
+              name: "web eu"
+              address: web1
+              endpoints: [ "10.0.0.2:2379" ]
+              lease_ttl: 3s
+              keepalive: 2s
+              user: host-web1
+            """)
+        #expect(found.contains { $0.hasPrefix("medic.yaml:2:10: 'fleet.name' must be letters") }, "\(found)")
+        #expect(found.contains { $0.hasPrefix("medic.yaml:3:12: 'fleet.address' must be HOST:PORT") }, "\(found)")
+        #expect(found.contains { $0.hasPrefix("medic.yaml:4:17: an etcd endpoint must be http://HOST:PORT") }, "\(found)")
+        #expect(found.contains { $0.hasPrefix("medic.yaml:7:9: 'fleet.user' and 'fleet.password_file' go together") }, "\(found)")
+        let lease = problems("fleet: { name: w, address: 10.0.0.1:9467, endpoints: [ \"http://10.0.0.2:2379\" ], lease_ttl: 3s, keepalive: 2s }")
+        #expect(lease.contains { $0.contains("'fleet.keepalive' (2s) must be at most half of 'fleet.lease_ttl' (3s)") }, "\(lease)")
+    }
 }

@@ -1,0 +1,68 @@
+import Foundation
+import MedicCore
+
+/// What a host says about itself in the fleet, under its lease at `/medic/FLEET/hosts/HOST`:
+/// where its medicd answers its peers, and every pool server its playbooks name (what a peer
+/// takes out of the pool if the host dies).
+public struct Registration: Codable, Sendable, Equatable {
+    /// One pool server this host serves as.
+    public struct Server: Codable, Sendable, Equatable, Hashable {
+        public var haproxy: String
+        public var backend: String
+        public var server: String
+
+        public init(haproxy: String, backend: String, server: String) {
+            self.haproxy = haproxy
+            self.backend = backend
+            self.server = server
+        }
+    }
+
+    public var host: String
+    /// `HOST:PORT` of its medicd's fleet listener (`GET /health`).
+    public var address: String
+    public var servers: [Server]
+    /// When it registered (this lease), RFC 3339.
+    public var since: String
+    /// Set just before a clean stop, so that its registration's end is not taken for a death.
+    public var leaving: Bool
+
+    public init(host: String, address: String, servers: [Server], since: String, leaving: Bool = false) {
+        self.host = host
+        self.address = address
+        self.servers = servers
+        self.since = since
+        self.leaving = leaving
+    }
+
+    /// Every pool server the playbooks name, once each.
+    public static func servers(of playbooks: [Playbook]) -> [Server] {
+        var seen = Set<Server>()
+        return playbooks.flatMap(\.targets).compactMap(\.pool).compactMap { pool in
+            let server = Server(haproxy: pool.haproxy, backend: pool.backend, server: pool.server)
+            return seen.insert(server).inserted ? server : nil
+        }
+    }
+
+    var bytes: [UInt8] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .sortedKeys
+        return Array((try? encoder.encode(self)) ?? Data())
+    }
+
+    init?(bytes: [UInt8]) {
+        guard let decoded = try? JSONDecoder().decode(Registration.self, from: Data(bytes)) else { return nil }
+        self = decoded
+    }
+}
+
+/// Where the fleet's keys live in etcd.
+public struct FleetKeys: Sendable {
+    public let prefix: String
+
+    public init(fleet: String) { prefix = "/medic/\(fleet)/" }
+
+    /// Every host's registration.
+    public var hosts: String { prefix + "hosts/" }
+    public func host(_ name: String) -> String { hosts + name }
+}

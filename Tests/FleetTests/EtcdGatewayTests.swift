@@ -1,0 +1,110 @@
+import Fleet
+import Foundation
+import TestHost
+import Testing
+
+@Suite("etcd through its JSON gateway: keys, leases, transactions, watches, auth and members lost", .serialized, .timeLimit(.minutes(5)))
+struct EtcdGatewayTests {
+    @Test("put, get, a prefix's range, create-if-absent and delete, with etcd's revisions")
+    func keys() async throws {
+        try await withEtcd("keys") { etcd in
+            let store = try EtcdGateway(.init(endpoints: etcd.endpoints))
+            let first = try await store.put("/medic/t/hosts/a", Array("A".utf8), lease: nil)
+            try await store.put("/medic/t/hosts/b", Array("B".utf8), lease: nil)
+            try await store.put("/medic/t/hostsX", Array("not under the prefix".utf8), lease: nil)
+            #expect(try await store.get("/medic/t/hosts/a")?.text == "A")
+            #expect(try await store.get("/medic/t/hosts/c") == nil)
+            let (keys, revision) = try await store.range("/medic/t/hosts/", prefix: true)
+            #expect(keys.map(\.key) == ["/medic/t/hosts/a", "/medic/t/hosts/b"] && revision >= first + 2)
+            let created = try await store.create("/medic/t/lock", Array("me".utf8), lease: nil)
+            #expect(created.created && created.now?.text == "me")
+            let again = try await store.create("/medic/t/lock", Array("you".utf8), lease: nil)
+            #expect(!again.created && again.now?.text == "me" && again.now?.createRevision == created.now?.createRevision)
+            #expect(try await store.delete("/medic/t/hosts/", prefix: true) == 2)
+            #expect(try await store.range("/medic/t/", prefix: true).keys.map(\.key) == ["/medic/t/hostsX", "/medic/t/lock"])
+            await store.shutdown()
+        }
+    }
+
+    @Test("a key under a lease lives while it is kept alive and goes when it is not; a keep-alive on the expired lease says it is lost")
+    func leases() async throws {
+        try await withEtcd("leases") { etcd in
+            let store = try EtcdGateway(.init(endpoints: etcd.endpoints))
+            let lease = try await store.grant(ttl: .seconds(2))
+            #expect(lease.ttl == .seconds(2))
+            try await store.put("/medic/t/hosts/a", Array("A".utf8), lease: lease.id)
+            #expect(try await store.get("/medic/t/hosts/a")?.lease == lease.id)
+            for _ in 0..<4 {
+                try await Task.sleep(for: .milliseconds(700))
+                #expect(try await store.keepAlive(lease.id) == .seconds(2))
+            }
+            #expect(try await store.get("/medic/t/hosts/a") != nil, "kept alive for 2.8 s, past its 2 s TTL")
+            #expect(await eventually(timeout: .seconds(5)) { ((try? await store.get("/medic/t/hosts/a")) ?? nil) == nil })
+            #expect(try await store.keepAlive(lease.id) == nil)
+            await #expect(throws: FleetStoreError.self) { try await store.put("/medic/t/x", [], lease: lease.id) }
+            await store.shutdown()
+        }
+    }
+
+    @Test("a watch from a revision sees puts, deletes and a lease's expiry, in order")
+    func watch() async throws {
+        try await withEtcd("watch") { etcd in
+            let store = try EtcdGateway(.init(endpoints: etcd.endpoints))
+            let start = try await store.put("/medic/t/hosts/a", Array("A".utf8), lease: nil)
+            let lease = try await store.grant(ttl: .seconds(1))
+            try await store.put("/medic/t/hosts/b", Array("B".utf8), lease: lease.id)
+            var events = store.watch(prefix: "/medic/t/hosts/", from: start).makeAsyncIterator()
+            var seen: [String] = []
+            while seen.count < 3, let batch = try await events.next() {
+                for event in batch {
+                    switch event {
+                    case .put(let kv): seen.append("put \(kv.key)")
+                    case .delete(let key, _): seen.append("delete \(key)")
+                    }
+                }
+            }
+            #expect(seen == ["put /medic/t/hosts/a", "put /medic/t/hosts/b", "delete /medic/t/hosts/b"])
+            await store.shutdown()
+        }
+    }
+
+    @Test("with auth on: a host's user writes its own keys, is refused another's, and gets a new token when its own expires")
+    func auth() async throws {
+        try await withEtcd("auth", extra: ["--auth-token", "simple", "--auth-token-ttl", "1"]) { etcd in
+            try etcd.ctl(["user", "add", "root:rootpw"])
+            try etcd.ctl(["user", "add", "host-a:apw"])
+            try etcd.ctl(["role", "add", "host-a"])
+            try etcd.ctl(["role", "grant-permission", "host-a", "readwrite", "/medic/t/hosts/a"])
+            try etcd.ctl(["role", "grant-permission", "host-a", "read", "--prefix=true", "/medic/t/"])
+            try etcd.ctl(["user", "grant-role", "host-a", "host-a"])
+            try etcd.ctl(["auth", "enable"])
+            let a = try EtcdGateway(.init(endpoints: etcd.endpoints, user: ("host-a", "apw")))
+            try await a.put("/medic/t/hosts/a", Array("A".utf8), lease: nil)
+            await #expect {
+                try await a.put("/medic/t/hosts/b", Array("forged".utf8), lease: nil)
+            } throws: { ($0 as? FleetStoreError)?.kind == .denied }
+            // The simple token lives 1 s: past it, the next request authenticates again.
+            try await Task.sleep(for: .seconds(3))
+            #expect(try await a.get("/medic/t/hosts/a")?.text == "A")
+            let wrong = try EtcdGateway(.init(endpoints: etcd.endpoints, user: ("host-a", "nope")))
+            await #expect {
+                _ = try await wrong.get("/medic/t/hosts/a")
+            } throws: { ($0 as? FleetStoreError)?.kind == .denied }
+            await a.shutdown()
+            await wrong.shutdown()
+        }
+    }
+
+    @Test("three members: a dead endpoint is skipped, and writes go on when the leader is killed")
+    func leaderLoss() async throws {
+        try await withEtcd("cluster", size: 3) { etcd in
+            let store = try EtcdGateway(.init(endpoints: ["http://127.0.0.1:1"] + etcd.endpoints))
+            try await store.put("/medic/t/before", Array("1".utf8), lease: nil)
+            let leader = try #require(etcd.members.first { $0.endpoint == (try? etcd.leaderEndpoint()) })
+            leader.stop()
+            #expect(await eventually(timeout: .seconds(10)) { (try? await store.put("/medic/t/after", Array("2".utf8), lease: nil)) != nil })
+            #expect(try await store.get("/medic/t/after")?.text == "2")
+            await store.shutdown()
+        }
+    }
+}
