@@ -103,7 +103,7 @@ let package = Package(
         .target(
             name: "Daemon",
             dependencies: [
-                "MedicCore", "Posix", "Systemd", "Playbooks", "Detectors", "Engine", "Actions", "Audit", "Control",
+                "MedicCore", "Posix", "Systemd", "Playbooks", "Detectors", "Engine", "Actions", "Audit", "Control", "Fleet",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -152,7 +152,7 @@ let package = Package(
         .testTarget(name: "AuditTests", dependencies: ["Audit", "MedicCore", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["TestHost", "Systemd", "Audit", "MedicCore", "Posix", "medicd", "medic", "medic-bench", "medic-compare", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["TestHost", "Systemd", "Audit", "MedicCore", "Posix", "Fleet", "medicd", "medic", "medic-bench", "medic-compare", .product(name: "GRDB", package: "GRDB.swift")]
         ),
     ]
 )

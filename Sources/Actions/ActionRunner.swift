@@ -47,8 +47,13 @@ public struct ActionRunner: StepRunner {
                 try await manager.killUnit(target, signal: signal)
                 return .success("sent signal \(signal) to the main process")
             case .pool(let state):
-                guard let member = context.pool else { return .failure("\(target) has no pool in playbook \(context.playbook.name)") }
-                return await pool.run(state, member: member, unitDown: context.unitDown, timeout: step.timeout)
+                let members = context.poolMembers
+                guard !members.isEmpty else { return .failure("\(target) has no pool in playbook \(context.playbook.name)") }
+                var outcomes: [StepOutcome] = []
+                for member in members {
+                    outcomes.append(await pool.run(state, member: member, unitDown: context.unitDown, timeout: step.timeout))
+                }
+                return StepOutcome.combined(outcomes)
             case .reboot:
                 return await RebootAction(manager: manager).run(timeout: step.timeout)
             case .exec(let command):

@@ -91,12 +91,13 @@ public struct Daemon: Sendable {
                 metrics.update(status, targets: targetCount)
             })
         metrics.update(await engine.status, targets: targetCount)
-        let plan = DetectorPlan(playbooks: directory.playbooks, sampleInterval: settings.sampleInterval)
+        let fleet = try settings.fleet.map(FleetSetup.init)
+        let plan = DetectorPlan(playbooks: directory.playbooks, sampleInterval: settings.sampleInterval, fleet: settings.fleet)
         let watcher = UnitWatcher(manager: SystemdManager(bus: systemBus), units: plan.units, logger: logger)
         let states = DetectorStates()
         let detectors = DetectorSet(engine: engine, states: states, metrics: metrics, logger: logger, make: DetectorFactory(
             manager: SystemdManager(bus: systemBus), runtimeDirectory: settings.runtime, journalDirectory: settings.journal,
-            cgroupRoot: settings.cgroupRoot, restarts: restarts, logger: logger).make)
+            cgroupRoot: settings.cgroupRoot, restarts: restarts, fleet: fleet, logger: logger).make)
         let reloader = Reloader(
             source: source, running: settings, engine: engine, watcher: watcher, detectors: detectors, audit: audit, metrics: metrics, logger: logger)
         func resilient(_ name: String, _ service: some Service) -> ServiceGroupConfiguration.ServiceConfiguration {
@@ -118,7 +119,11 @@ public struct Daemon: Sendable {
             if !listen.isLoopback {
                 logger.warning("serving metrics without authentication on \(listen.host):\(listen.port), reachable from other hosts (metrics.public)")
             }
-            services.append(resilient("metrics listener", MetricsServer(address: listen, metrics: metrics, engine: engine, logger: logger)))
+            services.append(resilient("metrics listener", HTTPListener.metrics(metrics, address: listen, engine: engine, logger: logger)))
+        }
+        if let fleet {
+            services.append(resilient("fleet membership", fleet.member(playbooks: directory.playbooks, engine: engine, logger: logger)))
+            if let health = fleet.health(engine: engine, logger: logger) { services.append(resilient("fleet health listener", health)) }
         }
         if let interval = Notify.watchdogInterval() {
             logger.info("systemd watchdog enabled: pinging every \(interval / 2)")

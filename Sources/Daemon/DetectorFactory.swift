@@ -12,10 +12,16 @@ struct DetectorFactory: Sendable {
     let journalDirectory: String?
     let cgroupRoot: String?
     let restarts: RestartNotices
+    /// This host's fleet, if it has one.
+    let fleet: FleetSetup?
     let logger: Logger
     private let probeLimit = ConcurrencyLimit(32)
 
-    init(manager: SystemdManager, runtimeDirectory: String, journalDirectory: String?, cgroupRoot: String?, restarts: RestartNotices, logger: Logger) {
+    init(
+        manager: SystemdManager, runtimeDirectory: String, journalDirectory: String?, cgroupRoot: String?, restarts: RestartNotices, fleet: FleetSetup?,
+        logger: Logger
+    ) {
+        self.fleet = fleet
         self.manager = manager
         self.runtimeDirectory = runtimeDirectory
         self.journalDirectory = journalDirectory
@@ -38,6 +44,9 @@ struct DetectorFactory: Sendable {
             ResourceWatcher(
                 manager: manager, unitLimits: units, hostLimits: host, interval: interval,
                 sampler: cgroupRoot.map { UnitSampler(unifiedRoot: $0) } ?? UnitSampler(), logger: logger)
+        case .fleet:
+            // The plan has a fleet spec only when the config has a fleet, and so medicd a setup.
+            fleet!.liveness
         }
     }
 }

@@ -76,7 +76,7 @@ struct Reloader: Service {
         }
         await engine.replaceSettings(.init(dryRun: config.dryRun))
         await engine.replacePlaybooks(loaded.playbooks)
-        let plan = DetectorPlan(playbooks: loaded.playbooks, sampleInterval: running.sampleInterval)
+        let plan = DetectorPlan(playbooks: loaded.playbooks, sampleInterval: running.sampleInterval, fleet: running.fleet)
         let change = await detectors.apply(plan)
         if !change.isEmpty {
             message += "; detectors: " + [("started", change.started), ("restarted", change.restarted), ("stopped", change.stopped)]

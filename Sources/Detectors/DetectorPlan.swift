@@ -14,6 +14,8 @@ public enum DetectorSpec: Sendable, Equatable {
     case watchdogLate([String])
     /// Resource sampling: limits per unit and on the host, every `interval`.
     case resources(units: [String: [ResourceLimit]], host: [ResourceLimit], interval: Duration)
+    /// The fleet's other hosts, watched in etcd (`host-down`, `host-isolated`, `host-returned`).
+    case fleet(FleetConfig)
 
     /// Its identity across reloads, and its name in logs, metrics and the watchdog's checks.
     public var key: String {
@@ -23,6 +25,7 @@ public enum DetectorSpec: Sendable, Equatable {
         case .journal: "journal"
         case .watchdogLate: "watchdog-late"
         case .resources: "resources"
+        case .fleet: "fleet"
         }
     }
 }
@@ -48,9 +51,11 @@ public struct DetectorPlan: Sendable, Equatable {
     /// In a stable order: probes by unit, then the shared detectors.
     public var specs: [DetectorSpec]
 
-    public init(playbooks: [Playbook], sampleInterval: Duration) {
+    /// `fleet`: this host's fleet, if it has one; its peers are watched whatever the playbooks.
+    public init(playbooks: [Playbook], sampleInterval: Duration, fleet: FleetConfig? = nil) {
         let targets = playbooks.flatMap(\.targets)
-        units = WatchedUnits(selectors: targets.map(\.selector), dependencies: targets.flatMap(\.dependsOn))
+        units = WatchedUnits(
+            selectors: targets.map(\.selector).filter { if case .unit = $0 { true } else { false } }, dependencies: targets.flatMap(\.dependsOn))
         // Only named units: a glob's probe, heartbeat or pattern has no single unit to watch.
         func named(_ spec: TargetSpec) -> String? {
             if case .unit(let unit) = spec.selector, !spec.selector.isPattern { unit } else { nil }
@@ -87,5 +92,6 @@ public struct DetectorPlan: Sendable, Equatable {
                 units: unitLimits.mapValues { $0.sorted { $0.description < $1.description } },
                 host: hostLimits.sorted { $0.description < $1.description }, interval: sampleInterval))
         }
+        if let fleet { specs.append(.fleet(fleet)) }
     }
 }

@@ -9,6 +9,7 @@ extension EngineCore {
         let now = observation.time
         var details = [AuditFact.trigger.name: rule.text, "steps": rule.steps.map(\.name).joined(separator: ",")]
         if let occurred = observation.occurred { details[.timeToDetectMs] = String(now.since(occurred).milliseconds) }
+        if !observation.pools.isEmpty { details["pool_servers"] = observation.pools.map(PoolMembership.describe).joined(separator: ", ") }
         emit(.record(AuditRecord(
             kind: .incidentOpened, time: now, target: observation.target, incident: id, playbook: playbook.name,
             playbookHash: playbook.contentHash, message: "\(rule.text): \(observation.summary); running playbook \(playbook.name)",
@@ -16,6 +17,7 @@ extension EngineCore {
         incidents[id] = Incident(
             id: id, target: observation.target, key: key, playbook: playbook, rule: rule, opened: now, occurred: observation.occurred,
             stepStarted: now, observation: observation.summary)
+        incidents[id]?.pools = observation.pools
         targets[observation.target, default: TargetState()].incidents[key] = id
         counters.incidentsOpened += 1
         startAttempt(id, at: now)

@@ -108,10 +108,14 @@ struct Incident: Sendable {
     var done: [String] = []
     /// The target was healthy again when a hold ended, and its remedies were not run.
     var recoveredByItself = false
+    /// The pool servers the opening observation brought (a fleet peer's), if any.
+    var pools: [PoolMembership] = []
 
     /// What a step of this incident acts on, for its runner.
     var context: StepContext {
-        StepContext(target: target, incident: id, playbook: playbook, trigger: rule.text, observation: observation, done: done)
+        var context = StepContext(target: target, incident: id, playbook: playbook, trigger: rule.text, observation: observation, done: done)
+        context.pools = pools
+        return context
     }
 }
 

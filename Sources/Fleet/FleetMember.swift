@@ -26,9 +26,12 @@ public struct FleetMember: Sendable {
     public let registration: Registration
     public let ttl: Duration
     public let interval: Duration
+    /// Where the lease in use is kept for the others that write under it.
+    public let lease: CurrentLease
 
-    public init(store: FleetStore, fleet: FleetConfig, servers: [Registration.Server]) {
+    public init(store: FleetStore, fleet: FleetConfig, servers: [Registration.Server], lease: CurrentLease) {
         self.store = store
+        self.lease = lease
         keys = FleetKeys(fleet: fleet.name)
         registration = Registration(host: fleet.host, address: fleet.address, servers: servers, since: "")
         ttl = fleet.leaseTTL
@@ -45,11 +48,13 @@ public struct FleetMember: Sendable {
                 if let current = lease {
                     if try await store.keepAlive(current) == nil {
                         lease = nil
+                        await self.lease.set(nil)
                         await events(.leaseLost(lease: current))
                         continue
                     }
                 } else {
                     (lease, since) = try await register()
+                    await self.lease.set(lease)
                     await events(.registered(lease: lease!))
                 }
                 if unreachableSince != nil {

@@ -41,8 +41,12 @@ public enum Trigger: Sendable, Equatable, Hashable, CustomStringConvertible {
     case limit(ResourceLimit)
     /// A line of the unit's journal matched this pattern.
     case journal(String)
-    /// The host is down, on corroborated evidence.
+    /// A fleet peer is down, on corroborated evidence (its lease expired, no peer reaches it).
     case hostDown
+    /// A fleet peer lost etcd but is alive: a peer reaches it.
+    case hostIsolated
+    /// A fleet peer that was down or isolated is back and answers its probe.
+    case hostReturned
 
     /// The trigger's name as written.
     public var name: String {
@@ -54,6 +58,8 @@ public enum Trigger: Sendable, Equatable, Hashable, CustomStringConvertible {
         case .limit: "limit"
         case .journal: "journal"
         case .hostDown: "host-down"
+        case .hostIsolated: "host-isolated"
+        case .hostReturned: "host-returned"
         }
     }
 
@@ -67,7 +73,7 @@ public enum Trigger: Sendable, Equatable, Hashable, CustomStringConvertible {
     }
 
     /// The trigger names, for messages.
-    public static let names = ["crashed", "unhealthy", "heartbeat-missed", "heartbeat-late", "host-down", "journal", "memory", "cpu", "fds", "tasks", "disk"]
+    public static let names = ["crashed", "unhealthy", "heartbeat-missed", "heartbeat-late", "host-down", "host-isolated", "host-returned", "journal", "memory", "cpu", "fds", "tasks", "disk"]
 }
 
 /// A resource limit: `memory > 1.5GiB for 1m`, `cpu > 90% for 5m`, `fds > 90%`, `disk / > 95%`.

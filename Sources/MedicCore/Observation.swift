@@ -48,7 +48,12 @@ public struct Observation: Sendable, Equatable {
         case limitCleared(ResourceLimit)
         /// A journal line matched a pattern.
         case journalMatched(String)
+        /// A fleet peer is down, isolated, or back (see `FleetLiveness`).
         case hostDown
+        case hostIsolated
+        case hostReturned
+        /// What this host saw of a fleet peer that opens nothing (another peer acts, a blip).
+        case fleetNote
 
         /// A short stable name for the kind, as recorded (`observed`) and in metrics.
         public var label: String {
@@ -65,6 +70,9 @@ public struct Observation: Sendable, Equatable {
             case .limitCleared: "limit-cleared"
             case .journalMatched: "journal-matched"
             case .hostDown: "host-down"
+            case .hostIsolated: "host-isolated"
+            case .hostReturned: "host-returned"
+            case .fleetNote: "fleet-note"
             }
         }
     }
@@ -80,14 +88,20 @@ public struct Observation: Sendable, Equatable {
     public var facts: [String: String]
     /// A one-line human summary: `main process killed by signal 9 (SIGKILL)`.
     public var summary: String
+    /// The pool servers the target serves as, when the observation brings them (a fleet peer's
+    /// registration): a pool step of the incident it opens acts on these.
+    public var pools: [PoolMembership]
 
-    public init(target: String, kind: Kind, time: Timestamp, occurred: Timestamp? = nil, facts: [String: String], summary: String) {
+    public init(
+        target: String, kind: Kind, time: Timestamp, occurred: Timestamp? = nil, facts: [String: String], summary: String, pools: [PoolMembership] = []
+    ) {
         self.target = target
         self.kind = kind
         self.time = time
         self.occurred = occurred
         self.facts = facts
         self.summary = summary
+        self.pools = pools
     }
 
     /// Whether this observation is the event `trigger` describes.
@@ -95,7 +109,7 @@ public struct Observation: Sendable, Equatable {
         switch (kind, trigger) {
         case (.crashed(let kind), .crashed(let kinds)): kinds?.contains(kind) ?? true
         case (.unhealthy, .unhealthy), (.heartbeatMissed, .heartbeatMissed), (.heartbeatLate, .heartbeatLate),
-             (.hostDown, .hostDown):
+             (.hostDown, .hostDown), (.hostIsolated, .hostIsolated), (.hostReturned, .hostReturned):
             true
         case (.limitExceeded(let seen), .limit(let limit)): seen == limit
         case (.journalMatched(let seen), .journal(let pattern)): seen == pattern
@@ -124,7 +138,7 @@ public struct Observation: Sendable, Equatable {
     public var health: Bool? {
         switch kind {
         case .crashed, .unhealthy, .heartbeatMissed, .hostDown: return false
-        case .healthy, .heartbeatResumed, .limitCleared: return true
+        case .healthy, .heartbeatResumed, .limitCleared, .hostReturned: return true
         case .limitExceeded: return false
         case .stateChanged, .stoppedByRequest:
             switch facts["ActiveState"] {
@@ -132,7 +146,7 @@ public struct Observation: Sendable, Equatable {
             case "failed", "inactive", "deactivating", "activating": return false
             default: return nil
             }
-        case .heartbeatLate, .journalMatched: return nil
+        case .heartbeatLate, .journalMatched, .hostIsolated, .fleetNote: return nil
         }
     }
 }

@@ -67,6 +67,8 @@ public enum TargetSelector: Sendable, Equatable, Hashable, CustomStringConvertib
     case unit(String)
     /// This host as a whole.
     case host
+    /// The other hosts of the fleet whose names match this glob; each is the target `host/NAME`.
+    case peers(String)
 
     /// The name the host target goes by in observations and the audit log.
     public static let hostName = "host"
@@ -75,19 +77,31 @@ public enum TargetSelector: Sendable, Equatable, Hashable, CustomStringConvertib
         switch self {
         case .unit(let pattern): Glob.matches(pattern, name)
         case .host: name == Self.hostName
+        case .peers(let pattern): name.hasPrefix(Self.peerPrefix) && Glob.matches(pattern, String(name.dropFirst(Self.peerPrefix.count)))
         }
     }
 
+    /// Whether it selects fleet peers.
+    public var isPeers: Bool {
+        if case .peers = self { true } else { false }
+    }
+
+    /// How a fleet peer's target name begins: `host/web2`.
+    public static let peerPrefix = "host/"
+
     /// True for a unit glob rather than one name.
     public var isPattern: Bool {
-        if case .unit(let pattern) = self { return pattern.contains { "*?[".contains($0) } }
-        return false
+        switch self {
+        case .unit(let pattern), .peers(let pattern): pattern.contains { "*?[".contains($0) }
+        case .host: false
+        }
     }
 
     public var description: String {
         switch self {
         case .unit(let pattern): pattern
         case .host: Self.hostName
+        case .peers(let pattern): Self.peerPrefix + pattern
         }
     }
 }
@@ -126,6 +140,9 @@ public struct PoolMembership: Sendable, Equatable {
     public var server: String
     /// What must stay in service when Medic takes this server out.
     public var capacity: PoolCapacity
+
+    /// `backend/server at SOCKET`, for records.
+    public static func describe(_ member: PoolMembership) -> String { "\(member.backend)/\(member.server) at \(member.haproxy)" }
 
     public init(haproxy: String, backend: String, server: String, capacity: PoolCapacity = PoolCapacity()) {
         self.haproxy = haproxy

@@ -25,6 +25,18 @@ public struct StepOutcome: Sendable, Equatable {
         StepOutcome(succeeded: false, summary: summary, details: details)
     }
 
+    /// One outcome for a step done to several things (a fleet peer's pool servers): it
+    /// succeeded if each did, its facts are the first's (a refusal's or failure's, if any), and
+    /// its summary says each.
+    public static func combined(_ outcomes: [StepOutcome]) -> StepOutcome {
+        guard outcomes.count > 1 else { return outcomes.first ?? .failure("nothing to do") }
+        let first = outcomes.first { !$0.succeeded } ?? outcomes[0]
+        var combined = first
+        combined.succeeded = outcomes.allSatisfy(\.succeeded)
+        combined.summary = outcomes.map(\.summary).joined(separator: "; ")
+        return combined
+    }
+
     /// The step was not run because the guard named `by` forbids it.
     public static func refused(by guardName: String, _ summary: String, _ details: [String: String] = [:]) -> StepOutcome {
         StepOutcome(succeeded: false, summary: summary, details: details, refusedBy: guardName)
@@ -59,8 +71,15 @@ public struct StepContext: Sendable, Equatable {
     /// The target's spec in the playbook (its pool, probe, …).
     public var spec: TargetSpec? { playbook.target(for: target) }
 
+    /// The pool servers the incident's opening observation named (a fleet peer's, from its
+    /// registration); empty for a unit or this host, whose pool is in the playbook.
+    public var pools: [PoolMembership] = []
+
     /// The target's place in its load balancer's pool (`%i` resolved for a templated unit).
     public var pool: PoolMembership? { spec?.pool?.resolved(for: target) }
+
+    /// Every pool server a `pool` step moves: the observation's, else the playbook's.
+    public var poolMembers: [PoolMembership] { pools.isEmpty ? pool.map { [$0] } ?? [] : pools }
 }
 
 /// Runs one step that acts on the world (restart, kill, pool, reboot, exec, notify, collect…)

@@ -6,7 +6,7 @@ import MedicCore
 ///     term    := factor ('and' factor)*
 ///     factor  := 'not' factor | '(' expr ')' | atom
 ///     atom    := 'crashed' ['(' kind {',' kind} ')'] | 'unhealthy' | 'heartbeat-missed'
-///              | 'heartbeat-late' | 'host-down' | 'journal' QUOTED
+///              | 'heartbeat-late' | 'host-down' | 'host-isolated' | 'host-returned' | 'journal' QUOTED
 ///              | resource OP value ['for' duration]            (memory, cpu, fds, tasks, disk PATH)
 ///              | metric OP number ['in' duration]              (restarts, failures, host.*)
 struct ConditionParser {
@@ -134,6 +134,8 @@ struct ConditionParser {
         case "heartbeat-missed": return .trigger(.heartbeatMissed)
         case "heartbeat-late": return .trigger(.heartbeatLate)
         case "host-down": return .trigger(.hostDown)
+        case "host-isolated": return .trigger(.hostIsolated)
+        case "host-returned": return .trigger(.hostReturned)
         case "journal":
             let pattern = try next("a quoted pattern")
             guard pattern.quoted, !pattern.text.isEmpty else {

@@ -96,9 +96,10 @@ struct ConfigReader {
         if let name, name.isEmpty || !name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) {
             playbooks.nodes.report(keys["name"]?.value, "'fleet.name' must be letters, digits, '-', '_' or '.'; found '\(name)'")
         }
-        var hostName = [CChar](repeating: 0, count: 256)
+        var hostName = [UInt8](repeating: 0, count: 256)
         gethostname(&hostName, hostName.count)
-        let host = keys["host"].flatMap { playbooks.nodes.string($0.value, what: "'fleet.host'") } ?? String(cString: hostName)
+        let host = keys["host"].flatMap { playbooks.nodes.string($0.value, what: "'fleet.host'") }
+            ?? String(decoding: hostName.prefix { $0 != 0 }, as: UTF8.self)
         if host.isEmpty || host.contains("/") {
             playbooks.nodes.report(keys["host"]?.value ?? node, "'fleet.host' must be a name without '/'; found '\(host)'")
         }

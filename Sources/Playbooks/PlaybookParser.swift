@@ -80,7 +80,8 @@ struct PlaybookReader {
             nodes.report(node, message + "; receivers: \(names.joined(separator: ", ")) (define them under 'receivers:' here or in medic.yaml)")
         }
         if let step = poolSteps.first {
-            for (target, node) in targets where target.pool == nil {
+            // A fleet peer's servers come from its registration.
+            for (target, node) in targets where target.pool == nil && !target.selector.isPeers {
                 nodes.report(node, "target \(target.selector) has no 'pool:' (haproxy, backend, server), but the 'pool' step at line \(step.mark.map { "\($0.line)" } ?? "?") acts on its pool")
             }
         }
@@ -102,7 +103,7 @@ struct PlaybookReader {
                 let need = switch trigger {
                 case .unhealthy: "a target with a probe"
                 case .heartbeatMissed: "a target with a heartbeat"
-                case .hostDown: "the host target"
+                case .hostDown, .hostIsolated, .hostReturned: "a 'peers' target (the fleet's other hosts; a host cannot see its own death)"
                 case .limit(let limit): if case .disk = limit.resource { "the host target" } else { "a unit target" }
                 default: "a unit target"
                 }
@@ -113,14 +114,15 @@ struct PlaybookReader {
 
     static func applies(_ trigger: Trigger, to target: TargetSpec) -> Bool {
         let isHost = target.selector == .host
+        let isPeers = target.selector.isPeers
         switch trigger {
-        case .crashed, .heartbeatLate, .journal: return !isHost
+        case .crashed, .heartbeatLate, .journal: return !isHost && !isPeers
         case .unhealthy: return target.probe != nil
         case .heartbeatMissed: return target.heartbeat != nil
-        case .hostDown: return isHost
+        case .hostDown, .hostIsolated, .hostReturned: return isPeers
         case .limit(let limit):
             if case .disk = limit.resource { return isHost }
-            return true
+            return !isPeers
         }
     }
 

@@ -2,12 +2,25 @@ import MedicCore
 import Yams
 
 extension PlaybookReader {
-    static let targetKeys = ["unit", "host", "pool", "probe", "heartbeat", "limits", "depends_on"]
+    static let targetKeys = ["unit", "host", "peers", "pool", "probe", "heartbeat", "limits", "depends_on"]
 
-    /// `- unit: web@*.service` with options, or `- host` / `- host: { limits: … }`.
+    /// `- unit: web@*.service` with options, `- host` / `- host: { limits: … }`, or
+    /// `- peers: "*"` (the fleet's other hosts, by a glob of their names).
     mutating func target(_ node: Node) -> TargetSpec? {
         if case .scalar(let scalar) = node, scalar.string == "host" { return TargetSpec(selector: .host) }
         guard let keys = nodes.mapping(node, what: "a target", allowed: Self.targetKeys) else { return nil }
+        if let peers = keys["peers"] {
+            guard keys.count == 1 else {
+                nodes.report(node, "a 'peers' target takes nothing else: each peer's pool servers come from its registration in the fleet")
+                return nil
+            }
+            guard let pattern = nodes.string(peers.value, what: "'peers' (a glob of fleet host names, e.g. \"*\")") else { return nil }
+            guard !pattern.isEmpty, !pattern.contains("/") else {
+                nodes.report(peers.value, "'peers' must be a glob of fleet host names without '/', e.g. \"*\" or \"web*\"; found '\(pattern)'")
+                return nil
+            }
+            return TargetSpec(selector: .peers(pattern))
+        }
         let selector: TargetSelector
         switch (keys["unit"], keys["host"]) {
         case (let unit?, nil):
@@ -23,7 +36,7 @@ extension PlaybookReader {
             nodes.report(node, "a target is either a 'unit' or the 'host', not both")
             return nil
         case (nil, nil):
-            nodes.report(node, "a target needs 'unit: NAME' (a unit or a glob such as web@*.service) or 'host'")
+            nodes.report(node, "a target needs 'unit: NAME' (a unit or a glob such as web@*.service), 'host', or 'peers: GLOB' (the fleet's other hosts)")
             return nil
         }
         var spec = TargetSpec(selector: selector)

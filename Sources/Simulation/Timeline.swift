@@ -9,7 +9,7 @@ import Playbooks
 ///     {"at": "50s", "target": "web.service", "fail": "restart"}
 ///
 /// Events: crashed (with kind), active, failed, inactive, stopped (an operator's stop), unhealthy,
-/// healthy, heartbeat-missed, heartbeat-late, host-down, journal (with pattern), limit (with
+/// healthy, heartbeat-missed, heartbeat-late, host-down, host-isolated, host-returned, journal (with pattern), limit (with
 /// limit, e.g. "memory > 1.5GiB for 1m"). `fail` makes the next step of that kind on the target
 /// fail. `facts` adds facts, e.g. {"host.pressure.memory": "0.45"}.
 public struct Timeline: Sendable {
@@ -84,6 +84,8 @@ public struct Timeline: Sendable {
             case "heartbeat-resumed": kind = .heartbeatResumed
             case "heartbeat-late": kind = .heartbeatLate
             case "host-down": kind = .hostDown
+            case "host-isolated": kind = .hostIsolated
+            case "host-returned": kind = .hostReturned
             case "journal":
                 guard let pattern = line.pattern else { throw LineError(line: lineNumber, message: "a journal event needs 'pattern'") }
                 kind = .journalMatched(pattern)

@@ -13,7 +13,7 @@ struct Simulate: ParsableCommand {
             without touching systemd. The timeline is JSON lines: \
             {"at": "0s", "target": "web.service", "event": "crashed", "kind": "signal"}; \
             events: crashed, active, failed, inactive, stopped, unhealthy, healthy, \
-            heartbeat-missed, heartbeat-late, host-down, journal (pattern), limit (limit); \
+            heartbeat-missed, heartbeat-late, host-down, host-isolated, host-returned, journal (pattern), limit (limit); \
             {"at": "5s", "target": "web.service", "fail": "restart"} makes the next restart fail.
             """)
 

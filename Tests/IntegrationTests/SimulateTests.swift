@@ -12,7 +12,7 @@ struct SimulateTests {
     }
 
     @Test("every shipped playbook has a timeline, and simulating it opens an incident and acts", arguments: [
-        "web-backend", "hung-backend", "memory-leak", "unhealthy-503", "crash-loop", "full-disk", "host-down", "host-resources",
+        "web-backend", "hung-backend", "memory-leak", "unhealthy-503", "crash-loop", "full-disk", "host-down", "host-isolated", "host-resources",
     ])
     func everyShippedPlaybook(name: String) throws {
         let (status, output) = try medic([

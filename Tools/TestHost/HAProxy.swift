@@ -25,7 +25,8 @@ public final class HAProxy: @unchecked Sendable {
     }
 
     public let directory: String
-    /// The admin socket (`level admin`).
+    /// The admin socket (`level admin`): a path, or `127.0.0.1:PORT` for medicds inside test
+    /// hosts (which have a /tmp of their own).
     public let socket: String
     /// Where the frontend listens on 127.0.0.1.
     public let port: Int
@@ -33,17 +34,17 @@ public final class HAProxy: @unchecked Sendable {
 
     /// Writes the configuration into `directory` and starts HAProxy; returns once its admin
     /// socket answers. `serverTimeout` is how long a request may wait for a server's answer.
-    public init(directory: String, backendPorts: [Int], checks: Checks = .defaults, serverTimeout: String = "2s") throws {
+    public init(directory: String, backendPorts: [Int], checks: Checks = .defaults, serverTimeout: String = "2s", adminOverTCP: Bool = false) throws {
         self.directory = directory
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        socket = directory + "/admin.sock"
+        socket = adminOverTCP ? "127.0.0.1:\(freePort())" : directory + "/admin.sock"
         port = freePort()
         let servers = backendPorts.enumerated().map { index, port in
             "    server s\(index + 1) 127.0.0.1:\(port) check \(checks.parameters)"
         }
         let config = """
             global
-                stats socket \(socket) mode 600 level admin
+                stats socket \(adminOverTCP ? "ipv4@" + socket : socket + " mode 600") level admin
                 maxconn 8000
             defaults
                 mode http
@@ -83,7 +84,7 @@ public final class HAProxy: @unchecked Sendable {
 
     /// Sends one runtime-API command and returns the answer.
     public func command(_ text: String) throws -> String {
-        let connection = try Socket.connect(to: .unix(socket), timeout: .seconds(5))
+        let connection = try Socket.connect(to: SocketAddress(socket) ?? .unix(socket), timeout: .seconds(5))
         defer { connection.close() }
         try connection.send(text + "\n")
         return String(decoding: try connection.receiveAll(), as: UTF8.self)

@@ -6,18 +6,31 @@ import NIOPosix
 import Playbooks
 import ServiceLifecycle
 
-/// Serves the metrics in Prometheus's text exposition format at `GET /metrics` (and `/`), on
-/// `HOST:PORT` (127.0.0.1:9466 by default). Anything else gets 404 or 405; a request whose
-/// head is over 8 KiB, or that is not HTTP, is dropped. At most `maximumConnections` are open
-/// at once (more are closed as they are accepted), and a connection idle for
-/// `idleTimeout` is closed, so that no local process can use up medicd's descriptors. A
-/// listener that cannot be opened (the port is taken) is logged and audited, and medicd goes on
-/// healing without it.
-struct MetricsServer: Service {
+/// One of medicd's small HTTP listeners: the metrics (`GET /metrics`, and `/`, in Prometheus's
+/// text exposition format, on 127.0.0.1:9466 by default) and the fleet's health endpoint
+/// (`GET /health` on the fleet address, for peers' probes). Anything else gets 404 or 405; a
+/// request whose head is over 8 KiB, or that is not HTTP, is dropped. At most
+/// `maximumConnections` are open at once (more are closed as they are accepted), and a
+/// connection idle for `idleTimeout` is closed, so that nobody can use up medicd's descriptors.
+/// A listener that cannot be opened (the port is taken) is logged and audited, and medicd goes
+/// on healing without it.
+struct HTTPListener: Service {
+    /// What a route answers: status, content type, body.
+    typealias Answer = (status: HTTPResponseStatus, type: String, body: [UInt8])
+
+    /// What it serves, for logs: `metrics`, `fleet health`.
+    let name: String
     let address: ListenAddress
-    let metrics: MedicMetrics
+    /// The paths served with GET (and HEAD), each with its answer.
+    let routes: [String: @Sendable () -> Answer]
     let engine: Engine
     let logger: Logger
+
+    /// The metrics page.
+    static func metrics(_ metrics: MedicMetrics, address: ListenAddress, engine: Engine, logger: Logger) -> HTTPListener {
+        let page: @Sendable () -> Answer = { (.ok, "text/plain; version=0.0.4; charset=utf-8", metrics.registry.emitToBuffer()) }
+        return HTTPListener(name: "metrics", address: address, routes: ["/metrics": page, "/": page], engine: engine, logger: logger)
+    }
 
     static let maximumConnections = 64
     static let idleTimeout: TimeAmount = .seconds(5)
@@ -27,13 +40,13 @@ struct MetricsServer: Service {
         do {
             channel = try await listen()
         } catch {
-            let message = "metrics are not served: cannot listen on \(address.host):\(address.port): \(error)"
+            let message = "\(name) is not served: cannot listen on \(address.host):\(address.port): \(error)"
             logger.error("\(message)")
             await engine.note(message)
             try? await gracefulShutdown()
             return
         }
-        logger.info("serving metrics at http://\(address.host):\(channel.localAddress?.port ?? address.port)/metrics")
+        logger.info("serving \(name) at http://\(address.host):\(channel.localAddress?.port ?? address.port)\(routes.keys.sorted().last ?? "/")")
         await withGracefulShutdownHandler {
             try? await channel.closeFuture.get()
         } onGracefulShutdown: {
@@ -42,7 +55,7 @@ struct MetricsServer: Service {
     }
 
     private func listen() async throws -> Channel {
-        let metrics = self.metrics
+        let routes = self.routes
         let connections = ConnectionCount()
         return try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.backlog, value: 64)
@@ -57,7 +70,7 @@ struct MetricsServer: Service {
                     try channel.pipeline.syncOperations.addHandler(IdleStateHandler(readTimeout: Self.idleTimeout))
                     try channel.pipeline.syncOperations.addHandler(CloseWhenIdle())
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(ExpositionHandler(metrics: metrics))
+                    try channel.pipeline.syncOperations.addHandler(RouteHandler(routes: routes))
                 }
             }
             .bind(host: address.host, port: address.port)
@@ -79,15 +92,15 @@ private final class CloseWhenIdle: ChannelInboundHandler {
 }
 
 /// Answers one request at a time on a connection.
-private final class ExpositionHandler: ChannelInboundHandler {
+private final class RouteHandler: ChannelInboundHandler {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
-    private let metrics: MedicMetrics
+    private let routes: [String: @Sendable () -> HTTPListener.Answer]
     private var head: HTTPRequestHead?
     private var headBytes = 0
 
-    init(metrics: MedicMetrics) { self.metrics = metrics }
+    init(routes: [String: @Sendable () -> HTTPListener.Answer]) { self.routes = routes }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         switch unwrapInboundIn(data) {
@@ -104,14 +117,15 @@ private final class ExpositionHandler: ChannelInboundHandler {
                 return
             }
             let path = request.uri.split(separator: "?", maxSplits: 1).first.map(String.init) ?? request.uri
-            switch (request.method, path) {
-            case (.GET, "/metrics"), (.GET, "/"), (.HEAD, "/metrics"):
-                respond(context, request, .ok, "text/plain; version=0.0.4; charset=utf-8",
-                        request.method == .HEAD ? [] : metrics.registry.emitToBuffer())
-            case (_, "/metrics"), (_, "/"):
-                respond(context, request, .methodNotAllowed, "text/plain", Array("only GET /metrics\n".utf8))
+            let main = routes.keys.sorted().last ?? "/"
+            switch (request.method, routes[path]) {
+            case (.GET, let route?), (.HEAD, let route?):
+                let answer = route()
+                respond(context, request, answer.status, answer.type, request.method == .HEAD ? [] : answer.body)
+            case (_, _?):
+                respond(context, request, .methodNotAllowed, "text/plain", Array("only GET \(main)\n".utf8))
             default:
-                respond(context, request, .notFound, "text/plain", Array("metrics are at /metrics\n".utf8))
+                respond(context, request, .notFound, "text/plain", Array("this listener serves \(main)\n".utf8))
             }
         }
     }

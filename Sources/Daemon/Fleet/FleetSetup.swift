@@ -1,0 +1,99 @@
+import Detectors
+import Engine
+import Fleet
+import Foundation
+import Glibc
+import Logging
+import MedicCore
+import Playbooks
+import ServiceLifecycle
+
+/// This host in its fleet (when the config has `fleet:`): the etcd client, the lease its keys
+/// live under, its registration kept alive, the health endpoint its peers probe, and the
+/// liveness detector that watches the other hosts.
+struct FleetSetup: Sendable {
+    let config: FleetConfig
+    let store: EtcdGateway
+    let lease = CurrentLease()
+    let liveness: FleetLiveness
+
+    /// Reads the credentials (refused unless only root can read them) and makes the client.
+    init(_ config: FleetConfig) throws {
+        self.config = config
+        var user: (name: String, password: String)?
+        if let name = config.user, let file = config.passwordFile {
+            user = (name, try Self.secret(file, what: "fleet.password_file"))
+        }
+        for (file, what) in [(config.keyFile, "fleet.tls.key")] {
+            if let file { _ = try Self.secret(file, what: what) }
+        }
+        do {
+            store = try EtcdGateway(.init(
+                endpoints: config.endpoints, user: user, caFile: config.caFile, certificateFile: config.certificateFile, keyFile: config.keyFile))
+        } catch {
+            throw FleetSetupError(description: "\(error)")
+        }
+        liveness = FleetLiveness(store: store, fleet: config, lease: lease)
+    }
+
+    /// The registration's keep-alive, as a service; its events go to the audit log.
+    func member(playbooks: [Playbook], engine: Engine, logger: Logger) -> some Service {
+        FleetMembership(
+            member: FleetMember(store: store, fleet: config, servers: Registration.servers(of: playbooks), lease: lease),
+            fleet: config, engine: engine, logger: logger)
+    }
+
+    /// `GET /health` on the fleet address, answering `medicd HOST` while medicd runs.
+    func health(engine: Engine, logger: Logger) -> HTTPListener? {
+        guard let address = ListenAddress(config.address) else { return nil }
+        let body = Array("medicd \(config.host)\n".utf8)
+        return HTTPListener(name: "fleet health", address: address, routes: ["/health": { (.ok, "text/plain", body) }], engine: engine, logger: logger)
+    }
+
+    /// A file of secrets: owned by root and readable by nobody else, like an ssh key.
+    static func secret(_ path: String, what: String) throws -> String {
+        var info = stat()
+        guard stat(path, &info) == 0 else { throw FleetSetupError(description: "\(what) \(path): cannot read it: \(String(cString: strerror(errno)))") }
+        guard info.st_uid == 0, info.st_mode & 0o077 == 0 else {
+            throw FleetSetupError(description: "\(what) \(path) must be owned by root and readable by nobody else (mode 0600), for it holds a secret; it is mode 0\(String(info.st_mode & 0o777, radix: 8)), owner uid \(info.st_uid)")
+        }
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw FleetSetupError(description: "\(what) \(path): cannot read it") }
+        return text.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
+struct FleetSetupError: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// Keeps this host registered, and writes what happens to its membership in the audit log.
+struct FleetMembership: Service {
+    let member: FleetMember
+    let fleet: FleetConfig
+    let engine: Engine
+    let logger: Logger
+
+    func run() async throws {
+        let task = Task {
+            await member.run { event in
+                let message: String
+                switch event {
+                case .registered(let lease): message = "fleet \(fleet.name): registered as \(fleet.host) under lease \(String(lease, radix: 16))"
+                case .leaseLost(let lease): message = "fleet \(fleet.name): lease \(String(lease, radix: 16)) was lost (etcd was out of reach past its \(DurationText.format(fleet.leaseTTL)) TTL): registering again"
+                case .unreachable(let why): message = "fleet \(fleet.name): etcd is out of reach (\(why)); local healing goes on, fleet steps are refused"
+                case .reachable: message = "fleet \(fleet.name): etcd answers again"
+                case .left: message = "fleet \(fleet.name): left the fleet (\(fleet.host) stops cleanly)"
+                }
+                logger.notice("\(message)")
+                await engine.record(AuditRecord(kind: .daemon, message: message, details: ["fleet": fleet.name, "fleet_host": fleet.host]))
+            }
+        }
+        await withTaskCancellationOrGracefulShutdownHandler {
+            await task.value
+        } onCancelOrGracefulShutdown: {
+            task.cancel()
+        }
+    }
+}
+
+extension FleetLiveness: Detector {}

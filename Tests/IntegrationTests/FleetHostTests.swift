@@ -1,0 +1,131 @@
+import Audit
+import Fleet
+import Foundation
+import Glibc
+import MedicCore
+import Systemd
+import TestHost
+import Testing
+
+/// One fleet host for the tests: a test host running web.service (server `server` of HAProxy's
+/// backend `app`) and medicd as medic.service, registered in the fleet `t` on etcd.
+private struct FleetHost {
+    let host: TestHost
+    let name: String
+    let server: String
+    let webPort: Int
+    let fleetPort: Int
+
+    /// The audit log, read from outside (medicd's state is on the host's disk).
+    var auditLog: String { host.directory + "/disk/upper/var/lib/medic-test" }
+
+    /// Writes the config and playbooks (again, after a boot: /run is fresh), installs the units
+    /// and starts web.service and medic.service.
+    func start(etcd: [String], haproxy: String) async throws {
+        let work = host.directory + "/run/medic-test"
+        try FileManager.default.createDirectory(atPath: work + "/playbooks", withIntermediateDirectories: true)
+        try """
+            fleet:
+              name: t
+              host: \(name)
+              address: 127.0.0.1:\(fleetPort)
+              endpoints: [ \(etcd.map { "\"\($0)\"" }.joined(separator: ", ")) ]
+              lease_ttl: 3s
+              keepalive: 1s
+              alone_grace: 5s
+            """.write(toFile: work + "/medic.yaml", atomically: true, encoding: .utf8)
+        try """
+            playbook: web
+            targets:
+              - unit: web.service
+                pool: { haproxy: \(haproxy), backend: app, server: \(server) }
+            on:
+              - when: crashed
+                do: [ restart ]
+            """.write(toFile: work + "/playbooks/web.yaml", atomically: true, encoding: .utf8)
+        let shipped = try String(contentsOfFile: Paths.packageRoot + "/playbooks/host-down.yaml", encoding: .utf8)
+        try shipped.replacingOccurrences(of: "to: oncall", with: "to: journal")
+            .replacingOccurrences(of: #"  oncall: { webhook: "http://127.0.0.1:9095/medic", format: json, timeout: 5s, retries: 3 }"#, with: "  {}")
+            .replacingOccurrences(of: "receivers:\n  {}\n", with: "")
+            .write(toFile: work + "/playbooks/host-down.yaml", atomically: true, encoding: .utf8)
+        try host.installUnit("web.service", """
+            [Service]
+            ExecStart=\(try Backend.path()) --port \(webPort) --name \(name)
+            """)
+        try host.installUnit("medic.service", try String(contentsOfFile: Paths.packageRoot + "/units/medic.service", encoding: .utf8))
+        try host.installUnit("medic.service.d/test.conf", """
+            [Service]
+            ExecStart=
+            ExecStart=\(Paths.medicd) --config /run/medic-test/medic.yaml --playbooks /run/medic-test/playbooks --state /var/lib/medic-test --metrics-listen off
+            PrivateTmp=no
+            """)
+        let manager = SystemdManager(bus: try SystemBus(address: host.busAddress))
+        defer { manager.bus.close() }
+        try await manager.reload()
+        _ = try await manager.startUnit("web.service")
+        let started = try await manager.startUnit("medic.service", timeout: .seconds(30))
+        guard started == .finished("done") else {
+            throw TestHostError.boot("medic.service did not start on \(name): \(started); \(host.directory)/console.log")
+        }
+    }
+
+    func records(_ kinds: [AuditRecord.Kind]) -> [StoredRecord] {
+        guard let store = try? AuditStore(stateDirectory: auditLog, readOnly: true) else { return [] }
+        return (try? store.records(AuditQuery(kinds: kinds))) ?? []
+    }
+}
+
+@Suite("The fleet on etcd: hosts watching hosts", .serialized, .timeLimit(.minutes(5)))
+struct FleetHostTests {
+    @Test("a host crashes: exactly one peer takes its server out of HAProxy, within the lease's TTL and the corroboration; it returns once the host is back and answers")
+    func hostDown() async throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let etcd = try EtcdCluster(directory: directory + "/etcd")
+        defer { etcd.stop() }
+        let ports = (1...3).map { _ in (web: freePort(), fleet: freePort()) }
+        let haproxy = try HAProxy(directory: directory + "/haproxy", backendPorts: ports.map(\.web), checks: .init(parameters: "inter 500ms fall 2 rise 1"), adminOverTCP: true)
+        defer { haproxy.stop() }
+        var hosts: [FleetHost] = []
+        defer { for fleetHost in hosts { fleetHost.host.destroy() } }
+        for (index, port) in ports.enumerated() {
+            let host = try TestHost(name: "fleet\(index + 1)", binds: [Paths.packageRoot])
+            hosts.append(FleetHost(host: host, name: "h\(index + 1)", server: "s\(index + 1)", webPort: port.web, fleetPort: port.fleet))
+        }
+        for fleetHost in hosts { try await fleetHost.start(etcd: etcd.endpoints, haproxy: haproxy.socket) }
+        let store = try EtcdGateway(.init(endpoints: etcd.endpoints))
+        defer { Task { await store.shutdown() } }
+        #expect(await eventually(timeout: .seconds(10)) { ((try? await store.range("/medic/t/hosts/", prefix: true).keys.count) ?? 0) == 3 })
+        let registration = try #require(try await store.get("/medic/t/hosts/h2"))
+        #expect(registration.text.contains(#""server":"s2""#) && registration.text.contains("127.0.0.1:\(ports[1].fleet)"), "\(registration.text)")
+
+        // Crash h2: its systemd killed, and every process of it with it (medicd too).
+        let crashed = ContinuousClock.now
+        kill(try #require(hosts[1].host.systemdPID), SIGKILL)
+        let out = await eventually(timeout: .seconds(20)) { ((try? haproxy.serverStatus()["s2"]) ?? "").hasPrefix("MAINT") }
+        let detected = ContinuousClock.now - crashed
+        print("fleet: host crash → its server out of the pool in \(detected) (lease TTL 3 s)")
+        #expect(out, "s2 is \((try? haproxy.serverStatus()["s2"]) ?? "?"); h1: \(hosts[0].records([.observation, .stepResult]).map(\.message)); h3: \(hosts[2].records([.observation, .stepResult]).map(\.message))")
+        let actors = [hosts[0], hosts[2]].filter { peer in peer.records([.stepResult]).contains { $0.target == "host/h2" && $0.step == "pool" } }
+        #expect(actors.count == 1, "peers that acted on h2: \(actors.map(\.name))")
+        let acting = try #require(actors.first)
+        let other = [hosts[0], hosts[2]].first { $0.name != acting.name }!
+        let opened = try #require(acting.records([.incidentOpened]).first { $0.target == "host/h2" })
+        #expect(opened.facts["trigger"] == "host-down")
+        let evidence = try #require(acting.records([.observation]).first { $0.target == "host/h2" && $0.facts["observed"] == "host-down" })
+        #expect(evidence.facts["verdicts"]?.contains("unreachable") == true && evidence.facts["fencing_token"] != nil, "\(evidence.facts)")
+        #expect(other.records([.observation]).contains { $0.target == "host/h2" && $0.message.contains("\(acting.name) acts on it") })
+        #expect(try haproxy.serverStatus()["s1"]?.hasPrefix("MAINT") == false && haproxy.serverStatus()["s3"]?.hasPrefix("MAINT") == false)
+
+        // h2 boots again: once it is registered and answers, the peer that took s2 out returns it.
+        try hosts[1].host.powerOn()
+        try await hosts[1].start(etcd: etcd.endpoints, haproxy: haproxy.socket)
+        let back = await eventually(timeout: .seconds(30)) { ((try? haproxy.serverStatus()["s2"]) ?? "MAINT").hasPrefix("MAINT") == false }
+        #expect(back, "s2 is \((try? haproxy.serverStatus()["s2"]) ?? "?"); \(acting.name): \(acting.records([.stepResult, .incidentClosed]).map(\.message))")
+        let poolSteps = { acting.records([.stepResult]).filter { $0.target == "host/h2" && $0.step == "pool" } }
+        #expect(await eventually(timeout: .seconds(5)) { poolSteps().count == 2 })
+        let returned = poolSteps()
+        #expect(returned.count == 2 && returned.last?.facts["result"] == "succeeded" && returned.last?.facts["pool_held"] == "false", "\(returned.map(\.facts))")
+        #expect(acting.records([.observation]).contains { $0.target == "host/h2" && $0.facts["observed"] == "host-returned" })
+    }
+}
