@@ -3,10 +3,10 @@ import MedicCore
 /// One request on medicd's control socket: a JSON object on one line.
 public struct ControlRequest: Sendable, Codable, Equatable {
     public enum Command: String, Sendable, Codable, CaseIterable {
-        case status, silence, unsilence, pause, resume, run, reload
+        case status, silence, unsilence, pause, resume, run, reload, fleet
 
         /// Whether the command changes anything (then only root or the admin group may send it).
-        public var changes: Bool { self != .status }
+        public var changes: Bool { self != .status && self != .fleet }
     }
 
     public var command: Command
@@ -37,12 +37,15 @@ public struct ControlResponse: Sendable, Codable, Equatable {
     public var error: String?
     /// For `status`.
     public var status: DaemonStatus?
+    /// For `fleet`.
+    public var fleet: FleetStatus?
 
-    public init(ok: Bool, message: String? = nil, error: String? = nil, status: DaemonStatus? = nil) {
+    public init(ok: Bool, message: String? = nil, error: String? = nil, status: DaemonStatus? = nil, fleet: FleetStatus? = nil) {
         self.ok = ok
         self.message = message
         self.error = error
         self.status = status
+        self.fleet = fleet
     }
 
     public static func failure(_ error: String) -> ControlResponse { ControlResponse(ok: false, error: error) }
@@ -63,5 +66,45 @@ public struct DaemonStatus: Sendable, Codable, Equatable {
         self.lastReload = lastReload
         self.auditProblem = auditProblem
         self.engine = engine
+    }
+}
+
+/// What `medic fleet` shows: this host's membership, and every other host as this one sees it.
+public struct FleetStatus: Sendable, Codable, Equatable {
+    /// One host of the fleet.
+    public struct Host: Sendable, Codable, Equatable {
+        public var name: String
+        /// `up`, `lost` (being corroborated), `down`, `isolated`, `returning`.
+        public var state: String
+        public var address: String
+        /// Its pool servers, `backend/server at SOCKET`.
+        public var servers: [String]
+        /// When it registered under its current lease (RFC 3339).
+        public var registeredSince: String?
+        /// The peer that holds its lock (acts on it), if any.
+        public var actingHost: String?
+
+        public init(name: String, state: String, address: String, servers: [String], registeredSince: String?, actingHost: String?) {
+            self.name = name
+            self.state = state
+            self.address = address
+            self.servers = servers
+            self.registeredSince = registeredSince
+            self.actingHost = actingHost
+        }
+    }
+
+    public var fleet: String
+    /// This host's name in the fleet.
+    public var host: String
+    /// This host's membership: `registered`, `etcd unreachable since …`, `not yet registered`.
+    public var membership: String
+    public var hosts: [Host]
+
+    public init(fleet: String, host: String, membership: String, hosts: [Host]) {
+        self.fleet = fleet
+        self.host = host
+        self.membership = membership
+        self.hosts = hosts
     }
 }

@@ -111,7 +111,7 @@ public struct Daemon: Sendable {
             resilient("control socket", ControlServer(
                 path: settings.controlSocketPath, group: getgrnam(settings.controlGroup)!.pointee.gr_gid,
                 adminGroup: settings.adminGroup.map { getgrnam($0)!.pointee.gr_gid },
-                handler: ControlHandler(engine: engine, reloader: reloader, startedAt: now), logger: logger)),
+                handler: ControlHandler(engine: engine, reloader: reloader, startedAt: now, fleet: fleet), logger: logger)),
             resilient("retention", RetentionService(store: store, engine: engine, age: settings.retainFor, maxBytes: settings.retainSize, logger: logger)),
             .init(service: DetectorService(detectors: detectors, plan: plan)),
         ]

@@ -45,8 +45,17 @@ public actor FleetLiveness {
     /// The target name of a fleet host in observations and playbooks.
     public static func target(_ host: String) -> String { "host/\(host)" }
 
-    /// Every other host known, and its state.
-    public var hosts: [String: State] { states }
+    /// Every other host known: its state, its last registration, and the peer that holds its
+    /// lock (read from etcd now; nil if none, or if etcd cannot be read).
+    public func report() async -> [(host: String, state: State, registration: Registration, acting: String?)] {
+        var rows: [(host: String, state: State, registration: Registration, acting: String?)] = []
+        for (host, registration) in known.sorted(by: { $0.key < $1.key }) {
+            guard let state = states[host] else { continue }
+            let acting = state == .up ? nil : (try? await lockHolder(host))?.host
+            rows.append((host, state, registration, acting))
+        }
+        return rows
+    }
 
     /// Follows the registrations until cancelled; throws when the watch ends (the caller runs
     /// it again, which reads the registrations afresh).

@@ -10,6 +10,6 @@ struct Medic: AsyncParsableCommand {
         version: MedicVersion.string,
         subcommands: [
             StatusCommand.self, Check.self, Simulate.self, AuditCommand.self, IncidentsCommand.self, ReportCommand.self,
-            SilenceCommand.self, UnsilenceCommand.self, PauseCommand.self, ResumeCommand.self, RunCommand.self, ReloadCommand.self,
+            SilenceCommand.self, UnsilenceCommand.self, PauseCommand.self, ResumeCommand.self, RunCommand.self, ReloadCommand.self, FleetCommand.self,
         ])
 }

@@ -116,6 +116,14 @@ struct FleetHostTests {
         #expect(evidence.facts["verdicts"]?.contains("unreachable") == true && evidence.facts["fencing_token"] != nil, "\(evidence.facts)")
         #expect(other.records([.observation]).contains { $0.target == "host/h2" && $0.message.contains("\(acting.name) acts on it") })
         #expect(try haproxy.serverStatus()["s1"]?.hasPrefix("MAINT") == false && haproxy.serverStatus()["s3"]?.hasPrefix("MAINT") == false)
+        // medic fleet, on each peer: h2 down, and who acts on it.
+        let view = try medic(["fleet", "--json", "--socket", other.host.directory + "/run/medic/control.sock"])
+        #expect(view.status == 0, "\(view.output)")
+        #expect(view.output.contains(#"{"actingHost":"\#(acting.name)","address":"127.0.0.1:\#(ports[1].fleet)","name":"h2""#)
+            && view.output.contains(#""state":"down""#), "\(view.output)")
+        let table = try medic(["fleet", "--socket", acting.host.directory + "/run/medic/control.sock"])
+        #expect(table.output.contains("fleet t: this host is \(acting.name), registered"), "\(table.output)")
+        #expect(table.output.split(separator: "\n").contains { $0.hasPrefix("h2") && $0.contains("down") && $0.contains("app/s2") }, "\(table.output)")
 
         // h2 boots again: once it is registered and answers, the peer that took s2 out returns it.
         try hosts[1].host.powerOn()

@@ -9,6 +9,8 @@ struct ControlHandler: Sendable {
     let engine: Engine
     let reloader: Reloader
     let startedAt: Timestamp
+    /// This host's fleet, if it has one.
+    let fleet: FleetSetup?
 
     func handle(_ request: ControlRequest, actor: String) async -> ControlResponse {
         switch request.command {
@@ -33,6 +35,9 @@ struct ControlHandler: Sendable {
             return applied ? ControlResponse(ok: true, message: message) : ControlResponse(ok: false, error: message)
         case .silence:
             return await silence(request, actor: actor)
+        case .fleet:
+            guard let fleet else { return .failure("this host is in no fleet: its config has no 'fleet:' section") }
+            return ControlResponse(ok: true, fleet: await fleet.status())
         case .unsilence:
             guard let target = request.target else { return .failure("unsilence needs a target") }
             guard await engine.unsilence(target, actor: actor) > 0 else { return .failure("no silence in force on \(target)") }

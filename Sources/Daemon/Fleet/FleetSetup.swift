@@ -1,3 +1,4 @@
+import Control
 import Detectors
 import Engine
 import Fleet
@@ -16,6 +17,8 @@ struct FleetSetup: Sendable {
     let store: EtcdGateway
     let lease = CurrentLease()
     let liveness: FleetLiveness
+    /// This host's membership as last heard, for `medic fleet`.
+    let membership = MembershipState()
 
     /// Reads the credentials (refused unless only root can read them) and makes the client.
     init(_ config: FleetConfig) throws {
@@ -40,7 +43,7 @@ struct FleetSetup: Sendable {
     func member(playbooks: [Playbook], engine: Engine, logger: Logger) -> some Service {
         FleetMembership(
             member: FleetMember(store: store, fleet: config, servers: Registration.servers(of: playbooks), lease: lease),
-            fleet: config, engine: engine, logger: logger)
+            fleet: config, state: membership, engine: engine, logger: logger)
     }
 
     /// `GET /health` on the fleet address, answering `medicd HOST` while medicd runs.
@@ -48,6 +51,16 @@ struct FleetSetup: Sendable {
         guard let address = ListenAddress(config.address) else { return nil }
         let body = Array("medicd \(config.host)\n".utf8)
         return HTTPListener(name: "fleet health", address: address, routes: ["/health": { (.ok, "text/plain", body) }], engine: engine, logger: logger)
+    }
+
+    /// What `medic fleet` shows.
+    func status() async -> FleetStatus {
+        let hosts = await liveness.report().map { row in
+            FleetStatus.Host(
+                name: row.host, state: row.state.rawValue, address: row.registration.address,
+                servers: row.registration.pools.map(PoolMembership.describe), registeredSince: row.registration.since, actingHost: row.acting)
+        }
+        return FleetStatus(fleet: config.name, host: config.host, membership: await membership.text, hosts: hosts)
     }
 
     /// A file of secrets: owned by root and readable by nobody else, like an ssh key.
@@ -70,6 +83,7 @@ struct FleetSetupError: Error, CustomStringConvertible {
 struct FleetMembership: Service {
     let member: FleetMember
     let fleet: FleetConfig
+    let state: MembershipState
     let engine: Engine
     let logger: Logger
 
@@ -84,6 +98,7 @@ struct FleetMembership: Service {
                 case .reachable: message = "fleet \(fleet.name): etcd answers again"
                 case .left: message = "fleet \(fleet.name): left the fleet (\(fleet.host) stops cleanly)"
                 }
+                await state.note(event)
                 logger.notice("\(message)")
                 await engine.record(AuditRecord(kind: .daemon, message: message, details: ["fleet": fleet.name, "fleet_host": fleet.host]))
             }
@@ -92,6 +107,21 @@ struct FleetMembership: Service {
             await task.value
         } onCancelOrGracefulShutdown: {
             task.cancel()
+        }
+    }
+}
+
+/// This host's membership as last heard from `FleetMember`.
+actor MembershipState {
+    private(set) var text = "not yet registered"
+
+    func note(_ event: FleetMember.Event) {
+        switch event {
+        case .registered(let lease): text = "registered (lease \(String(lease, radix: 16)) since \(Timestamp.now().iso8601))"
+        case .leaseLost: text = "lease lost; registering again"
+        case .unreachable(let why): text = "etcd unreachable since \(Timestamp.now().iso8601): \(why)"
+        case .reachable: text = "registered (etcd answers again since \(Timestamp.now().iso8601))"
+        case .left: text = "left the fleet"
         }
     }
 }

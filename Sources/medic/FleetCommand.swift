@@ -1,0 +1,31 @@
+import ArgumentParser
+import Control
+import Foundation
+
+/// `medic fleet`: every host of this host's fleet as its medicd sees it.
+struct FleetCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fleet",
+        abstract: "The fleet's hosts as this host's medicd sees them: state (up, lost, down, isolated, returning), address, servers, who acts on them.")
+
+    @Flag(help: "Print the fleet as one JSON object.")
+    var json = false
+
+    @OptionGroup var daemon: SocketOption
+
+    func run() throws {
+        let response = try daemon.send(ControlRequest(command: .fleet), quiet: true)
+        guard let fleet = response.fleet else { throw ExitCode(1) }
+        if json {
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+            print(String(decoding: try encoder.encode(fleet), as: UTF8.self))
+            return
+        }
+        print("fleet \(fleet.fleet): this host is \(fleet.host), \(fleet.membership)")
+        print("")
+        print(Table(header: ["HOST", "STATE", "ADDRESS", "REGISTERED", "ACTED ON BY", "SERVERS"], rows: fleet.hosts.map {
+            [$0.name, $0.state, $0.address, $0.registeredSince ?? "-", $0.actingHost ?? "-", $0.servers.isEmpty ? "-" : $0.servers.joined(separator: ", ")]
+        }).render())
+    }
+}
