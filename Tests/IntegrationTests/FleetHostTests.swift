@@ -79,11 +79,60 @@ private struct FleetHost {
 struct FleetHostTests {
     @Test("a host crashes: exactly one peer takes its server out of HAProxy, within the lease's TTL and the corroboration; it returns once the host is back and answers")
     func hostDown() async throws {
+        let etcd = try EtcdCluster(directory: try temporaryDirectory() + "/etcd")
+        defer { etcd.stop() }
+        try await withFleet(3, etcd: etcd) { hosts, haproxy in
+            let ports = hosts.map { (web: $0.webPort, fleet: $0.fleetPort) }
+            let store = try EtcdGateway(.init(endpoints: etcd.endpoints))
+            defer { Task { await store.shutdown() } }
+            #expect(await eventually(timeout: .seconds(10)) { ((try? await store.range("/medic/t/hosts/", prefix: true).keys.count) ?? 0) == 3 })
+            let registration = try #require(try await store.get("/medic/t/hosts/h2"))
+            #expect(registration.text.contains(#""server":"s2""#) && registration.text.contains("127.0.0.1:\(ports[1].fleet)"), "\(registration.text)")
+
+            // Crash h2: its systemd killed, and every process of it with it (medicd too).
+            let crashed = ContinuousClock.now
+            kill(try #require(hosts[1].host.systemdPID), SIGKILL)
+            let out = await eventually(timeout: .seconds(20)) { ((try? haproxy.serverStatus()["s2"]) ?? "").hasPrefix("MAINT") }
+            let detected = ContinuousClock.now - crashed
+            print("fleet: host crash → its server out of the pool in \(detected) (lease TTL 3 s)")
+            #expect(out, "s2 is \((try? haproxy.serverStatus()["s2"]) ?? "?"); h1: \(hosts[0].records([.observation, .stepResult]).map(\.message)); h3: \(hosts[2].records([.observation, .stepResult]).map(\.message))")
+            let actors = [hosts[0], hosts[2]].filter { peer in peer.records([.stepResult]).contains { $0.target == "host/h2" && $0.step == "pool" } }
+            #expect(actors.count == 1, "peers that acted on h2: \(actors.map(\.name))")
+            let acting = try #require(actors.first)
+            let other = [hosts[0], hosts[2]].first { $0.name != acting.name }!
+            let opened = try #require(acting.records([.incidentOpened]).first { $0.target == "host/h2" })
+            #expect(opened.facts["trigger"] == "host-down")
+            let evidence = try #require(acting.records([.observation]).first { $0.target == "host/h2" && $0.facts["observed"] == "host-down" })
+            #expect(evidence.facts["verdicts"]?.contains("unreachable") == true && evidence.facts["fencing_token"] != nil, "\(evidence.facts)")
+            #expect(other.records([.observation]).contains { $0.target == "host/h2" && $0.message.contains("\(acting.name) acts on it") })
+            #expect(try haproxy.serverStatus()["s1"]?.hasPrefix("MAINT") == false && haproxy.serverStatus()["s3"]?.hasPrefix("MAINT") == false)
+            // medic fleet, on each peer: h2 down, and who acts on it.
+            let view = try medic(["fleet", "--json", "--socket", other.host.directory + "/run/medic/control.sock"])
+            #expect(view.status == 0, "\(view.output)")
+            #expect(view.output.contains(#"{"actingHost":"\#(acting.name)","address":"127.0.0.1:\#(ports[1].fleet)","name":"h2""#)
+                && view.output.contains(#""state":"down""#), "\(view.output)")
+            let table = try medic(["fleet", "--socket", acting.host.directory + "/run/medic/control.sock"])
+            #expect(table.output.contains("fleet t: this host is \(acting.name), registered"), "\(table.output)")
+            #expect(table.output.split(separator: "\n").contains { $0.hasPrefix("h2") && $0.contains("down") && $0.contains("app/s2") }, "\(table.output)")
+
+            // h2 boots again: once it is registered and answers, the peer that took s2 out returns it.
+            try hosts[1].host.powerOn()
+            try await hosts[1].start(etcd: etcd.endpoints, haproxy: haproxy.socket)
+            let back = await eventually(timeout: .seconds(30)) { ((try? haproxy.serverStatus()["s2"]) ?? "MAINT").hasPrefix("MAINT") == false }
+            #expect(back, "s2 is \((try? haproxy.serverStatus()["s2"]) ?? "?"); \(acting.name): \(acting.records([.stepResult, .incidentClosed]).map(\.message))")
+            let poolSteps = { acting.records([.stepResult]).filter { $0.target == "host/h2" && $0.step == "pool" } }
+            #expect(await eventually(timeout: .seconds(5)) { poolSteps().count == 2 })
+            let returned = poolSteps()
+            #expect(returned.count == 2 && returned.last?.facts["result"] == "succeeded" && returned.last?.facts["pool_held"] == "false", "\(returned.map(\.facts))")
+            #expect(acting.records([.observation]).contains { $0.target == "host/h2" && $0.facts["observed"] == "host-returned" })
+        }
+    }
+    /// Boots `count` fleet hosts against `etcd` (HAProxy's admin on TCP, reachable from inside
+    /// them), runs `body`, and destroys the hosts and HAProxy whatever happens.
+    private func withFleet(_ count: Int, etcd: EtcdCluster, _ body: ([FleetHost], HAProxy) async throws -> Void) async throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let etcd = try EtcdCluster(directory: directory + "/etcd")
-        defer { etcd.stop() }
-        let ports = (1...3).map { _ in (web: freePort(), fleet: freePort()) }
+        let ports = (1...count).map { _ in (web: freePort(), fleet: freePort()) }
         let haproxy = try HAProxy(directory: directory + "/haproxy", backendPorts: ports.map(\.web), checks: .init(parameters: "inter 500ms fall 2 rise 1"), adminOverTCP: true)
         defer { haproxy.stop() }
         var hosts: [FleetHost] = []
@@ -93,47 +142,49 @@ struct FleetHostTests {
             hosts.append(FleetHost(host: host, name: "h\(index + 1)", server: "s\(index + 1)", webPort: port.web, fleetPort: port.fleet))
         }
         for fleetHost in hosts { try await fleetHost.start(etcd: etcd.endpoints, haproxy: haproxy.socket) }
-        let store = try EtcdGateway(.init(endpoints: etcd.endpoints))
-        defer { Task { await store.shutdown() } }
-        #expect(await eventually(timeout: .seconds(10)) { ((try? await store.range("/medic/t/hosts/", prefix: true).keys.count) ?? 0) == 3 })
-        let registration = try #require(try await store.get("/medic/t/hosts/h2"))
-        #expect(registration.text.contains(#""server":"s2""#) && registration.text.contains("127.0.0.1:\(ports[1].fleet)"), "\(registration.text)")
+        try await body(hosts, haproxy)
+    }
 
-        // Crash h2: its systemd killed, and every process of it with it (medicd too).
-        let crashed = ContinuousClock.now
-        kill(try #require(hosts[1].host.systemdPID), SIGKILL)
-        let out = await eventually(timeout: .seconds(20)) { ((try? haproxy.serverStatus()["s2"]) ?? "").hasPrefix("MAINT") }
-        let detected = ContinuousClock.now - crashed
-        print("fleet: host crash → its server out of the pool in \(detected) (lease TTL 3 s)")
-        #expect(out, "s2 is \((try? haproxy.serverStatus()["s2"]) ?? "?"); h1: \(hosts[0].records([.observation, .stepResult]).map(\.message)); h3: \(hosts[2].records([.observation, .stepResult]).map(\.message))")
-        let actors = [hosts[0], hosts[2]].filter { peer in peer.records([.stepResult]).contains { $0.target == "host/h2" && $0.step == "pool" } }
-        #expect(actors.count == 1, "peers that acted on h2: \(actors.map(\.name))")
-        let acting = try #require(actors.first)
-        let other = [hosts[0], hosts[2]].first { $0.name != acting.name }!
-        let opened = try #require(acting.records([.incidentOpened]).first { $0.target == "host/h2" })
-        #expect(opened.facts["trigger"] == "host-down")
-        let evidence = try #require(acting.records([.observation]).first { $0.target == "host/h2" && $0.facts["observed"] == "host-down" })
-        #expect(evidence.facts["verdicts"]?.contains("unreachable") == true && evidence.facts["fencing_token"] != nil, "\(evidence.facts)")
-        #expect(other.records([.observation]).contains { $0.target == "host/h2" && $0.message.contains("\(acting.name) acts on it") })
-        #expect(try haproxy.serverStatus()["s1"]?.hasPrefix("MAINT") == false && haproxy.serverStatus()["s3"]?.hasPrefix("MAINT") == false)
-        // medic fleet, on each peer: h2 down, and who acts on it.
-        let view = try medic(["fleet", "--json", "--socket", other.host.directory + "/run/medic/control.sock"])
-        #expect(view.status == 0, "\(view.output)")
-        #expect(view.output.contains(#"{"actingHost":"\#(acting.name)","address":"127.0.0.1:\#(ports[1].fleet)","name":"h2""#)
-            && view.output.contains(#""state":"down""#), "\(view.output)")
-        let table = try medic(["fleet", "--socket", acting.host.directory + "/run/medic/control.sock"])
-        #expect(table.output.contains("fleet t: this host is \(acting.name), registered"), "\(table.output)")
-        #expect(table.output.split(separator: "\n").contains { $0.hasPrefix("h2") && $0.contains("down") && $0.contains("app/s2") }, "\(table.output)")
+    @Test("etcd stopped: the host keeps healing its own services, says etcd is out of reach, and registers again when etcd is back")
+    func etcdStopped() async throws {
+        let etcd = try EtcdCluster(directory: try temporaryDirectory() + "/etcd")
+        defer { etcd.stop() }
+        try await withFleet(1, etcd: etcd) { hosts, _ in
+            let h1 = hosts[0]
+            let store = try EtcdGateway(.init(endpoints: etcd.endpoints))
+            defer { Task { await store.shutdown() } }
+            #expect(await eventually(timeout: .seconds(10)) { ((try? await store.get("/medic/t/hosts/h1")) ?? nil) != nil })
+            etcd.members[0].stop()
+            #expect(await eventually(timeout: .seconds(10)) { h1.records([.daemon]).contains { $0.message.contains("etcd is out of reach") } })
+            let view = try medic(["fleet", "--socket", h1.host.directory + "/run/medic/control.sock"])
+            #expect(view.output.contains("etcd unreachable since"), "\(view.output)")
+            // A crash of its own service is healed as ever.
+            kill(try #require(h1.host.processes(ofUnit: "web.service").first), SIGKILL)
+            #expect(await eventually(timeout: .seconds(10)) { h1.records([.stepResult]).contains { $0.step == "restart" && $0.facts["result"] == "succeeded" } })
+            try etcd.members[0].start()
+            #expect(await eventually(timeout: .seconds(20)) { ((try? await store.get("/medic/t/hosts/h1")) ?? nil) != nil },
+                    "\(h1.records([.daemon]).map(\.message))")
+            #expect(h1.records([.daemon]).contains { $0.message.contains("etcd answers again") || $0.message.contains("registered as h1") })
+        }
+    }
 
-        // h2 boots again: once it is registered and answers, the peer that took s2 out returns it.
-        try hosts[1].host.powerOn()
-        try await hosts[1].start(etcd: etcd.endpoints, haproxy: haproxy.socket)
-        let back = await eventually(timeout: .seconds(30)) { ((try? haproxy.serverStatus()["s2"]) ?? "MAINT").hasPrefix("MAINT") == false }
-        #expect(back, "s2 is \((try? haproxy.serverStatus()["s2"]) ?? "?"); \(acting.name): \(acting.records([.stepResult, .incidentClosed]).map(\.message))")
-        let poolSteps = { acting.records([.stepResult]).filter { $0.target == "host/h2" && $0.step == "pool" } }
-        #expect(await eventually(timeout: .seconds(5)) { poolSteps().count == 2 })
-        let returned = poolSteps()
-        #expect(returned.count == 2 && returned.last?.facts["result"] == "succeeded" && returned.last?.facts["pool_held"] == "false", "\(returned.map(\.facts))")
-        #expect(acting.records([.observation]).contains { $0.target == "host/h2" && $0.facts["observed"] == "host-returned" })
+    @Test("three etcd members, the leader killed: registrations stay alive and a host's death is still detected")
+    func leaderLoss() async throws {
+        let etcd = try EtcdCluster(size: 3, directory: try temporaryDirectory() + "/etcd")
+        defer { etcd.stop() }
+        try await withFleet(3, etcd: etcd) { hosts, haproxy in
+            let store = try EtcdGateway(.init(endpoints: etcd.endpoints))
+            defer { Task { await store.shutdown() } }
+            #expect(await eventually(timeout: .seconds(10)) { ((try? await store.range("/medic/t/hosts/", prefix: true).keys.count) ?? 0) == 3 })
+            let leader = try #require(etcd.members.first { $0.endpoint == (try? etcd.leaderEndpoint()) })
+            leader.stop()
+            // Two TTLs later, every registration is still there, and nobody was declared lost.
+            try await Task.sleep(for: .seconds(6))
+            #expect(try await store.range("/medic/t/hosts/", prefix: true).keys.count == 3)
+            #expect(hosts.allSatisfy { $0.records([.observation]).allSatisfy { !($0.target ?? "").hasPrefix("host/") } },
+                    "\(hosts.map { $0.records([.observation]).filter { ($0.target ?? "").hasPrefix("host/") }.map(\.message) })")
+            kill(try #require(hosts[2].host.systemdPID), SIGKILL)
+            #expect(await eventually(timeout: .seconds(20)) { ((try? haproxy.serverStatus()["s3"]) ?? "").hasPrefix("MAINT") })
+        }
     }
 }
