@@ -159,7 +159,7 @@ public actor FleetLiveness {
         var verdicts: [String: Verdict] = [me: verdict]
         let deadline = ContinuousClock.now + corroboration
         while ContinuousClock.now < deadline, verdicts.count < peers.count {
-            try? await Task.sleep(for: .milliseconds(200))
+            try? await Task.sleep(for: .milliseconds(50))
             verdicts.merge(await self.verdicts(on: host, loss: loss, from: peers)) { own, _ in own }
         }
         guard states[host] == .lost, losses[host] == loss else { return }
