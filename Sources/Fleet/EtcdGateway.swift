@@ -242,7 +242,7 @@ public actor EtcdGateway: FleetStore {
         let message = failure?.message ?? failure?.error ?? String(decoding: bytes.prefix(200), as: UTF8.self)
         let text = "etcd refused \(path): \(message) (HTTP \(status.code))"
         // gRPC codes: 7 permission denied, 16 unauthenticated; 3 with an auth message.
-        if [7, 16].contains(failure?.code ?? 0) || message.contains("auth") || message.contains("permission denied") {
+        if [7, 16].contains(failure?.code ?? 0) || ["auth", "permission denied", "user name is empty"].contains(where: message.contains) {
             return FleetStoreError(.denied, text)
         }
         if message.contains("lease not found") { return FleetStoreError(.leaseNotFound, text) }

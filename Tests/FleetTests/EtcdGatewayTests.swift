@@ -1,5 +1,6 @@
 import Fleet
 import Foundation
+import Glibc
 import TestHost
 import Testing
 
@@ -92,6 +93,45 @@ struct EtcdGatewayTests {
             } throws: { ($0 as? FleetStoreError)?.kind == .denied }
             await a.shutdown()
             await wrong.shutdown()
+        }
+    }
+
+    @Test("scripts/fleet-bootstrap: each host's user writes its registration, verdicts and locks, reads the fleet, and is refused another host's keys")
+    func bootstrap() async throws {
+        try await withEtcd("bootstrap") { etcd in
+            let out = try scratch("bootstrap-out")
+            defer { try? FileManager.default.removeItem(atPath: out) }
+            let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+                .appendingPathComponent("scripts/fleet-bootstrap").path
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: script)
+            process.arguments = ["web", out, "a", "b"]
+            process.environment = ["ETCDCTL_ENDPOINTS": etcd.endpoints.joined(separator: ","), "PATH": "/usr/bin:/bin"]
+            let pipe = Pipe()
+            process.standardOutput = pipe
+            process.standardError = pipe
+            try process.run()
+            let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 0, "\(output)")
+            var info = stat()
+            #expect(stat(out + "/a.password", &info) == 0 && info.st_mode & 0o777 == 0o600)
+            let password = { (host: String) in (try? String(contentsOfFile: out + "/\(host).password", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "" }
+            let a = try EtcdGateway(.init(endpoints: etcd.endpoints, user: ("host-a", password("a"))))
+            let lease = try await a.grant(ttl: .seconds(10))
+            try await a.put("/medic/web/hosts/a", Array("A".utf8), lease: lease.id)
+            try await a.put("/medic/web/verdicts/a/b", Array("verdict".utf8), lease: lease.id)
+            #expect(try await a.create("/medic/web/locks/b/a", Array("a".utf8), lease: lease.id).created)
+            #expect(try await a.range("/medic/web/", prefix: true).keys.count == 3)
+            for forged in ["/medic/web/hosts/b", "/medic/web/verdicts/b/a", "/medic/other/hosts/a"] {
+                await #expect(Comment(rawValue: forged)) {
+                    try await a.put(forged, Array("forged".utf8), lease: nil)
+                } throws: { ($0 as? FleetStoreError)?.kind == .denied }
+            }
+            let anonymous = try EtcdGateway(.init(endpoints: etcd.endpoints))
+            await #expect { _ = try await anonymous.get("/medic/web/hosts/a") } throws: { ($0 as? FleetStoreError)?.kind == .denied }
+            await a.shutdown()
+            await anonymous.shutdown()
         }
     }
 
