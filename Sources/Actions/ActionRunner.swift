@@ -14,14 +14,18 @@ public struct ActionRunner: StepRunner {
     private let hostName: String
     private let client: HTTPClient
     private let restarts: RestartNotices
+    private let budgets: (any FleetBudgets)?
 
     /// `journalDirectory` is where `collect` reads the journal (nil: this host's own);
-    /// `restarts` hears of every target a restart or start brought up again.
+    /// `restarts` hears of every target a restart or start brought up again; `budgets` are the
+    /// fleet's (nil: a host in no fleet, whose budget is itself alone).
     public init(
         manager: SystemdManager, pool: PoolAction, balancer: LoadBalancerPool = HAProxyRuntime(), journalDirectory: String? = nil,
-        hostName: String = ActionRunner.localHostName(), client: HTTPClient = .shared, restarts: RestartNotices = RestartNotices()
+        hostName: String = ActionRunner.localHostName(), client: HTTPClient = .shared, restarts: RestartNotices = RestartNotices(),
+        budgets: (any FleetBudgets)? = nil
     ) {
         self.restarts = restarts
+        self.budgets = budgets
         self.manager = manager
         self.pool = pool
         lookup = balancer
@@ -54,8 +58,26 @@ public struct ActionRunner: StepRunner {
                     outcomes.append(await pool.run(state, member: member, unitDown: context.unitDown, timeout: step.timeout))
                 }
                 return StepOutcome.combined(outcomes)
-            case .reboot:
-                return await RebootAction(manager: manager).run(timeout: step.timeout)
+            case .reboot(_, let budget):
+                var facts: [String: String] = [:]
+                if let budget {
+                    facts["budget"] = budget.name
+                    if let budgets {
+                        switch await budgets.acquire(budget, incident: context.incident, target: target) {
+                        case .refused(let why):
+                            return .refused(by: "fleet-budget", why, facts)
+                        case .granted(let slot, let revision, let waited):
+                            facts["budget_slot"] = String(slot)
+                            facts["fencing_token"] = String(revision)
+                            facts["budget_waited_ms"] = String(waited.milliseconds)
+                        }
+                    } else {
+                        facts["budget_slot"] = "none: this host is in no fleet"
+                    }
+                }
+                var outcome = await RebootAction(manager: manager).run(timeout: step.timeout)
+                outcome.details.merge(facts) { own, _ in own }
+                return outcome
             case .exec(let command):
                 return await ExecAction(hostName: hostName).run(command, context: context, timeout: step.timeout)
             case .notify(let recipient, let message):

@@ -14,13 +14,18 @@ extension AuditStore {
     /// onto this boot's monotonic clock, for `EngineCore.restore`.
     public func guardHistory(within window: Duration, now: Timestamp) throws -> (stepRuns: [(target: String, kind: StepKind, time: Timestamp)], failures: [(target: String, time: Timestamp)]) {
         let since = now.wallMicroseconds - window.milliseconds * 1000
-        let rows = try records(AuditQuery(sinceWallMicroseconds: since, kinds: [.stepIntent, .decision]))
+        let rows = try records(AuditQuery(sinceWallMicroseconds: since, kinds: [.stepIntent, .decision, .guardStopped]))
+        // Steps a runner's guard refused (capacity, a fleet budget) never ran: their intents do
+        // not count. Paired by incident and the step's place in its plan.
+        let refused = Set(rows.filter { $0.kind == AuditRecord.Kind.guardStopped.rawValue && $0.facts[.notRun] == "true" }
+            .compactMap { row in row.incident.map { "\($0) \(row.facts["step"] ?? "")" } })
         var runs: [(String, StepKind, Timestamp)] = []
         var failures: [(String, Timestamp)] = []
         for row in rows {
             guard let target = row.target else { continue }
             let time = now.movedTo(wall: row.wallMicroseconds)
-            if row.kind == AuditRecord.Kind.stepIntent.rawValue, let step = row.step.flatMap(StepKind.init(rawValue:)), !row.wasDryRun {
+            if row.kind == AuditRecord.Kind.stepIntent.rawValue, let step = row.step.flatMap(StepKind.init(rawValue:)), !row.wasDryRun,
+               !refused.contains("\(row.incident ?? -1) \(row.facts["step"] ?? "")") {
                 runs.append((target, step, time))
             } else if row.facts[.failure] == "true" {
                 failures.append((target, time))

@@ -4,6 +4,8 @@ import MedicCore
 public struct ControlRequest: Sendable, Codable, Equatable {
     public enum Command: String, Sendable, Codable, CaseIterable {
         case status, silence, unsilence, pause, resume, run, reload, fleet
+        /// Frees the fleet budget slots a host holds (`target`: the host).
+        case fleetRelease = "fleet-release"
 
         /// Whether the command changes anything (then only root or the admin group may send it).
         public var changes: Bool { self != .status && self != .fleet }
@@ -100,11 +102,31 @@ public struct FleetStatus: Sendable, Codable, Equatable {
     /// This host's membership: `registered`, `etcd unreachable since …`, `not yet registered`.
     public var membership: String
     public var hosts: [Host]
+    /// Every budget slot held, by whom.
+    public var budgets: [Slot]
 
-    public init(fleet: String, host: String, membership: String, hosts: [Host]) {
+    /// One slot of a fleet budget, and its holder.
+    public struct Slot: Sendable, Codable, Equatable {
+        public var budget: String
+        public var slot: Int
+        public var host: String
+        public var incident: Int64
+        public var since: String
+
+        public init(budget: String, slot: Int, host: String, incident: Int64, since: String) {
+            self.budget = budget
+            self.slot = slot
+            self.host = host
+            self.incident = incident
+            self.since = since
+        }
+    }
+
+    public init(fleet: String, host: String, membership: String, hosts: [Host], budgets: [Slot]) {
         self.fleet = fleet
         self.host = host
         self.membership = membership
         self.hosts = hosts
+        self.budgets = budgets
     }
 }

@@ -81,9 +81,10 @@ public struct Daemon: Sendable {
         core.restoreHolds(silences: holds.silences.map(\.silence), paused: Set(holds.paused.keys))
         let targetCount = directory.playbooks.flatMap(\.targets).count
         let restarts = RestartNotices()
+        let fleet = try settings.fleet.map { try FleetSetup($0, metrics: metrics) }
         let runner = ActionRunner(
             manager: SystemdManager(bus: systemBus), pool: PoolAction(pool: HAProxyRuntime(), held: try store.poolHolds()),
-            journalDirectory: settings.journal, restarts: restarts)
+            journalDirectory: settings.journal, restarts: restarts, budgets: fleet?.budgets)
         let engine = Engine(
             core: core, runner: runner, audit: audit, logger: logger,
             onChange: { status in
@@ -91,7 +92,6 @@ public struct Daemon: Sendable {
                 metrics.update(status, targets: targetCount)
             })
         metrics.update(await engine.status, targets: targetCount)
-        let fleet = try settings.fleet.map(FleetSetup.init)
         let plan = DetectorPlan(playbooks: directory.playbooks, sampleInterval: settings.sampleInterval, fleet: settings.fleet)
         let watcher = UnitWatcher(manager: SystemdManager(bus: systemBus), units: plan.units, logger: logger)
         let states = DetectorStates()
@@ -124,6 +124,7 @@ public struct Daemon: Sendable {
         if let fleet {
             services.append(resilient("fleet membership", fleet.member(playbooks: directory.playbooks, engine: engine, logger: logger)))
             if let health = fleet.health(engine: engine, logger: logger) { services.append(resilient("fleet health listener", health)) }
+            services.append(resilient("fleet budgets", BudgetKeeper(slots: fleet.budgets, store: store, engine: engine, logger: logger)))
         }
         if let interval = Notify.watchdogInterval() {
             logger.info("systemd watchdog enabled: pinging every \(interval / 2)")

@@ -50,7 +50,7 @@ extension EngineCore {
         // The playbook's (or config's) rate and a reboot step's own `at_most`: the stricter
         // holds, as each is checked.
         var limits = [guards.rates[step.kind]].compactMap { $0 }
-        if case .reboot(let atMost) = step.action { limits.append(atMost) }
+        if case .reboot(let atMost, _) = step.action { limits.append(atMost) }
         for limit in limits {
             // Reboots are the host's, whichever target asked: counted across all of them.
             let runs = step.kind == .reboot ? targets.values.flatMap { $0.stepRuns[.reboot] ?? [] } : state.stepRuns[step.kind] ?? []

@@ -222,9 +222,15 @@ public struct EngineCore: Sendable {
         let label = "\(index + 1)/\(incident.plan.count) \(step.name)"
         if let guardName = outcome.refusedBy {
             counters.guardStops += 1
+            // Refused by a guard only the runner can check (capacity, a fleet budget): it did not
+            // run, so it does not count against the rate limits its intent was counted in.
+            if let run = targets[incident.target]?.stepRuns[step.kind]?.lastIndex(of: incident.stepStarted) {
+                targets[incident.target]?.stepRuns[step.kind]?.remove(at: run)
+            }
             var details = outcome.details
             details[.guardName] = guardName
             details[.result] = "refused"
+            details[.notRun] = "true"
             details["step"] = label
             emit(.record(AuditRecord(
                 kind: .guardStopped, time: now, target: incident.target, incident: id, playbook: incident.playbook.name,

@@ -42,12 +42,15 @@ public actor EtcdGateway: FleetStore {
     }
 
     public let connection: Connection
+    /// Told of every request: its path, how long it took, and its failure if it failed.
+    private let observe: (@Sendable (String, Duration, FleetStoreError?) -> Void)?
     private let client: HTTPClient
     private var current = 0
     private var token: String?
 
-    public init(_ connection: Connection) throws(FleetStoreError) {
+    public init(_ connection: Connection, observe: (@Sendable (String, Duration, FleetStoreError?) -> Void)? = nil) throws(FleetStoreError) {
         self.connection = connection
+        self.observe = observe
         var configuration = HTTPClient.Configuration()
         configuration.timeout = .init(connect: .milliseconds(Int64(connection.timeout.components.seconds * 1000 + 500)))
         if connection.caFile != nil || connection.certificateFile != nil {
@@ -170,6 +173,18 @@ public actor EtcdGateway: FleetStore {
     /// others in turn if it cannot be reached; authenticating first, and once again if etcd
     /// says the token is no longer valid.
     private func call<Answer: Decodable>(_ path: String, _ body: [String: Any]) async throws(FleetStoreError) -> Answer {
+        let started = ContinuousClock.now
+        do {
+            let answer: Answer = try await attempt(path, body)
+            observe?(path, ContinuousClock.now - started, nil)
+            return answer
+        } catch {
+            observe?(path, ContinuousClock.now - started, error)
+            throw error
+        }
+    }
+
+    private func attempt<Answer: Decodable>(_ path: String, _ body: [String: Any]) async throws(FleetStoreError) -> Answer {
         var lastError = FleetStoreError(.unreachable, "no etcd endpoint configured")
         var renewed = false
         var attempt = 0

@@ -27,13 +27,21 @@ public actor FleetLiveness {
     private let corroboration: Duration
     private let aloneGrace: Duration
     private var known: [String: Registration] = [:]
-    private var states: [String: State] = [:]
+    private var states: [String: State] = [:] {
+        didSet { onChange?(states) }
+    }
+    /// Told every peer's state whenever one changes (for the metrics).
+    private let onChange: (@Sendable ([String: State]) -> Void)?
     /// The revision at which each lost host's registration ended.
     private var losses: [String: Int64] = [:]
     private var deliver: (@Sendable (Observation) async -> Void)?
 
-    public init(store: FleetStore, fleet: FleetConfig, lease: CurrentLease, probe: HostProbe = HostProbe(), corroboration: Duration? = nil) {
+    public init(
+        store: FleetStore, fleet: FleetConfig, lease: CurrentLease, probe: HostProbe = HostProbe(), corroboration: Duration? = nil,
+        onChange: (@Sendable ([String: State]) -> Void)? = nil
+    ) {
         self.store = store
+        self.onChange = onChange
         keys = FleetKeys(fleet: fleet.name)
         me = fleet.host
         self.lease = lease
@@ -118,9 +126,9 @@ public actor FleetLiveness {
     private func returning(_ host: String, was: State) async {
         guard let registration = known[host] else { return }
         // Its probe must pass before its servers go back.
+        // Tried every second for as long as it stays registered (a lost registration ends it).
         var answer = await probe.check(registration)
-        let deadline = ContinuousClock.now + .seconds(60)
-        while !answer.reachable, ContinuousClock.now < deadline, states[host] == .returning {
+        while !answer.reachable, states[host] == .returning, !Task.isCancelled {
             try? await Task.sleep(for: .seconds(1))
             answer = await probe.check(registration)
         }

@@ -25,6 +25,9 @@ public struct AuditFact: Hashable, Sendable, CustomStringConvertible {
     public static let observed = AuditFact("observed")
     /// `true` on a step intent that dry-run only recorded (nothing was done).
     public static let dryRun = AuditFact("dry_run")
+    /// `true` on a step a runner's guard refused after its intent was written (capacity, a
+    /// fleet budget): it never ran, so the guard history does not count its intent.
+    public static let notRun = AuditFact("not_run")
     /// A human's command (`pause`, `resume`, `run`, `unsilence`).
     public static let command = AuditFact("command")
     /// `true` on a guard stop that paused the target (flapping).

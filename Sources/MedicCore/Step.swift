@@ -44,8 +44,9 @@ public struct Step: Sendable, Equatable, CustomStringConvertible {
         /// Keep the last N lines of the unit's journal as evidence.
         case collect(journalLines: Int)
         case pool(PoolState)
-        /// Reboot the host, at most `limit` times in its window.
-        case reboot(limit: RateLimit)
+        /// Reboot the host, at most `limit` times in its window, and (in a fleet) only with a
+        /// slot of `budget`.
+        case reboot(limit: RateLimit, budget: FleetBudget?)
         /// Run the site's own program (an argument array, never a shell string).
         case exec(ExecCommand)
         /// Tell a receiver of the playbook's (or the journal), beside the plan: never holds it.
@@ -95,7 +96,8 @@ public struct Step: Sendable, Equatable, CustomStringConvertible {
         case .wait(let d): "wait \(DurationText.format(d))"
         case .collect(let lines): "collect the last \(lines) journal lines"
         case .pool(let state): "pool \(state.rawValue)"
-        case .reboot(let limit): "reboot (at most \(limit))"
+        case .reboot(let limit, let budget):
+            "reboot (at most \(limit)" + (budget.map { ", fleet budget \($0.name): \($0.slots) at once" } ?? "") + ")"
         case .exec(let command): "exec \(command.arguments.joined(separator: " "))"
         case .notify(let recipient, _): "notify \(recipient)"
         }

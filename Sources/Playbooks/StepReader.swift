@@ -132,13 +132,29 @@ extension PlaybookReader {
             return Step(.pool(state), timeout: timeout(keys))
 
         case .reboot:
-            guard let keys = options(value, kind, allowed: ["at_most"]) else { return nil }
+            guard let keys = options(value, kind, allowed: ["at_most", "fleet_budget", "budget", "budget_wait"]) else { return nil }
             var limit = RateLimit(count: 1, window: .seconds(21_600))
             if let atMost = keys["at_most"]?.value {
                 guard let parsed = rateLimit(atMost, what: "'at_most'") else { return nil }
                 limit = parsed
             }
-            return Step(.reboot(limit: limit), timeout: timeout(keys))
+            var budget: FleetBudget?
+            if let slotsNode = keys["fleet_budget"]?.value {
+                guard let text = nodes.string(slotsNode, what: "'fleet_budget'"), let slots = Int(text), (1...1000).contains(slots) else {
+                    nodes.report(slotsNode, "'fleet_budget' must be how many hosts of the fleet may reboot at once, a number from 1, e.g. 'fleet_budget: 1'")
+                    return nil
+                }
+                let name = keys["budget"].flatMap { nodes.string($0.value, what: "'budget' (the budget's name)") } ?? "reboot"
+                if name.isEmpty || !name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) {
+                    nodes.report(keys["budget"]?.value, "'budget' must be a name of letters, digits, '-', '_' or '.'; found '\(name)'")
+                }
+                let wait = keys["budget_wait"].flatMap { nodes.duration($0.value, what: "'budget_wait'") } ?? .seconds(1800)
+                budget = FleetBudget(name: name, slots: slots, wait: wait)
+            } else if let name = ["budget", "budget_wait"].first(where: { keys[$0] != nil }) {
+                nodes.report(keys[name]?.key, "'\(name)' needs 'fleet_budget: N' beside it (how many hosts may reboot at once)")
+            }
+            // The default timeout covers the wait for a slot, then the reboot itself.
+            return Step(.reboot(limit: limit, budget: budget), timeout: timeout(keys) ?? budget.map { $0.wait + StepKind.reboot.defaultTimeout })
 
         case .exec:
             if case .sequence? = value, let value {

@@ -28,6 +28,24 @@ struct AuditStoreTests {
         #expect(try store.records(AuditQuery(afterSeq: 2)).map(\.seq) == [3])
     }
 
+    @Test("guard history counts each step intent, but not one a runner's guard refused after it (a fleet budget, capacity): that step never ran")
+    func refusedIntentsDoNotCount() async throws {
+        let dir = scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try AuditStore(stateDirectory: dir)
+        try await store.append([
+            AuditRecord(kind: .stepIntent, target: "web.service", incident: 1, step: "reboot", message: "about to reboot", details: ["step": "1/1 reboot"]),
+            AuditRecord(kind: .guardStopped, target: "web.service", incident: 1, step: "reboot", message: "reboot stopped: no slot",
+                        details: ["step": "1/1 reboot", AuditFact.guardName.name: "fleet-budget", AuditFact.result.name: "refused", AuditFact.notRun.name: "true"]),
+            // An engine guard's stop has no intent before it; the same step run later counts.
+            AuditRecord(kind: .guardStopped, target: "web.service", incident: 2, step: "reboot", message: "reboot stopped: rate",
+                        details: [AuditFact.guardName.name: "rate", AuditFact.result.name: "refused"]),
+            AuditRecord(kind: .stepIntent, target: "web.service", incident: 2, step: "reboot", message: "about to reboot", details: ["step": "1/1 reboot"]),
+        ])
+        let history = try store.guardHistory(within: .seconds(3600), now: .now())
+        #expect(history.stepRuns.count == 1 && history.stepRuns.first?.kind == .reboot)
+    }
+
     @Test("what was acknowledged is there when the log is opened again, and reads do not block writes")
     func reopenAndConcurrentRead() async throws {
         let dir = scratchDirectory()

@@ -21,7 +21,7 @@ private struct FleetHost {
 
     /// Writes the config and playbooks (again, after a boot: /run is fresh), installs the units
     /// and starts web.service and medic.service.
-    func start(etcd: [String], haproxy: String) async throws {
+    func start(etcd: [String], haproxy: String, rule: String = "  - when: crashed\n    do: [ restart ]") async throws {
         let work = host.directory + "/run/medic-test"
         try FileManager.default.createDirectory(atPath: work + "/playbooks", withIntermediateDirectories: true)
         try """
@@ -40,8 +40,7 @@ private struct FleetHost {
               - unit: web.service
                 pool: { haproxy: \(haproxy), backend: app, server: \(server) }
             on:
-              - when: crashed
-                do: [ restart ]
+            \(rule)
             """.write(toFile: work + "/playbooks/web.yaml", atomically: true, encoding: .utf8)
         let shipped = try String(contentsOfFile: Paths.packageRoot + "/playbooks/host-down.yaml", encoding: .utf8)
         try shipped.replacingOccurrences(of: "to: oncall", with: "to: journal")
@@ -129,7 +128,9 @@ struct FleetHostTests {
     }
     /// Boots `count` fleet hosts against `etcd` (HAProxy's admin on TCP, reachable from inside
     /// them), runs `body`, and destroys the hosts and HAProxy whatever happens.
-    private func withFleet(_ count: Int, etcd: EtcdCluster, _ body: ([FleetHost], HAProxy) async throws -> Void) async throws {
+    private func withFleet(
+        _ count: Int, etcd: EtcdCluster, rule: String = "  - when: crashed\n    do: [ restart ]", _ body: ([FleetHost], HAProxy) async throws -> Void
+    ) async throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
         let ports = (1...count).map { _ in (web: freePort(), fleet: freePort()) }
@@ -141,7 +142,7 @@ struct FleetHostTests {
             let host = try TestHost(name: "fleet\(index + 1)", binds: [Paths.packageRoot])
             hosts.append(FleetHost(host: host, name: "h\(index + 1)", server: "s\(index + 1)", webPort: port.web, fleetPort: port.fleet))
         }
-        for fleetHost in hosts { try await fleetHost.start(etcd: etcd.endpoints, haproxy: haproxy.socket) }
+        for fleetHost in hosts { try await fleetHost.start(etcd: etcd.endpoints, haproxy: haproxy.socket, rule: rule) }
         try await body(hosts, haproxy)
     }
 
@@ -185,6 +186,52 @@ struct FleetHostTests {
                     "\(hosts.map { $0.records([.observation]).filter { ($0.target ?? "").hasPrefix("host/") }.map(\.message) })")
             kill(try #require(hosts[2].host.systemdPID), SIGKILL)
             #expect(await eventually(timeout: .seconds(20)) { ((try? haproxy.serverStatus()["s3"]) ?? "").hasPrefix("MAINT") })
+        }
+    }
+
+    @Test("two hosts need a reboot, with a fleet budget of 1: one reboots, the other waits; the first never comes back, so the slot stays held, the second escalates at its deadline, and medic fleet release frees it")
+    func rebootBudget() async throws {
+        let etcd = try EtcdCluster(directory: try temporaryDirectory() + "/etcd")
+        defer { etcd.stop() }
+        let rule = """
+              - when: crashed
+                do:
+                  - reboot: { at_most: 2 in 6h, fleet_budget: 1, budget_wait: 6s }
+                escalate:
+                  - after: 1 failures in 1h
+                    do: [ { notify: { to: journal, message: "reboot refused: no fleet budget slot" } } ]
+            """
+        try await withFleet(2, etcd: etcd, rule: rule) { hosts, _ in
+            for fleetHost in hosts { fleetHost.host.powerOffOnNextReboot() }
+            // Both hosts' service crashes at once: both want to reboot.
+            for fleetHost in hosts { kill(try #require(fleetHost.host.processes(ofUnit: "web.service").first), SIGKILL) }
+            var first: FleetHost?
+            let deadline = ContinuousClock.now + .seconds(20)
+            while first == nil, ContinuousClock.now < deadline {
+                first = hosts.first { $0.host.waitForPowerOff(timeout: .milliseconds(100)) }
+            }
+            let rebooted = try #require(first, "no host rebooted")
+            let waiting = hosts.first { $0.name != rebooted.name }!
+            // The other waits for the slot, never reboots, and escalates when its wait is over.
+            let escalated = await eventually(timeout: .seconds(20)) {
+                waiting.records([.stepResult]).contains { $0.step == "notify" && $0.facts["result"] == "succeeded" }
+            }
+            #expect(escalated, "\(waiting.records([.stepResult, .guardStopped, .escalation]).map(\.message))")
+            #expect(!waiting.host.waitForPowerOff(timeout: .milliseconds(10)), "\(waiting.name) rebooted while \(rebooted.name) held the only slot")
+            let refusal = waiting.records([.guardStopped]).first { $0.step == "reboot" }
+            #expect(refusal?.facts["guard"] == "fleet-budget" && refusal?.message.contains("held by \(rebooted.name)") == true,
+                    "\(hosts.map { "\($0.name): \($0.records([.stepIntent, .stepResult, .guardStopped, .daemon]).map(\.message))" })")
+            let socket = waiting.host.directory + "/run/medic/control.sock"
+            let view = try medic(["fleet", "--json", "--socket", socket])
+            #expect(view.output.contains(#""budget":"reboot","host":"\#(rebooted.name)""#), "\(view.output)")
+
+            // A person frees the dead host's slot; the waiting host's next try reboots.
+            let release = try medic(["fleet", "release", rebooted.name, "--socket", socket])
+            #expect(release.status == 0 && release.output.contains("released \(rebooted.name)'s fleet budget slots: reboot/0"), "\(release.output)")
+            #expect(waiting.records([.humanCommand]).contains { $0.message.hasPrefix("released \(rebooted.name)") && $0.actor.hasPrefix("uid 0") })
+            let again = try medic(["run", "web", "--target", "web.service", "--socket", socket])
+            #expect(again.status == 0, "\(again.output)")
+            #expect(waiting.host.waitForPowerOff(timeout: .seconds(20)), "\(waiting.records([.stepResult, .guardStopped]).map(\.message))")
         }
     }
 }

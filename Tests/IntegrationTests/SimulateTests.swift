@@ -12,7 +12,7 @@ struct SimulateTests {
     }
 
     @Test("every shipped playbook has a timeline, and simulating it opens an incident and acts", arguments: [
-        "web-backend", "hung-backend", "memory-leak", "unhealthy-503", "crash-loop", "full-disk", "host-down", "host-isolated", "host-resources",
+        "web-backend", "hung-backend", "memory-leak", "unhealthy-503", "crash-loop", "full-disk", "host-down", "host-resources",
     ])
     func everyShippedPlaybook(name: String) throws {
         let (status, output) = try medic([
@@ -22,6 +22,16 @@ struct SimulateTests {
         #expect(status == 0, "\(output)")
         #expect(output.contains("incident-opened"), "\(output)")
         #expect(output.contains("step-intent"), "\(output)")
+    }
+
+    @Test("host-down: a dead peer's servers go out and come back when it returns; an isolated one is only told about, nothing taken out")
+    func hostDownAndIsolated() throws {
+        let playbook = Paths.packageRoot + "/playbooks/host-down.yaml"
+        let down = try medic(["simulate", playbook, "--events", Paths.packageRoot + "/playbooks/timelines/host-down.jsonl", "--horizon", "2h"])
+        #expect(down.output.contains("about to pool maint") && down.output.contains("about to pool ready") && down.output.contains("recovered"), "\(down.output)")
+        let isolated = try medic(["simulate", playbook, "--events", Paths.packageRoot + "/playbooks/timelines/host-isolated.jsonl", "--horizon", "1h"])
+        #expect(isolated.status == 0 && isolated.output.contains("about to notify oncall") && isolated.output.contains("recovered"), "\(isolated.output)")
+        #expect(!isolated.output.contains("pool"), "\(isolated.output)")
     }
 
     @Test("host-resources: the last resort is a guarded reboot, never more than once in 6h")

@@ -113,6 +113,34 @@ struct PlaybookParserTests {
         #expect(found.contains("test.yaml:17:28: 'at_most' must be 'N in DURATION', e.g. '3 in 10m'; found 'often'"))
     }
 
+    @Test("a reboot's fleet budget: how many hosts at once, its name, how long to wait for a slot; the wait counts in the step's timeout")
+    func rebootBudget() throws {
+        let playbook = try parse("""
+            playbook: p
+            targets: [ { unit: a.service } ]
+            on:
+              - when: crashed
+                do:
+                  - reboot: { at_most: 1 in 6h, fleet_budget: 2, budget: web-reboots, budget_wait: 10m }
+                  - reboot
+            """).get()
+        let steps = playbook.rules[0].steps
+        #expect(steps[0].action == .reboot(limit: RateLimit(count: 1, window: .seconds(21_600)), budget: FleetBudget(name: "web-reboots", slots: 2, wait: .seconds(600))))
+        #expect(steps[0].timeout == .seconds(600) + StepKind.reboot.defaultTimeout)
+        #expect(steps[1].action == .reboot(limit: RateLimit(count: 1, window: .seconds(21_600)), budget: nil))
+        let found = problems("""
+            playbook: p
+            targets: [ { unit: a.service } ]
+            on:
+              - when: crashed
+                do:
+                  - reboot: { fleet_budget: 0 }
+                  - reboot: { budget: x }
+            """)
+        #expect(found.contains { $0.hasPrefix("test.yaml:6:33: 'fleet_budget' must be how many hosts of the fleet may reboot at once") }, "\(found)")
+        #expect(found.contains { $0.hasPrefix("test.yaml:7:19: 'budget' needs 'fleet_budget: N' beside it") }, "\(found)")
+    }
+
     @Test("a pool server named with %i follows the instance of a templated unit")
     func poolInstance() throws {
         let playbook = try parse("""

@@ -38,6 +38,10 @@ struct ControlHandler: Sendable {
         case .fleet:
             guard let fleet else { return .failure("this host is in no fleet: its config has no 'fleet:' section") }
             return ControlResponse(ok: true, fleet: await fleet.status())
+        case .fleetRelease:
+            guard let fleet else { return .failure("this host is in no fleet: its config has no 'fleet:' section") }
+            guard let host = request.target, !host.isEmpty else { return .failure("fleet release needs a host") }
+            return await fleet.release(host, actor: actor, engine: engine)
         case .unsilence:
             guard let target = request.target else { return .failure("unsilence needs a target") }
             guard await engine.unsilence(target, actor: actor) > 0 else { return .failure("no silence in force on \(target)") }

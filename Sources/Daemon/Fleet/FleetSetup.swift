@@ -17,11 +17,14 @@ struct FleetSetup: Sendable {
     let store: EtcdGateway
     let lease = CurrentLease()
     let liveness: FleetLiveness
+    /// The fleet's budgets (`reboot: { fleet_budget: N }`).
+    let budgets: BudgetSlots
     /// This host's membership as last heard, for `medic fleet`.
     let membership = MembershipState()
 
-    /// Reads the credentials (refused unless only root can read them) and makes the client.
-    init(_ config: FleetConfig) throws {
+    /// Reads the credentials (refused unless only root can read them) and makes the client;
+    /// its requests and the peers' states go to `metrics`.
+    init(_ config: FleetConfig, metrics: MedicMetrics) throws {
         self.config = config
         var user: (name: String, password: String)?
         if let name = config.user, let file = config.passwordFile {
@@ -31,12 +34,29 @@ struct FleetSetup: Sendable {
             if let file { _ = try Self.secret(file, what: what) }
         }
         do {
-            store = try EtcdGateway(.init(
-                endpoints: config.endpoints, user: user, caFile: config.caFile, certificateFile: config.certificateFile, keyFile: config.keyFile))
+            store = try EtcdGateway(
+                .init(endpoints: config.endpoints, user: user, caFile: config.caFile, certificateFile: config.certificateFile, keyFile: config.keyFile),
+                observe: { _, took, error in metrics.etcd(took: took, failed: error.map { "\($0.kind)" }) })
         } catch {
             throw FleetSetupError(description: "\(error)")
         }
-        liveness = FleetLiveness(store: store, fleet: config, lease: lease)
+        liveness = FleetLiveness(store: store, fleet: config, lease: lease, onChange: { states in metrics.fleet(states.values.map(\.rawValue)) })
+        metrics.fleet([])
+        budgets = BudgetSlots(store: store, fleet: config)
+    }
+
+    /// Frees the budget slots `host` holds, asked by a person; audited.
+    func release(_ host: String, actor: String, engine: Engine) async -> ControlResponse {
+        do {
+            let freed = try await budgets.release(heldBy: host)
+            guard !freed.isEmpty else { return .failure("\(host) holds no slot of any fleet budget") }
+            let message = "released \(host)'s fleet budget slots: \(freed.joined(separator: ", "))"
+            await engine.record(AuditRecord(
+                kind: .humanCommand, message: message, details: [AuditFact.command.name: "fleet release", "fleet_host": host], actor: actor))
+            return ControlResponse(ok: true, message: message)
+        } catch {
+            return .failure("cannot release \(host)'s slots: \(error)")
+        }
     }
 
     /// The registration's keep-alive, as a service; its events go to the audit log.
@@ -60,7 +80,10 @@ struct FleetSetup: Sendable {
                 name: row.host, state: row.state.rawValue, address: row.registration.address,
                 servers: row.registration.pools.map(PoolMembership.describe), registeredSince: row.registration.since, actingHost: row.acting)
         }
-        return FleetStatus(fleet: config.name, host: config.host, membership: await membership.text, hosts: hosts)
+        let slots = ((try? await budgets.holders()) ?? []).map {
+            FleetStatus.Slot(budget: $0.budget, slot: $0.slot, host: $0.holder.host, incident: $0.holder.incident, since: $0.holder.since)
+        }
+        return FleetStatus(fleet: config.name, host: config.host, membership: await membership.text, hosts: hosts, budgets: slots)
     }
 
     /// A file of secrets: owned by root and readable by nobody else, like an ssh key.

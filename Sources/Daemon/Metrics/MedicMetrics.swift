@@ -20,6 +20,8 @@ final class MedicMetrics: Sendable {
     private let incidentsOpen: Gauge
     private let targets: Gauge
     private let lastReloadSuccessful: Gauge
+    private let etcdRequest: DurationHistogram
+    private let budgetWait: DurationHistogram
 
     init() {
         timeToDetect = registry.makeDurationHistogram(
@@ -37,6 +39,10 @@ final class MedicMetrics: Sendable {
         targets = registry.makeGauge(descriptor: Self.name("watched_targets", "", "Targets (units and the host) the playbooks name."))
         lastReloadSuccessful = registry.makeGauge(
             descriptor: Self.name("config_last_reload_successful", "", "1 if the last reload of the config and playbooks was applied, 0 if it was refused."))
+        etcdRequest = registry.makeDurationHistogram(
+            descriptor: Self.name("etcd_request", "seconds", "Requests to etcd (the fleet), failed ones included."), buckets: Self.writeBuckets + [2.5, 5].map(Self.seconds))
+        budgetWait = registry.makeDurationHistogram(
+            descriptor: Self.name("fleet_budget_wait", "seconds", "How long a budgeted step waited for a slot of its fleet budget."), buckets: Self.recoverBuckets)
         registry.makeGauge(descriptor: Self.name("build_info", "", "Medic's version."), labels: [("version", MedicVersion.string)]).set(to: 1)
         auditWritable.set(to: 1)
         lastReloadSuccessful.set(to: 1)
@@ -56,6 +62,7 @@ final class MedicMetrics: Sendable {
                 if let ms = record.details[.timeToRecoverMs].flatMap(Int64.init) { timeToRecover.record(.milliseconds(ms)) }
             case .stepResult:
                 counter("steps", "Steps run, by kind and result.", [("step", record.step ?? "other"), ("result", record.details[.result] ?? "other")]).increment()
+                if let ms = record.details["budget_waited_ms"].flatMap(Int64.init) { budgetWait.record(.milliseconds(ms)) }
             case .guardStopped:
                 counter("guard_stops", "Steps and plans a guard stopped or held, by guard.", [("guard", record.details[.guardName] ?? "other")]).increment()
             case .escalation:
@@ -89,6 +96,22 @@ final class MedicMetrics: Sendable {
     func detector(_ name: String, up: Bool) {
         registry.makeGauge(descriptor: Self.name("detector_up", "", "1 while the detector runs and reaches its source; 0 when it stopped or lost it."),
                            labels: [("detector", name)]).set(to: up ? 1 : 0)
+    }
+
+    /// One request to etcd: how long it took, and how it failed if it did.
+    func etcd(took duration: Duration, failed kind: String?) {
+        etcdRequest.record(duration)
+        if let kind {
+            counter("etcd_request_errors", "Requests to etcd that failed, by why (unreachable, denied, leaseNotFound, failed).", [("kind", kind)]).increment()
+        }
+    }
+
+    /// The fleet's other hosts as this one sees them, by state.
+    func fleet(_ states: [String]) {
+        for state in ["up", "lost", "down", "isolated", "returning"] {
+            registry.makeGauge(descriptor: Self.name("fleet_peers", "", "The fleet's other hosts, by state as this host sees them."), labels: [("state", state)])
+                .set(to: Double(states.filter { $0 == state }.count))
+        }
     }
 
     private func counter(_ name: String, _ help: String, _ labels: [(String, String)]) -> Counter {
