@@ -4,7 +4,7 @@ import MedicCore
 /// Who holds a slot of a fleet budget: at `/medic/FLEET/budgets/NAME/SLOT`, bound to no lease,
 /// so that a host that dies while it holds one (mid-reboot) keeps it until it is back and
 /// healthy, or a person frees it (`medic fleet release HOST`).
-public struct SlotHolder: Codable, Sendable, Equatable {
+public struct SlotHolder: StoredJSON, Sendable, Equatable {
     public var host: String
     public var incident: Int64
     public var target: String
@@ -18,12 +18,6 @@ public struct SlotHolder: Codable, Sendable, Equatable {
         self.since = since
     }
 
-    var bytes: [UInt8] { Array((try? JSONEncoder().encode(self)) ?? Data()) }
-
-    init?(bytes: [UInt8]) {
-        guard let decoded = try? JSONDecoder().decode(SlotHolder.self, from: Data(bytes)) else { return nil }
-        self = decoded
-    }
 }
 
 extension FleetKeys {

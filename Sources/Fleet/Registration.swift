@@ -4,9 +4,9 @@ import MedicCore
 /// What a host says about itself in the fleet, under its lease at `/medic/FLEET/hosts/HOST`:
 /// where its medicd answers its peers, and every pool server its playbooks name (what a peer
 /// takes out of the pool if the host dies).
-public struct Registration: Codable, Sendable, Equatable {
+public struct Registration: StoredJSON, Sendable, Equatable {
     /// One pool server this host serves as.
-    public struct Server: Codable, Sendable, Equatable, Hashable {
+    public struct Server: StoredJSON, Sendable, Equatable, Hashable {
         public var haproxy: String
         public var backend: String
         public var server: String
@@ -44,16 +44,6 @@ public struct Registration: Codable, Sendable, Equatable {
         }
     }
 
-    var bytes: [UInt8] {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = .sortedKeys
-        return Array((try? encoder.encode(self)) ?? Data())
-    }
-
-    init?(bytes: [UInt8]) {
-        guard let decoded = try? JSONDecoder().decode(Registration.self, from: Data(bytes)) else { return nil }
-        self = decoded
-    }
 }
 
 /// Where the fleet's keys live in etcd.

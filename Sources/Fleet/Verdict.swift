@@ -4,7 +4,7 @@ import Foundation
 /// lease (so a dead peer's verdicts go with it): whether it could reach the host, for which loss
 /// (the revision at which the host's registration ended: a verdict on an older loss, replayed,
 /// counts for nothing).
-public struct Verdict: Codable, Sendable, Equatable {
+public struct Verdict: StoredJSON, Sendable, Equatable {
     public var peer: String
     public var lost: String
     public var loss: Int64
@@ -20,12 +20,6 @@ public struct Verdict: Codable, Sendable, Equatable {
         self.detail = detail
     }
 
-    var bytes: [UInt8] { Array((try? JSONEncoder().encode(self)) ?? Data()) }
-
-    init?(bytes: [UInt8]) {
-        guard let decoded = try? JSONDecoder().decode(Verdict.self, from: Data(bytes)) else { return nil }
-        self = decoded
-    }
 }
 
 extension FleetKeys {
