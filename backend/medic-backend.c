@@ -2,7 +2,8 @@
  * medic-backend: a tiny HTTP backend that starts in about a millisecond, for Medic's demo, tests
  * and benchmarks. Plain C built with the system's C compiler (TestHost's `Backend`), so that no
  * language runtime installs crash handlers of its own: a SIGSEGV here dumps core as in the field. It answers every request with 200 and a line naming itself; /health answers
- * "ok". Usage: medic-backend [--port N] [--name TEXT] [--exit-after-ms N --exit-code N]
+ * "ok". Usage: medic-backend [--port N] [--address IPV4] [--name TEXT] [--exit-after-ms N --exit-code N]
+ * (--address: where it listens, 127.0.0.1 unless given, e.g. a test host's own address).
  * With --exit-after-ms it exits with --exit-code after that long, to play a backend that keeps
  * failing. With --status-file PATH, while PATH holds a number (e.g. 503) every answer has that
  * status, to play a backend that is running but failing its health checks. With
@@ -54,12 +55,13 @@ static long now_ms(void) {
 int main(int argc, char **argv) {
     int port = 8080, exit_code = 1;
     long exit_after_ms = -1;
-    const char *name = "medic-backend";
+    const char *name = "medic-backend", *address = "127.0.0.1";
     const char *status_file = NULL;
     long leak_mb_per_s = 0, leak_jitter_ms = 0, heartbeat_ms = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--port")) port = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--name")) name = argv[i + 1];
+        else if (!strcmp(argv[i], "--address")) address = argv[i + 1];
         else if (!strcmp(argv[i], "--exit-after-ms")) exit_after_ms = atol(argv[i + 1]);
         else if (!strcmp(argv[i], "--exit-code")) exit_code = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--status-file")) status_file = argv[i + 1];
@@ -80,12 +82,15 @@ int main(int argc, char **argv) {
     int one = 1;
     setsockopt(server, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port)};
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (inet_pton(AF_INET, address, &addr.sin_addr) != 1) {
+        fprintf(stderr, "medic-backend: --address %s is not an IPv4 address\n", address);
+        return 2;
+    }
     if (bind(server, (struct sockaddr *)&addr, sizeof(addr)) < 0 || listen(server, 128) < 0) {
-        fprintf(stderr, "medic-backend: cannot listen on 127.0.0.1:%d: %s\n", port, strerror(errno));
+        fprintf(stderr, "medic-backend: cannot listen on %s:%d: %s\n", address, port, strerror(errno));
         return 1;
     }
-    printf("%s listening on 127.0.0.1:%d\n", name, port);
+    printf("%s listening on %s:%d\n", name, address, port);
     notify_ready();
     long deadline = exit_after_ms >= 0 ? now_ms() + exit_after_ms : -1;
     long next_leak = now_ms(), next_beat = now_ms();

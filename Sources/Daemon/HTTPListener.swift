@@ -20,6 +20,8 @@ struct HTTPListener: Service {
 
     /// What it serves, for logs: `metrics`, `fleet health`.
     let name: String
+    /// What is said when it cannot listen: `metrics are not served`.
+    let notServed: String
     let address: ListenAddress
     /// The paths served with GET (and HEAD), each with its answer.
     let routes: [String: @Sendable () -> Answer]
@@ -29,7 +31,8 @@ struct HTTPListener: Service {
     /// The metrics page.
     static func metrics(_ metrics: MedicMetrics, address: ListenAddress, engine: Engine, logger: Logger) -> HTTPListener {
         let page: @Sendable () -> Answer = { (.ok, "text/plain; version=0.0.4; charset=utf-8", metrics.registry.emitToBuffer()) }
-        return HTTPListener(name: "metrics", address: address, routes: ["/metrics": page, "/": page], engine: engine, logger: logger)
+        return HTTPListener(
+            name: "metrics", notServed: "metrics are not served", address: address, routes: ["/metrics": page, "/": page], engine: engine, logger: logger)
     }
 
     static let maximumConnections = 64
@@ -40,7 +43,7 @@ struct HTTPListener: Service {
         do {
             channel = try await listen()
         } catch {
-            let message = "\(name) is not served: cannot listen on \(address.host):\(address.port): \(error)"
+            let message = "\(notServed): cannot listen on \(address.host):\(address.port): \(error)"
             logger.error("\(message)")
             await engine.note(message)
             try? await gracefulShutdown()

@@ -65,10 +65,35 @@ public actor FleetLiveness {
         return rows
     }
 
-    /// Follows the registrations until cancelled; throws when the watch ends (the caller runs
-    /// it again, which reads the registrations afresh).
-    public func run(deliver: @escaping @Sendable (Observation) async -> Void) async throws {
+    /// Follows the registrations until cancelled. etcd out of reach is an outside condition, not
+    /// a fault of medicd's: the watch is started again (reading the registrations afresh) every
+    /// second or few, for as long as it takes, and said once when it starts and once when it ends.
+    public func run(deliver: @escaping @Sendable (Observation) async -> Void) async {
         self.deliver = deliver
+        var failing: String?
+        var pause: Duration = .milliseconds(500)
+        while !Task.isCancelled {
+            do {
+                try await follow {
+                    if failing != nil {
+                        failing = nil
+                        pause = .milliseconds(500)
+                        await self.note(nil, "watching the fleet again")
+                    }
+                }
+            } catch {
+                if failing == nil {
+                    failing = "\(error)"
+                    await note(nil, "cannot watch the fleet (\(error)); trying again until etcd answers, and nobody is declared lost meanwhile")
+                }
+            }
+            try? await Task.sleep(for: pause)
+            pause = min(pause * 2, .seconds(5))
+        }
+    }
+
+    /// One watch: the registrations read, then followed; `watching` is called once both answered.
+    private func follow(watching: () async -> Void) async throws {
         let (current, revision) = try await store.range(keys.hosts, prefix: true)
         var present: Set<String> = []
         for key in current {
@@ -80,6 +105,7 @@ public actor FleetLiveness {
         for host in known.keys where !present.contains(host) && states[host] == .up {
             startLoss(host, at: revision)
         }
+        await watching()
         for try await batch in store.watch(prefix: keys.hosts, from: revision + 1) {
             for event in batch {
                 switch event {
@@ -232,11 +258,12 @@ public actor FleetLiveness {
         return locks.min { $0.createRevision < $1.createRevision }.map { (String($0.key.dropFirst(keys.locks(on: host).count)), $0.createRevision) }
     }
 
-    /// An observation that opens nothing: what this peer saw of `host`, for the audit log.
-    private func note(_ host: String, _ text: String, facts: [String: String] = [:]) async {
+    /// An observation that opens nothing: what this peer saw of `host` (or of the fleet, given
+    /// nil), for the audit log.
+    private func note(_ host: String?, _ text: String, facts: [String: String] = [:]) async {
         await deliver?(Observation(
-            target: Self.target(host), kind: .fleetNote, time: .now(), facts: facts.merging(["fleet_host": host]) { own, _ in own },
-            summary: "host \(host) \(text)"))
+            target: host.map(Self.target) ?? "fleet", kind: .fleetNote, time: .now(),
+            facts: facts.merging(["fleet_host": host ?? "*"]) { own, _ in own }, summary: host.map { "host \($0) \(text)" } ?? "fleet: \(text)"))
     }
 }
 

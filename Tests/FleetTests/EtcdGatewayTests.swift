@@ -103,17 +103,8 @@ struct EtcdGatewayTests {
             defer { try? FileManager.default.removeItem(atPath: out) }
             let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
                 .appendingPathComponent("scripts/fleet-bootstrap").path
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: script)
-            process.arguments = ["web", out, "a", "b"]
-            process.environment = ["ETCDCTL_ENDPOINTS": etcd.endpoints.joined(separator: ","), "PATH": "/usr/bin:/bin"]
-            let pipe = Pipe()
-            process.standardOutput = pipe
-            process.standardError = pipe
-            try process.run()
-            let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-            process.waitUntilExit()
-            #expect(process.terminationStatus == 0, "\(output)")
+            let output = try runProgram(script, ["web", out, "a", "b"], environment: ["ETCDCTL_ENDPOINTS": etcd.endpoints.joined(separator: ","), "PATH": "/usr/bin:/bin"])
+            #expect(output.contains("host a: etcd user host-a"), "\(output)")
             var info = stat()
             #expect(stat(out + "/a.password", &info) == 0 && info.st_mode & 0o777 == 0o600)
             let password = { (host: String) in (try? String(contentsOfFile: out + "/\(host).password", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "" }

@@ -16,6 +16,9 @@ private struct FleetHost {
     let webPort: Int
     let fleetPort: Int
 
+    /// Its address: its own in a test network, else loopback.
+    var address: String { host.address ?? "127.0.0.1" }
+
     /// The audit log, read from outside (medicd's state is on the host's disk).
     var auditLog: String { host.directory + "/disk/upper/var/lib/medic-test" }
 
@@ -28,7 +31,7 @@ private struct FleetHost {
             fleet:
               name: t
               host: \(name)
-              address: 127.0.0.1:\(fleetPort)
+              address: \(address):\(fleetPort)
               endpoints: [ \(etcd.map { "\"\($0)\"" }.joined(separator: ", ")) ]
               lease_ttl: 3s
               keepalive: 1s
@@ -49,7 +52,7 @@ private struct FleetHost {
             .write(toFile: work + "/playbooks/host-down.yaml", atomically: true, encoding: .utf8)
         try host.installUnit("web.service", """
             [Service]
-            ExecStart=\(try Backend.path()) --port \(webPort) --name \(name)
+            ExecStart=\(try Backend.path()) --port \(webPort) --address \(address) --name \(name)
             """)
         try host.installUnit("medic.service", try String(contentsOfFile: Paths.packageRoot + "/units/medic.service", encoding: .utf8))
         try host.installUnit("medic.service.d/test.conf", """
@@ -66,6 +69,16 @@ private struct FleetHost {
         guard started == .finished("done") else {
             throw TestHostError.boot("medic.service did not start on \(name): \(started); \(host.directory)/console.log")
         }
+    }
+
+    /// Whether it observed `kind` about `target`.
+    func saw(_ kind: String, about target: String) -> Bool {
+        records([.observation]).contains { $0.target == target && $0.facts["observed"] == kind }
+    }
+
+    /// Whether a `step` on `target` succeeded.
+    func ran(_ step: String, on target: String) -> Bool {
+        records([.stepResult]).contains { $0.target == target && $0.step == step && $0.facts["result"] == "succeeded" }
     }
 
     func records(_ kinds: [AuditRecord.Kind]) -> [StoredRecord] {
@@ -128,20 +141,24 @@ struct FleetHostTests {
     }
     /// Boots `count` fleet hosts against `etcd` (HAProxy's admin on TCP, reachable from inside
     /// them), runs `body`, and destroys the hosts and HAProxy whatever happens.
+    /// Given a `network`, each host has a network namespace and an address of its own on it, and
+    /// etcd must listen on its gateway.
     private func withFleet(
-        _ count: Int, etcd: EtcdCluster, rule: String = "  - when: crashed\n    do: [ restart ]", _ body: ([FleetHost], HAProxy) async throws -> Void
+        _ count: Int, etcd: EtcdCluster, network: TestNetwork? = nil, rule: String = "  - when: crashed\n    do: [ restart ]",
+        _ body: ([FleetHost], HAProxy) async throws -> Void
     ) async throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let ports = (1...count).map { _ in (web: freePort(), fleet: freePort()) }
-        let haproxy = try HAProxy(directory: directory + "/haproxy", backendPorts: ports.map(\.web), checks: .init(parameters: "inter 500ms fall 2 rise 1"), adminOverTCP: true)
-        defer { haproxy.stop() }
         var hosts: [FleetHost] = []
         defer { for fleetHost in hosts { fleetHost.host.destroy() } }
-        for (index, port) in ports.enumerated() {
-            let host = try TestHost(name: "fleet\(index + 1)", binds: [Paths.packageRoot])
-            hosts.append(FleetHost(host: host, name: "h\(index + 1)", server: "s\(index + 1)", webPort: port.web, fleetPort: port.fleet))
+        for index in 0..<count {
+            let host = try TestHost(name: "fleet\(index + 1)", binds: [Paths.packageRoot], network: network)
+            hosts.append(FleetHost(host: host, name: "h\(index + 1)", server: "s\(index + 1)", webPort: freePort(), fleetPort: freePort()))
         }
+        let haproxy = try HAProxy(
+            directory: directory + "/haproxy", servers: hosts.map { "\($0.address):\($0.webPort)" }, checks: .init(parameters: "inter 500ms fall 2 rise 1"),
+            adminOverTCP: true, listen: network?.gateway ?? "127.0.0.1")
+        defer { haproxy.stop() }
         for fleetHost in hosts { try await fleetHost.start(etcd: etcd.endpoints, haproxy: haproxy.socket, rule: rule) }
         try await body(hosts, haproxy)
     }
@@ -162,6 +179,11 @@ struct FleetHostTests {
             // A crash of its own service is healed as ever.
             kill(try #require(h1.host.processes(ofUnit: "web.service").first), SIGKILL)
             #expect(await eventually(timeout: .seconds(10)) { h1.records([.stepResult]).contains { $0.step == "restart" && $0.facts["result"] == "succeeded" } })
+            // etcd staying away is an outside condition: medicd keeps running (one start only),
+            // its fleet watch retrying.
+            try await Task.sleep(for: .seconds(6))
+            #expect(h1.records([.daemon]).filter { $0.message.hasPrefix("medicd started") }.count == 1, "\(h1.records([.daemon]).map(\.message))")
+            #expect(h1.records([.observation]).contains { $0.target == "fleet" && $0.message.contains("cannot watch the fleet") })
             try etcd.members[0].start()
             #expect(await eventually(timeout: .seconds(20)) { ((try? await store.get("/medic/t/hosts/h1")) ?? nil) != nil },
                     "\(h1.records([.daemon]).map(\.message))")
@@ -233,5 +255,44 @@ struct FleetHostTests {
             #expect(again.status == 0, "\(again.output)")
             #expect(waiting.host.waitForPowerOff(timeout: .seconds(20)), "\(waiting.records([.stepResult, .guardStopped]).map(\.message))")
         }
+    }
+
+    @Test("a host cut off from etcd but not from its peers is isolated, not down: nothing taken out, its own healing goes on, and it is back when the link is")
+    func isolated() async throws {
+        let network = try TestNetwork()
+        defer { network.stop() }
+        let etcd = try EtcdCluster(directory: try temporaryDirectory() + "/etcd", host: network.gateway)
+        defer { etcd.stop() }
+        try await withFleet(3, etcd: etcd, network: network) { hosts, haproxy in
+            try await isolation(hosts, haproxy: haproxy, network: network, etcd: etcd)
+        }
+    }
+
+    private func isolation(_ hosts: [FleetHost], haproxy: HAProxy, network: TestNetwork, etcd: EtcdCluster) async throws {
+        let store = try EtcdGateway(.init(endpoints: etcd.endpoints))
+        defer { Task { await store.shutdown() } }
+        #expect(await eventually(timeout: .seconds(10)) { ((try? await store.range("/medic/t/hosts/", prefix: true).keys.count) ?? 0) == 3 })
+        let h2 = hosts[1]
+        let etcdPort = try #require(Int(etcd.endpoints[0].split(separator: ":").last ?? ""))
+        try network.cut(h2.host, from: network.gateway, port: etcdPort)
+        let h1 = hosts[0], h3 = hosts[2]
+        let found = await eventually(timeout: .seconds(20)) { h1.saw("host-isolated", about: "host/h2") || h3.saw("host-isolated", about: "host/h2") }
+        #expect(found, "\([h1, h3].map { "\($0.name): \($0.records([.observation]).filter { $0.target == "host/h2" }.map(\.message))" })")
+        let acting = [h1, h3].filter { $0.saw("host-isolated", about: "host/h2") }
+        #expect(acting.count == 1, "\(acting.map(\.name))")
+        let actor = try #require(acting.first)
+        let decision = actor.records([.observation]).first { $0.facts["observed"] == "host-isolated" }
+        #expect(decision?.facts["verdicts"]?.contains("reachable (GET") == true, "\(decision?.facts ?? [:])")
+        #expect(!h1.ran("pool", on: "host/h2") && !h3.ran("pool", on: "host/h2"))
+        #expect(try haproxy.serverStatus()["s2"]?.hasPrefix("MAINT") == false)
+        #expect(await eventually(timeout: .seconds(5)) { actor.ran("notify", on: "host/h2") })
+        // Cut off, h2 still heals its own service.
+        kill(try #require(h2.host.processes(ofUnit: "web.service").first), SIGKILL)
+        #expect(await eventually(timeout: .seconds(10)) { h2.ran("restart", on: "web.service") })
+        #expect(h2.records([.daemon]).contains { $0.message.contains("etcd is out of reach") })
+        // The link back: h2 registers again, and the isolated incident closes as it returns.
+        try network.mend(h2.host)
+        #expect(await eventually(timeout: .seconds(20)) { actor.saw("host-returned", about: "host/h2") })
+        #expect(await eventually(timeout: .seconds(10)) { actor.ran("verify", on: "host/h2") })
     }
 }

@@ -34,7 +34,7 @@ public enum Backend {
         }
         try fm.createDirectory(atPath: packageRoot + "/.build", withIntermediateDirectories: true)
         let temporary = output + ".\(getpid())"
-        try run("/usr/bin/cc", ["-O2", "-Wall", "-Werror", "-o", temporary, source])
+        try runProgram("/usr/bin/cc", ["-O2", "-Wall", "-Werror", "-o", temporary, source])
         if rename(temporary, output) != 0 { throw TestHostError.setup("rename \(temporary): \(PosixError.reason())") }
         return output
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Posix
 import Synchronization
 
 /// etcd from Debian's package (`etcd-server`), started by a test on loopback: one member, or
@@ -14,10 +15,10 @@ public final class EtcdMember: Sendable {
     private let process: Mutex<ChildProcess?>
     private let arguments: [String]
 
-    init(name: String, directory: String, clientPort: Int, peerPort: Int, cluster: String, extra: [String]) {
+    init(name: String, directory: String, host: String, clientPort: Int, peerPort: Int, cluster: String, extra: [String]) {
         self.name = name
         self.directory = directory
-        endpoint = "http://127.0.0.1:\(clientPort)"
+        endpoint = "http://\(host):\(clientPort)"
         peerURL = "http://127.0.0.1:\(peerPort)"
         arguments = [
             "--name", name, "--data-dir", directory + "/data", "--listen-client-urls", endpoint, "--advertise-client-urls", endpoint,
@@ -51,10 +52,10 @@ public final class EtcdMember: Sendable {
 
     /// Whether it answers a range request.
     public func answers() -> Bool {
-        guard let port = Int(endpoint.split(separator: ":").last ?? "") else { return false }
+        guard let address = SocketAddress(String(endpoint.dropFirst("http://".count))) else { return false }
         let body = #"{"key":"aGVhbHRo"}"#
-        let request = "POST /v3/kv/range HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
-        return (try? httpExchange(port: port, request, timeout: 1).status) == 200
+        let request = "POST /v3/kv/range HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
+        return (try? httpExchange(address, request, timeout: 1).status) == 200
     }
 }
 
@@ -65,13 +66,14 @@ public final class EtcdCluster: Sendable {
     public let members: [EtcdMember]
     public let directory: String
 
-    /// Starts the members; `extra` arguments go to each (e.g. `--auth-token simple`).
-    public init(size: Int = 1, directory: String, extra: [String] = []) throws {
+    /// Starts the members, serving clients on `host` (loopback, or a test network's gateway);
+    /// `extra` arguments go to each (e.g. `--auth-token simple`).
+    public init(size: Int = 1, directory: String, host: String = "127.0.0.1", extra: [String] = []) throws {
         self.directory = directory
         let ports = (0..<size).map { _ in (freePort(), freePort()) }
         let cluster = ports.enumerated().map { "m\($0.offset + 1)=http://127.0.0.1:\($0.element.1)" }.joined(separator: ",")
         members = ports.enumerated().map { index, ports in
-            EtcdMember(name: "m\(index + 1)", directory: directory + "/m\(index + 1)", clientPort: ports.0, peerPort: ports.1, cluster: cluster, extra: extra)
+            EtcdMember(name: "m\(index + 1)", directory: directory + "/m\(index + 1)", host: host, clientPort: ports.0, peerPort: ports.1, cluster: cluster, extra: extra)
         }
         for member in members { try member.start() }
         let deadline = ContinuousClock.now + .seconds(20)
@@ -113,18 +115,8 @@ public final class EtcdCluster: Sendable {
     /// Runs `etcdctl` against the cluster (as root, or as `user` given `user:password`).
     @discardableResult
     public func ctl(_ arguments: [String], user: String? = nil) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/etcdctl")
-        process.arguments = ["--endpoints", endpoints.joined(separator: ",")] + (user.map { ["--user", $0] } ?? []) + arguments
-        process.environment = ["ETCDCTL_API": "3", "PATH": "/usr/bin:/bin"]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
-        guard process.terminationStatus == 0 else { throw TestHostError.setup("etcdctl \(arguments.joined(separator: " ")): \(text)") }
-        return text
+        try runProgram(
+            "/usr/bin/etcdctl", ["--endpoints", endpoints.joined(separator: ",")] + (user.map { ["--user", $0] } ?? []) + arguments,
+            environment: ["ETCDCTL_API": "3", "PATH": "/usr/bin:/bin"])
     }
 }

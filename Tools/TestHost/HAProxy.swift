@@ -34,13 +34,19 @@ public final class HAProxy: @unchecked Sendable {
 
     /// Writes the configuration into `directory` and starts HAProxy; returns once its admin
     /// socket answers. `serverTimeout` is how long a request may wait for a server's answer.
-    public init(directory: String, backendPorts: [Int], checks: Checks = .defaults, serverTimeout: String = "2s", adminOverTCP: Bool = false) throws {
+    /// `backendPorts`: servers on 127.0.0.1; `servers`, given, are `HOST:PORT` anywhere (test
+    /// hosts' addresses). `adminOverTCP`: the admin socket on `listen`, for medicds inside test
+    /// hosts (which have a /tmp, and maybe a network, of their own).
+    public init(
+        directory: String, backendPorts: [Int] = [], servers: [String]? = nil, checks: Checks = .defaults, serverTimeout: String = "2s",
+        adminOverTCP: Bool = false, listen: String = "127.0.0.1"
+    ) throws {
         self.directory = directory
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        socket = adminOverTCP ? "127.0.0.1:\(freePort())" : directory + "/admin.sock"
+        socket = adminOverTCP ? "\(listen):\(freePort())" : directory + "/admin.sock"
         port = freePort()
-        let servers = backendPorts.enumerated().map { index, port in
-            "    server s\(index + 1) 127.0.0.1:\(port) check \(checks.parameters)"
+        let servers = (servers ?? backendPorts.map { "127.0.0.1:\($0)" }).enumerated().map { index, address in
+            "    server s\(index + 1) \(address) check \(checks.parameters)"
         }
         let config = """
             global

@@ -26,6 +26,7 @@ mount -t tmpfs -o mode=1777 tmpfs "$R/tmp"
 mount -t tmpfs -o mode=1777 tmpfs "$R/var/tmp"
 for p in "$@"; do mkdir -p "$R$p"; mount --bind "$p" "$R$p"; done
 echo "$NAME" > "$R/etc/hostname"
+if [ -e "$H/netns" ]; then rm -f "$R/etc/resolv.conf"; echo "nameserver 127.0.0.1" > "$R/etc/resolv.conf"; fi
 if [ ! -s "$H/disk/upper/etc/machine-id" ]; then
     tr -d - < /proc/sys/kernel/random/uuid > "$R/etc/machine-id"
 fi

@@ -3,7 +3,12 @@ import Posix
 /// Sends `request` (raw HTTP) to 127.0.0.1:`port` and returns the status code and body (status 0
 /// if the answer is not HTTP); throws if nothing listens there.
 public func httpExchange(port: Int, _ request: String, timeout seconds: Int = 5) throws -> (status: Int, body: String) {
-    let socket = try Socket.connect(to: .loopback(port), timeout: .seconds(seconds))
+    try httpExchange(.loopback(port), request, timeout: seconds)
+}
+
+/// Sends `request` (raw HTTP) to `address` and returns the status code and body.
+public func httpExchange(_ address: SocketAddress, _ request: String, timeout seconds: Int = 5) throws -> (status: Int, body: String) {
+    let socket = try Socket.connect(to: address, timeout: .seconds(seconds))
     defer { socket.close() }
     try socket.send(request)
     let text = String(decoding: (try? socket.receiveAll()) ?? [], as: UTF8.self)

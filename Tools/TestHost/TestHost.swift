@@ -27,6 +27,10 @@ public final class TestHost: Sendable {
     private let state = Mutex(State())
     private let binds: [String]
     private let cgroup: String
+    /// The network namespace it runs in, and its address there, when it was given a network.
+    public let namespace: String?
+    public let address: String?
+    private let network: TestNetwork?
     private let bootChanged = BootSignal()
 
     /// The D-Bus address of the host's system bus, from outside.
@@ -44,10 +48,16 @@ public final class TestHost: Sendable {
 
     /// Creates and boots a host, returning once its systemd reports `running` (or `degraded`).
     /// `binds` are paths of this machine made visible inside at the same path (a build
-    /// directory under /tmp, which the host otherwise sees as its own fresh tmpfs).
-    public init(name: String = "medic-test", binds: [String] = [], timeout: Duration = .seconds(20)) throws {
+    /// directory under /tmp, which the host otherwise sees as its own fresh tmpfs). Given a
+    /// `network`, it runs in a network namespace of its own with an address on it; otherwise
+    /// it shares this machine's network.
+    public init(name: String = "medic-test", binds: [String] = [], network: TestNetwork? = nil, timeout: Duration = .seconds(20)) throws {
         self.name = name
         self.binds = binds
+        self.network = network
+        let attached = try network?.attach()
+        namespace = attached?.namespace
+        address = attached?.address
         var template = Array("/tmp/medic-host-\(name).XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else { throw TestHostError.setup("mkdtemp: \(PosixError.reason())") }
         directory = String(cString: made)
@@ -69,8 +79,10 @@ public final class TestHost: Sendable {
             try fm.createDirectory(atPath: directory + "/" + sub, withIntermediateDirectories: true)
         }
         _ = fm.createFile(atPath: directory + "/console", contents: nil)
+        // In a network of its own, nothing answers DNS: look names up on the host itself.
+        if namespace != nil { _ = fm.createFile(atPath: directory + "/netns", contents: nil) }
         try initScript.write(toFile: directory + "/init.sh", atomically: true, encoding: .utf8)
-        try run("/bin/mount", ["-t", "tmpfs", "-o", "size=512m,mode=0755", "tmpfs", directory + "/disk"])
+        try runProgram("/bin/mount", ["-t", "tmpfs", "-o", "size=512m,mode=0755", "tmpfs", directory + "/disk"])
         try fm.createDirectory(atPath: cgroup, withIntermediateDirectories: true)
     }
 
@@ -93,6 +105,7 @@ public final class TestHost: Sendable {
         // Join the host's cgroup first, so that --cgroup makes it the namespace's root.
         process.arguments = [
             "-c", #"echo $$ > "$0" && exec "$@""#, cgroup + "/cgroup.procs",
+        ] + (namespace.map { ["/usr/bin/nsenter", "--net=/run/netns/\($0)"] } ?? []) + [
             "/usr/bin/unshare", "--fork", "--pid", "--mount", "--uts", "--ipc", "--cgroup",
             "--propagation", "private", "--kill-child",
             "/bin/bash", directory + "/init.sh", directory, name,
@@ -217,8 +230,9 @@ public final class TestHost: Sendable {
         powerOff()
         removeCgroups()
         let disk = directory + "/disk"
-        if isMountPoint(disk) { try? run("/bin/umount", ["-l", disk]) }
+        if isMountPoint(disk) { try? runProgram("/bin/umount", ["-l", disk]) }
         if !isMountPoint(disk) { try? FileManager.default.removeItem(atPath: directory) }
+        if let namespace { network?.detach(namespace) }
     }
 
     /// Retries for up to 5 s: a cgroup cannot go while a process in it is still being reaped.
@@ -260,7 +274,7 @@ public final class TestHost: Sendable {
         guard let pid = systemdPID else { throw TestHostError.command("host \(name) is not running") }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/nsenter")
-        process.arguments = ["-t", String(pid), "-m", "-p", "-u", "-i", "-C", "--"] + command
+        process.arguments = ["-t", String(pid), "-m", "-p", "-u", "-i", "-C"] + (namespace != nil ? ["-n"] : []) + ["--"] + command
         let output = Pipe()
         process.standardOutput = output
         process.standardError = output
@@ -307,19 +321,24 @@ public enum TestHostError: Error, CustomStringConvertible {
 /// SIGRTMIN+4: systemd's "power off" signal.
 let SIGRTMIN_PLUS_4: Int32 = __libc_current_sigrtmin() + 4
 
-/// Runs a command from an argument array and throws if it fails.
-func run(_ executable: String, _ arguments: [String]) throws {
+/// Runs a program to its end and returns its output (stdout and stderr together); throws,
+/// with the output, if it fails. `environment`, given, replaces this process's own.
+@discardableResult
+public func runProgram(_ executable: String, _ arguments: [String], environment: [String: String]? = nil) throws -> String {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
-    let errors = Pipe()
-    process.standardError = errors
+    if let environment { process.environment = environment }
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = pipe
     try process.run()
+    let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     process.waitUntilExit()
-    if process.terminationStatus != 0 {
-        let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        throw TestHostError.command("\(executable) \(arguments.joined(separator: " ")): \(text)")
+    guard process.terminationStatus == 0 else {
+        throw TestHostError.command("\(executable) \(arguments.joined(separator: " ")): \(output)")
     }
+    return output
 }
 
 /// Wakes those waiting for a host to boot again.

@@ -70,7 +70,7 @@ struct FleetSetup: Sendable {
     func health(engine: Engine, logger: Logger) -> HTTPListener? {
         guard let address = ListenAddress(config.address) else { return nil }
         let body = Array("medicd \(config.host)\n".utf8)
-        return HTTPListener(name: "fleet health", address: address, routes: ["/health": { (.ok, "text/plain", body) }], engine: engine, logger: logger)
+        return HTTPListener(name: "fleet health", notServed: "the fleet's health endpoint is not served (peers will find this host unreachable)", address: address, routes: ["/health": { (.ok, "text/plain", body) }], engine: engine, logger: logger)
     }
 
     /// What `medic fleet` shows.
