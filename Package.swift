@@ -137,7 +137,7 @@ let package = Package(
             path: "Tools/medic-bench"
         ),
         // Medic beside systemd, monit, supervisord and HAProxy on real test hosts (scripts/compare).
-        .executableTarget(name: "medic-compare", dependencies: ["TestHost", "Audit", "MedicCore"], path: "Tools/medic-compare"),
+        .executableTarget(name: "medic-compare", dependencies: ["TestHost", "Audit", "MedicCore", "Fleet"], path: "Tools/medic-compare"),
         .executableTarget(
             name: "medic-demo",
             dependencies: ["TestHost", "Systemd", "Posix"],

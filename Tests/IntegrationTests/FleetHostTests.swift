@@ -7,86 +7,6 @@ import Systemd
 import TestHost
 import Testing
 
-/// One fleet host for the tests: a test host running web.service (server `server` of HAProxy's
-/// backend `app`) and medicd as medic.service, registered in the fleet `t` on etcd.
-private struct FleetHost {
-    let host: TestHost
-    let name: String
-    let server: String
-    let webPort: Int
-    let fleetPort: Int
-
-    /// Its address: its own in a test network, else loopback.
-    var address: String { host.address ?? "127.0.0.1" }
-
-    /// The audit log, read from outside (medicd's state is on the host's disk).
-    var auditLog: String { host.directory + "/disk/upper/var/lib/medic-test" }
-
-    /// Writes the config and playbooks (again, after a boot: /run is fresh), installs the units
-    /// and starts web.service and medic.service.
-    func start(etcd: [String], haproxy: String, rule: String = "  - when: crashed\n    do: [ restart ]") async throws {
-        let work = host.directory + "/run/medic-test"
-        try FileManager.default.createDirectory(atPath: work + "/playbooks", withIntermediateDirectories: true)
-        try """
-            fleet:
-              name: t
-              host: \(name)
-              address: \(address):\(fleetPort)
-              endpoints: [ \(etcd.map { "\"\($0)\"" }.joined(separator: ", ")) ]
-              lease_ttl: 3s
-              keepalive: 1s
-              alone_grace: 5s
-            """.write(toFile: work + "/medic.yaml", atomically: true, encoding: .utf8)
-        try """
-            playbook: web
-            targets:
-              - unit: web.service
-                pool: { haproxy: \(haproxy), backend: app, server: \(server) }
-            on:
-            \(rule)
-            """.write(toFile: work + "/playbooks/web.yaml", atomically: true, encoding: .utf8)
-        let shipped = try String(contentsOfFile: Paths.packageRoot + "/playbooks/host-down.yaml", encoding: .utf8)
-        try shipped.replacingOccurrences(of: "to: oncall", with: "to: journal")
-            .replacingOccurrences(of: #"  oncall: { webhook: "http://127.0.0.1:9095/medic", format: json, timeout: 5s, retries: 3 }"#, with: "  {}")
-            .replacingOccurrences(of: "receivers:\n  {}\n", with: "")
-            .write(toFile: work + "/playbooks/host-down.yaml", atomically: true, encoding: .utf8)
-        try host.installUnit("web.service", """
-            [Service]
-            ExecStart=\(try Backend.path()) --port \(webPort) --address \(address) --name \(name)
-            """)
-        try host.installUnit("medic.service", try String(contentsOfFile: Paths.packageRoot + "/units/medic.service", encoding: .utf8))
-        try host.installUnit("medic.service.d/test.conf", """
-            [Service]
-            ExecStart=
-            ExecStart=\(Paths.medicd) --config /run/medic-test/medic.yaml --playbooks /run/medic-test/playbooks --state /var/lib/medic-test --metrics-listen off
-            PrivateTmp=no
-            """)
-        let manager = SystemdManager(bus: try SystemBus(address: host.busAddress))
-        defer { manager.bus.close() }
-        try await manager.reload()
-        _ = try await manager.startUnit("web.service")
-        let started = try await manager.startUnit("medic.service", timeout: .seconds(30))
-        guard started == .finished("done") else {
-            throw TestHostError.boot("medic.service did not start on \(name): \(started); \(host.directory)/console.log")
-        }
-    }
-
-    /// Whether it observed `kind` about `target`.
-    func saw(_ kind: String, about target: String) -> Bool {
-        records([.observation]).contains { $0.target == target && $0.facts["observed"] == kind }
-    }
-
-    /// Whether a `step` on `target` succeeded.
-    func ran(_ step: String, on target: String) -> Bool {
-        records([.stepResult]).contains { $0.target == target && $0.step == step && $0.facts["result"] == "succeeded" }
-    }
-
-    func records(_ kinds: [AuditRecord.Kind]) -> [StoredRecord] {
-        guard let store = try? AuditStore(stateDirectory: auditLog, readOnly: true) else { return [] }
-        return (try? store.records(AuditQuery(kinds: kinds))) ?? []
-    }
-}
-
 @Suite("The fleet on etcd: hosts watching hosts", .serialized, .timeLimit(.minutes(5)))
 struct FleetHostTests {
     @Test("a host crashes: exactly one peer takes its server out of HAProxy, within the lease's TTL and the corroboration; it returns once the host is back and answers")
@@ -141,26 +61,15 @@ struct FleetHostTests {
     }
     /// Boots `count` fleet hosts against `etcd` (HAProxy's admin on TCP, reachable from inside
     /// them), runs `body`, and destroys the hosts and HAProxy whatever happens.
-    /// Given a `network`, each host has a network namespace and an address of its own on it, and
-    /// etcd must listen on its gateway.
+    /// Boots `count` fleet hosts against `etcd` (see `FleetTestBed`), runs `body`, and
+    /// destroys the hosts and HAProxy whatever happens.
     private func withFleet(
-        _ count: Int, etcd: EtcdCluster, network: TestNetwork? = nil, rule: String = "  - when: crashed\n    do: [ restart ]",
-        _ body: ([FleetHost], HAProxy) async throws -> Void
+        _ count: Int, etcd: EtcdCluster, network: TestNetwork? = nil, rule: String = FleetTestHost.restartOnCrash,
+        _ body: ([FleetTestHost], HAProxy) async throws -> Void
     ) async throws {
-        let directory = try temporaryDirectory()
-        defer { try? FileManager.default.removeItem(atPath: directory) }
-        var hosts: [FleetHost] = []
-        defer { for fleetHost in hosts { fleetHost.host.destroy() } }
-        for index in 0..<count {
-            let host = try TestHost(name: "fleet\(index + 1)", binds: [Paths.packageRoot], network: network)
-            hosts.append(FleetHost(host: host, name: "h\(index + 1)", server: "s\(index + 1)", webPort: freePort(), fleetPort: freePort()))
-        }
-        let haproxy = try HAProxy(
-            directory: directory + "/haproxy", servers: hosts.map { "\($0.address):\($0.webPort)" }, checks: .init(parameters: "inter 500ms fall 2 rise 1"),
-            adminOverTCP: true, listen: network?.gateway ?? "127.0.0.1")
-        defer { haproxy.stop() }
-        for fleetHost in hosts { try await fleetHost.start(etcd: etcd.endpoints, haproxy: haproxy.socket, rule: rule) }
-        try await body(hosts, haproxy)
+        let bed = try await FleetTestBed(count: count, etcd: etcd, medicd: Paths.medicd, network: network, rule: rule)
+        defer { bed.destroy() }
+        try await body(bed.hosts, bed.haproxy)
     }
 
     @Test("etcd stopped: the host keeps healing its own services, says etcd is out of reach, and registers again when etcd is back")
@@ -227,7 +136,7 @@ struct FleetHostTests {
             for fleetHost in hosts { fleetHost.host.powerOffOnNextReboot() }
             // Both hosts' service crashes at once: both want to reboot.
             for fleetHost in hosts { kill(try #require(fleetHost.host.processes(ofUnit: "web.service").first), SIGKILL) }
-            var first: FleetHost?
+            var first: FleetTestHost?
             let deadline = ContinuousClock.now + .seconds(20)
             while first == nil, ContinuousClock.now < deadline {
                 first = hosts.first { $0.host.waitForPowerOff(timeout: .milliseconds(100)) }
@@ -268,7 +177,7 @@ struct FleetHostTests {
         }
     }
 
-    private func isolation(_ hosts: [FleetHost], haproxy: HAProxy, network: TestNetwork, etcd: EtcdCluster) async throws {
+    private func isolation(_ hosts: [FleetTestHost], haproxy: HAProxy, network: TestNetwork, etcd: EtcdCluster) async throws {
         let store = try EtcdGateway(.init(endpoints: etcd.endpoints))
         defer { Task { await store.shutdown() } }
         #expect(await eventually(timeout: .seconds(10)) { ((try? await store.range("/medic/t/hosts/", prefix: true).keys.count) ?? 0) == 3 })
