@@ -32,6 +32,13 @@ public struct Daemon: Sendable {
         case .failure(let diagnostics): throw StartError("the config is invalid:\n\(diagnostics)")
         case .success(let loaded): settings = loaded
         }
+        if let fleet = settings.fleet {
+            do {
+                _ = try FleetSetup.secrets(fleet)
+            } catch {
+                throw StartError("\(error)")
+            }
+        }
         let directory: PlaybookDirectory, store: AuditStore, systemBus: SystemBus
         do {
             directory = try PlaybookDirectory.load(settings.playbooks, defaults: settings.defaults)
@@ -62,7 +69,9 @@ public struct Daemon: Sendable {
         descriptors: UInt, logger: Logger
     ) async throws -> [ServiceGroupConfiguration.ServiceConfiguration] {
         let metrics = MedicMetrics()
-        let audit = MeteredAuditSink(inner: JournalMirror(store: store), metrics: metrics)
+        let fleet = try settings.fleet.map { try FleetSetup($0, metrics: metrics) }
+        let metered = MeteredAuditSink(inner: JournalMirror(store: store), metrics: metrics)
+        let audit: AuditSink = fleet.map { TellingAuditSink(inner: metered, acts: $0.acts) } ?? metered
         let recovery = try await IncidentRecovery(store: store, manager: SystemdManager(bus: systemBus))
         // Silences and pauses come from the chain only: what is not in it does not hold Medic.
         let holds = try store.holds(now: Timestamp.now())
@@ -81,7 +90,6 @@ public struct Daemon: Sendable {
         core.restoreHolds(silences: holds.silences.map(\.silence), paused: Set(holds.paused.keys))
         let targetCount = directory.playbooks.flatMap(\.targets).count
         let restarts = RestartNotices()
-        let fleet = try settings.fleet.map { try FleetSetup($0, metrics: metrics) }
         let runner = ActionRunner(
             manager: SystemdManager(bus: systemBus), pool: PoolAction(pool: HAProxyRuntime(), held: try store.poolHolds()),
             journalDirectory: settings.journal, restarts: restarts, budgets: fleet?.budgets)

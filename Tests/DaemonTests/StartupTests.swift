@@ -52,6 +52,24 @@ struct StartupTests {
         } throws: { "\($0)".contains("cannot reach the system bus at unix:path=\(dir)/no-bus") }
     }
 
+    @Test("a fleet's etcd password in a file others can read is refused at start, naming the file and its mode")
+    func exposedSecret() async throws {
+        let dir = try directory(["playbooks/.keep": "", "etcd-password": "secret\n"])
+        chmod(dir + "/etcd-password", 0o644)
+        try """
+            fleet: { name: t, address: 127.0.0.1:9467, endpoints: [ "http://127.0.0.1:2379" ], user: host-a, password_file: \(dir)/etcd-password }
+            """.write(toFile: dir + "/medic.yaml", atomically: true, encoding: .utf8)
+        chmod(dir + "/medic.yaml", 0o600)
+        let source = SettingsSource(configFlag: dir + "/medic.yaml", flags: FlagOverrides(
+            playbooks: dir + "/playbooks", state: dir + "/state", runtime: dir + "/run", bus: "unix:path=/run/dbus/system_bus_socket"))
+        await #expect {
+            _ = try await Daemon(source: source, logger: Logger(label: "test"))
+        } throws: { error in
+            let text = "\(error)"
+            return text.contains("fleet.password_file \(dir)/etcd-password must be owned by root and readable by nobody else") && text.contains("mode 0644")
+        }
+    }
+
     @Test("refusals on the control socket are audited at most 10 a minute; the next one says how many were not")
     func refusalLog() {
         let log = RefusalLog()

@@ -126,6 +126,31 @@ struct EtcdGatewayTests {
         }
     }
 
+    @Test("over TLS with client certificates: a client with a certificate the CA signed is served; one without is refused")
+    func tls() async throws {
+        let pki = try scratch("pki")
+        defer { try? FileManager.default.removeItem(atPath: pki) }
+        let openssl = { (arguments: [String]) throws in try runProgram("/usr/bin/openssl", arguments) }
+        try openssl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=medic-test-ca", "-keyout", pki + "/ca.key", "-out", pki + "/ca.pem"])
+        try "subjectAltName=IP:127.0.0.1\n".write(toFile: pki + "/san.ext", atomically: true, encoding: .utf8)
+        for name in ["server", "client"] {
+            try openssl(["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=\(name)", "-keyout", pki + "/\(name).key", "-out", pki + "/\(name).csr"])
+            try openssl(["x509", "-req", "-in", pki + "/\(name).csr", "-CA", pki + "/ca.pem", "-CAkey", pki + "/ca.key", "-CAcreateserial", "-days", "1",
+                         "-extfile", pki + "/san.ext", "-out", pki + "/\(name).pem"])
+        }
+        try await withEtcd("tls", scheme: "https", extra: [
+            "--cert-file", pki + "/server.pem", "--key-file", pki + "/server.key", "--client-cert-auth", "--trusted-ca-file", pki + "/ca.pem",
+        ]) { etcd in
+            let client = try EtcdGateway(.init(endpoints: etcd.endpoints, caFile: pki + "/ca.pem", certificateFile: pki + "/client.pem", keyFile: pki + "/client.key"))
+            #expect(await eventually(timeout: .seconds(10)) { (try? await client.put("/medic/t/hosts/a", Array("A".utf8), lease: nil)) != nil })
+            #expect(try await client.get("/medic/t/hosts/a")?.text == "A")
+            let stranger = try EtcdGateway(.init(endpoints: etcd.endpoints, caFile: pki + "/ca.pem"))
+            await #expect(throws: FleetStoreError.self) { _ = try await stranger.get("/medic/t/hosts/a") }
+            await client.shutdown()
+            await stranger.shutdown()
+        }
+    }
+
     @Test("three members: a dead endpoint is skipped, and writes go on when the leader is killed")
     func leaderLoss() async throws {
         try await withEtcd("cluster", size: 3) { etcd in

@@ -11,8 +11,8 @@ func scratch(_ name: String) throws -> String {
 
 /// Runs `body` with an etcd cluster of `size` members, stopped by PID afterwards, also when
 /// `body` throws.
-func withEtcd<T>(_ name: String, size: Int = 1, extra: [String] = [], _ body: (EtcdCluster) async throws -> T) async throws -> T {
-    let cluster = try EtcdCluster(size: size, directory: try scratch(name), extra: extra)
+func withEtcd<T>(_ name: String, size: Int = 1, scheme: String = "http", extra: [String] = [], _ body: (EtcdCluster) async throws -> T) async throws -> T {
+    let cluster = try EtcdCluster(size: size, directory: try scratch(name), scheme: scheme, extra: extra)
     defer { cluster.stop() }
     return try await body(cluster)
 }

@@ -57,6 +57,11 @@ struct FleetHostTests {
             let returned = poolSteps()
             #expect(returned.count == 2 && returned.last?.facts["result"] == "succeeded" && returned.last?.facts["pool_held"] == "false", "\(returned.map(\.facts))")
             #expect(acting.records([.observation]).contains { $0.target == "host/h2" && $0.facts["observed"] == "host-returned" })
+            // h2's own log says what was done to it while it was away, and by whom.
+            let told = { hosts[1].records([.daemon]).filter { $0.message.hasPrefix("while this host was away, \(acting.name) did:") } }
+            #expect(await eventually(timeout: .seconds(10)) { told().contains { $0.message.contains("pool succeeded: app/s2 taken out of service") } },
+                    "\(hosts[1].records([.daemon]).map(\.message))")
+            #expect(told().contains { $0.message.contains("incident") && $0.facts["peer_incident"] != "" })
         }
     }
     /// Boots `count` fleet hosts against `etcd` (HAProxy's admin on TCP, reachable from inside

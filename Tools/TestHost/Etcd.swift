@@ -15,10 +15,10 @@ public final class EtcdMember: Sendable {
     private let process: Mutex<ChildProcess?>
     private let arguments: [String]
 
-    init(name: String, directory: String, host: String, clientPort: Int, peerPort: Int, cluster: String, extra: [String]) {
+    init(name: String, directory: String, scheme: String, host: String, clientPort: Int, peerPort: Int, cluster: String, extra: [String]) {
         self.name = name
         self.directory = directory
-        endpoint = "http://\(host):\(clientPort)"
+        endpoint = "\(scheme)://\(host):\(clientPort)"
         peerURL = "http://127.0.0.1:\(peerPort)"
         arguments = [
             "--name", name, "--data-dir", directory + "/data", "--listen-client-urls", endpoint, "--advertise-client-urls", endpoint,
@@ -50,9 +50,11 @@ public final class EtcdMember: Sendable {
         child?.stop(grace: .seconds(5))
     }
 
-    /// Whether it answers a range request.
+    /// Whether it answers a range request (or, over TLS, accepts a connection).
     public func answers() -> Bool {
-        guard let address = SocketAddress(String(endpoint.dropFirst("http://".count))) else { return false }
+        guard let address = SocketAddress(String(endpoint.drop { $0 != "/" }.dropFirst(2))) else { return false }
+        // Over TLS, a connection accepted is as far as a plain socket can tell.
+        if endpoint.hasPrefix("https") { return (try? Socket.connect(to: address)) != nil }
         let body = #"{"key":"aGVhbHRo"}"#
         let request = "POST /v3/kv/range HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
         return (try? httpExchange(address, request, timeout: 1).status) == 200
@@ -68,12 +70,12 @@ public final class EtcdCluster: Sendable {
 
     /// Starts the members, serving clients on `host` (loopback, or a test network's gateway);
     /// `extra` arguments go to each (e.g. `--auth-token simple`).
-    public init(size: Int = 1, directory: String, host: String = "127.0.0.1", extra: [String] = []) throws {
+    public init(size: Int = 1, directory: String, host: String = "127.0.0.1", scheme: String = "http", extra: [String] = []) throws {
         self.directory = directory
         let ports = (0..<size).map { _ in (freePort(), freePort()) }
         let cluster = ports.enumerated().map { "m\($0.offset + 1)=http://127.0.0.1:\($0.element.1)" }.joined(separator: ",")
         members = ports.enumerated().map { index, ports in
-            EtcdMember(name: "m\(index + 1)", directory: directory + "/m\(index + 1)", host: host, clientPort: ports.0, peerPort: ports.1, cluster: cluster, extra: extra)
+            EtcdMember(name: "m\(index + 1)", directory: directory + "/m\(index + 1)", scheme: scheme, host: host, clientPort: ports.0, peerPort: ports.1, cluster: cluster, extra: extra)
         }
         for member in members { try member.start() }
         let deadline = ContinuousClock.now + .seconds(20)

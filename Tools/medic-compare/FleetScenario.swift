@@ -63,8 +63,14 @@ struct FleetScenario {
                 failures.append("fleet: \(victim.name)'s server did not return to the pool once its host was back")
                 break
             }
-            // Its lock let go and the peers settled before the next round.
-            try? await Task.sleep(for: .seconds(2))
+            // The incident on it closed (its lock let go) before the next round.
+            let target = "host/\(victim.name)"
+            _ = await until(.seconds(30)) {
+                bed.hosts.allSatisfy { peer in
+                    let records = peer.records([.incidentOpened, .incidentClosed]).filter { $0.target == target }
+                    return records.filter { $0.kind == "incident-opened" }.count == records.filter { $0.kind == "incident-closed" }.count
+                }
+            }
         }
         await store.shutdown()
         return (times, failures)
@@ -83,22 +89,23 @@ struct FleetScenario {
         defer { etcd.stop() }
         let store = try EtcdGateway(.init(endpoints: etcd.endpoints, timeout: .seconds(5)))
         let keys = FleetKeys(fleet: "load")
-        var leases: [Int64] = []
-        for index in 0..<simulated {
-            let lease = try await store.grant(ttl: .seconds(3))
-            try await store.put(keys.host("sim\(index)"), Array(#"{"host":"sim\#(index)"}"#.utf8), lease: lease.id)
-            leases.append(lease.id)
-        }
         let shared = KeepAlives()
-        let granted = leases
+        let count = simulated
+        // Each simulated host as a real one: a lease, its registration under it, a keep-alive
+        // every second, registered again if the lease was lost; started over one second.
         let keepers = Task {
             await withTaskGroup(of: Void.self) { group in
-                for (index, lease) in granted.enumerated() {
+                for index in 0..<count {
                     group.addTask {
-                        // Spread over the second, as real hosts would be.
-                        try? await Task.sleep(for: .milliseconds(Int64(index * 1000 / max(1, granted.count))))
+                        try? await Task.sleep(for: .milliseconds(Int64(index * 1000 / max(1, count))))
+                        var lease: Int64?
                         while !Task.isCancelled, shared.stopped.load(ordering: .relaxed) != index {
-                            _ = try? await store.keepAlive(lease)
+                            if let current = lease {
+                                if (try? await store.keepAlive(current)) == nil { lease = nil }
+                            } else if let granted = try? await store.grant(ttl: .seconds(3)) {
+                                _ = try? await store.put(keys.host("sim\(index)"), Array(#"{"host":"sim\#(index)"}"#.utf8), lease: granted.id)
+                                lease = granted.id
+                            }
                             shared.requests.add(1, ordering: .relaxed)
                             try? await Task.sleep(for: .seconds(1))
                         }
@@ -107,7 +114,9 @@ struct FleetScenario {
             }
         }
         defer { keepers.cancel() }
-        try await Task.sleep(for: .seconds(2))
+        guard await until(.seconds(30), { ((try? await store.range(keys.hosts, prefix: true).keys.count) ?? 0) == count }) else {
+            throw TestHostError.setup("the \(count) simulated hosts did not all register")
+        }
         guard let pid = etcd.members[0].pid, let before = ProcessCost(pid: pid) else { throw TestHostError.setup("etcd is gone") }
         let counted = shared.requests.load(ordering: .relaxed)
         let window: Duration = .seconds(10)
@@ -116,11 +125,14 @@ struct FleetScenario {
         let seconds = Double((ContinuousClock.now - started).components.seconds) + Double((ContinuousClock.now - started).components.attoseconds) / 1e18
         let after = ProcessCost(pid: pid) ?? before
         let rate = Double(shared.requests.load(ordering: .relaxed) - counted) / seconds
-        // One host stops: how long until a watcher sees its registration gone.
-        let (_, revision) = try await store.range(keys.hosts, prefix: true)
+        // One host stops: how long until a watcher (a client of its own, as another host's
+        // medicd would be) sees its registration gone.
+        let watcher = try EtcdGateway(.init(endpoints: etcd.endpoints))
+        defer { Task { await watcher.shutdown() } }
+        let (_, revision) = try await watcher.range(keys.hosts, prefix: true)
         let victim = simulated / 2
         let seen = Task { () -> ContinuousClock.Instant? in
-            for try await batch in store.watch(prefix: keys.hosts, from: revision + 1) {
+            for try await batch in watcher.watch(prefix: keys.hosts, from: revision + 1) {
                 if batch.contains(where: { if case .delete(let key, _) = $0 { key == keys.host("sim\(victim)") } else { false } }) { return .now }
             }
             return nil

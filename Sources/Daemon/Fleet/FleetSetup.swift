@@ -19,6 +19,8 @@ struct FleetSetup: Sendable {
     let liveness: FleetLiveness
     /// The fleet's budgets (`reboot: { fleet_budget: N }`).
     let budgets: BudgetSlots
+    /// What this host did to peers, told to them; what they did to it, collected.
+    let acts: PeerActs
     /// This host's membership as last heard, for `medic fleet`.
     let membership = MembershipState()
 
@@ -26,13 +28,8 @@ struct FleetSetup: Sendable {
     /// its requests and the peers' states go to `metrics`.
     init(_ config: FleetConfig, metrics: MedicMetrics) throws {
         self.config = config
-        var user: (name: String, password: String)?
-        if let name = config.user, let file = config.passwordFile {
-            user = (name, try Self.secret(file, what: "fleet.password_file"))
-        }
-        for (file, what) in [(config.keyFile, "fleet.tls.key")] {
-            if let file { _ = try Self.secret(file, what: what) }
-        }
+        let secrets = try Self.secrets(config)
+        let user = config.user.map { ($0, secrets.password ?? "") }
         do {
             store = try EtcdGateway(
                 .init(endpoints: config.endpoints, user: user, caFile: config.caFile, certificateFile: config.certificateFile, keyFile: config.keyFile),
@@ -43,6 +40,7 @@ struct FleetSetup: Sendable {
         liveness = FleetLiveness(store: store, fleet: config, lease: lease, onChange: { states in metrics.fleet(states.values.map(\.rawValue)) })
         metrics.fleet([])
         budgets = BudgetSlots(store: store, fleet: config)
+        acts = PeerActs(store: store, fleet: config)
     }
 
     /// Frees the budget slots `host` holds, asked by a person; audited.
@@ -63,7 +61,7 @@ struct FleetSetup: Sendable {
     func member(playbooks: [Playbook], engine: Engine, logger: Logger) -> some Service {
         FleetMembership(
             member: FleetMember(store: store, fleet: config, servers: Registration.servers(of: playbooks), lease: lease),
-            fleet: config, state: membership, engine: engine, logger: logger)
+            fleet: config, state: membership, acts: acts, engine: engine, logger: logger)
     }
 
     /// `GET /health` on the fleet address, answering `medicd HOST` while medicd runs.
@@ -84,6 +82,12 @@ struct FleetSetup: Sendable {
             FleetStatus.Slot(budget: $0.budget, slot: $0.slot, host: $0.holder.host, incident: $0.holder.incident, since: $0.holder.since)
         }
         return FleetStatus(fleet: config.name, host: config.host, membership: await membership.text, hosts: hosts, budgets: slots)
+    }
+
+    /// The password and the TLS key's files, each refused unless only root can read it: checked
+    /// as medicd starts, before it opens anything else.
+    static func secrets(_ config: FleetConfig) throws -> (password: String?, key: String?) {
+        (try config.passwordFile.map { try secret($0, what: "fleet.password_file") }, try config.keyFile.map { try secret($0, what: "fleet.tls.key") })
     }
 
     /// A file of secrets: owned by root and readable by nobody else, like an ssh key.
@@ -107,6 +111,7 @@ struct FleetMembership: Service {
     let member: FleetMember
     let fleet: FleetConfig
     let state: MembershipState
+    let acts: PeerActs
     let engine: Engine
     let logger: Logger
 
@@ -124,12 +129,34 @@ struct FleetMembership: Service {
                 await state.note(event)
                 logger.notice("\(message)")
                 await engine.record(AuditRecord(kind: .daemon, message: message, details: ["fleet": fleet.name, "fleet_host": fleet.host]))
+                if case .registered = event { await collectWhatWasDone() }
             }
         }
         await withTaskCancellationOrGracefulShutdownHandler {
             await task.value
         } onCancelOrGracefulShutdown: {
             task.cancel()
+        }
+    }
+}
+
+extension FleetMembership {
+    /// Writes into this host's audit log what its peers did to it while it was away.
+    func collectWhatWasDone() async {
+        do {
+            try await acts.collect { done in
+                for act in done {
+                    await engine.record(AuditRecord(
+                        kind: .daemon, incident: nil,
+                        message: "while this host was away, \(act.peer) did: \(act.message) (its \(act.kind) record \(act.seq), at \(act.time))",
+                        details: [
+                            "fleet_peer": act.peer, "peer_seq": String(act.seq), "peer_incident": act.incident.map(String.init) ?? "", "peer_kind": act.kind,
+                            "peer_time": act.time,
+                        ].merging(act.step.map { ["peer_step": $0] } ?? [:]) { own, _ in own }))
+                }
+            }
+        } catch {
+            logger.warning("fleet \(fleet.name): cannot read what peers did to this host while it was away: \(error)")
         }
     }
 }
