@@ -22,11 +22,21 @@ struct FleetHostTests {
             #expect(registration.text.contains(#""server":"s2""#) && registration.text.contains("127.0.0.1:\(ports[1].fleet)"), "\(registration.text)")
 
             // Crash h2: its systemd killed, and every process of it with it (medicd too).
-            let crashed = ContinuousClock.now
-            kill(try #require(hosts[1].host.systemdPID), SIGKILL)
-            let out = await eventually(timeout: .seconds(20)) { ((try? haproxy.serverStatus()["s2"]) ?? "").hasPrefix("MAINT") }
-            let detected = ContinuousClock.now - crashed
-            print("fleet: host crash → its server out of the pool in \(detected) (lease TTL 3 s)")
+            // Under steady load through HAProxy: 200 requests a second, from before the crash until
+            // the server is out.
+            let victim = try #require(hosts[1].host.systemdPID)
+            var out = false
+            var detected: Duration = .zero
+            let load = try await LoadResult.run(
+                port: haproxy.port, rate: 200, duration: .seconds(25), directory: hosts[1].host.directory, endsWithDuring: true
+            ) {
+                try await Task.sleep(for: .milliseconds(500))
+                let crashed = ContinuousClock.now
+                kill(victim, SIGKILL)
+                out = await eventually(timeout: .seconds(20)) { ((try? haproxy.serverStatus()["s2"]) ?? "").hasPrefix("MAINT") }
+                detected = ContinuousClock.now - crashed
+            }
+            print("fleet: host crash → its server out of the pool in \(detected) (lease TTL 3 s); requests through HAProxy meanwhile: \(load)")
             #expect(out, "s2 is \((try? haproxy.serverStatus()["s2"]) ?? "?"); h1: \(hosts[0].records([.observation, .stepResult]).map(\.message)); h3: \(hosts[2].records([.observation, .stepResult]).map(\.message))")
             let actors = [hosts[0], hosts[2]].filter { peer in peer.records([.stepResult]).contains { $0.target == "host/h2" && $0.step == "pool" } }
             #expect(actors.count == 1, "peers that acted on h2: \(actors.map(\.name))")
