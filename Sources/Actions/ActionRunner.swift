@@ -57,7 +57,10 @@ public struct ActionRunner: StepRunner {
                 for member in members {
                     outcomes.append(await pool.run(state, member: member, unitDown: context.unitDown, timeout: step.timeout))
                 }
-                return StepOutcome.combined(outcomes)
+                var outcome = StepOutcome.combined(outcomes)
+                // On a fleet peer's servers: under the lock whose revision opened the incident.
+                if let token = context.fencingToken { outcome.details[.fencingToken] = token }
+                return outcome
             case .reboot(_, let budget):
                 var facts: [String: String] = [:]
                 if let budget {
@@ -68,7 +71,7 @@ public struct ActionRunner: StepRunner {
                             return .refused(by: "fleet-budget", why, facts)
                         case .granted(let slot, let revision, let waited):
                             facts["budget_slot"] = String(slot)
-                            facts["fencing_token"] = String(revision)
+                            facts[.fencingToken] = String(revision)
                             facts["budget_waited_ms"] = String(waited.milliseconds)
                         }
                     } else {

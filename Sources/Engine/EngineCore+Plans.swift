@@ -18,6 +18,7 @@ extension EngineCore {
             id: id, target: observation.target, key: key, playbook: playbook, rule: rule, opened: now, occurred: observation.occurred,
             stepStarted: now, observation: observation.summary)
         incidents[id]?.pools = observation.pools
+        incidents[id]?.fencingToken = observation.facts[.fencingToken]
         targets[observation.target, default: TargetState()].incidents[key] = id
         counters.incidentsOpened += 1
         startAttempt(id, at: now)

@@ -108,13 +108,16 @@ struct Incident: Sendable {
     var done: [String] = []
     /// The target was healthy again when a hold ended, and its remedies were not run.
     var recoveredByItself = false
-    /// The pool servers the opening observation brought (a fleet peer's), if any.
+    /// The pool servers the opening observation brought (a fleet peer's), if any, and the
+    /// fencing token it carried.
     var pools: [PoolMembership] = []
+    var fencingToken: String?
 
     /// What a step of this incident acts on, for its runner.
     var context: StepContext {
         var context = StepContext(target: target, incident: id, playbook: playbook, trigger: rule.text, observation: observation, done: done)
         context.pools = pools
+        context.fencingToken = fencingToken
         return context
     }
 }

@@ -165,7 +165,7 @@ public actor FleetLiveness {
         if holder?.host == me {
             await deliver?(Observation(
                 target: Self.target(host), kind: .hostReturned, time: .now(),
-                facts: ["fleet_host": host, "was": was.rawValue, "probe": answer.detail, "fencing_token": String(holder!.revision)],
+                facts: ["fleet_host": host, "was": was.rawValue, "probe": answer.detail, AuditFact.fencingToken.name: String(holder!.revision)],
                 summary: "host \(host) is back in the fleet and answers its probe (it was \(was.rawValue))", pools: registration.pools))
         } else {
             await note(host, "is back and answers its probe (it was \(was.rawValue)); \(holder.map { "\($0.host) returns its servers" } ?? "nobody holds its lock")")
@@ -237,7 +237,7 @@ public actor FleetLiveness {
         }
         let facts = [
             "fleet_host": host, "lease_lost_revision": String(loss), "lease_lost_seen": expired.iso8601, "verdicts": evidence.joined(separator: "; "),
-            "fencing_token": String(holder.revision), "acting_host": holder.host,
+            AuditFact.fencingToken.name: String(holder.revision), "acting_host": holder.host,
         ]
         guard holder.host == me else {
             await note(host, "is \(decision.rawValue) on the peers' evidence; \(holder.host) acts on it (lock revision \(holder.revision))", facts: facts)

@@ -36,6 +36,9 @@ public struct AuditFact: Hashable, Sendable, CustomStringConvertible {
     public static let poolSocket = AuditFact("pool_socket")
     public static let poolServer = AuditFact("pool_server")
     public static let poolHeld = AuditFact("pool_held")
+    /// The revision of the etcd lock (or budget slot) under which a fleet step acted: a fencing
+    /// token, on the observation that opened the incident and on the steps it ran.
+    public static let fencingToken = AuditFact("fencing_token")
     /// The boot a medicd started in (on its start record), for telling a reboot apart.
     public static let boot = AuditFact("boot")
     /// An incident's figures on close.

@@ -74,6 +74,8 @@ public struct StepContext: Sendable, Equatable {
     /// The pool servers the incident's opening observation named (a fleet peer's, from its
     /// registration); empty for a unit or this host, whose pool is in the playbook.
     public var pools: [PoolMembership] = []
+    /// The fencing token the opening observation carried (a fleet peer's lock revision), if any.
+    public var fencingToken: String?
 
     /// The target's place in its load balancer's pool (`%i` resolved for a templated unit).
     public var pool: PoolMembership? { spec?.pool?.resolved(for: target) }

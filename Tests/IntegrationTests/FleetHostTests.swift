@@ -46,6 +46,9 @@ struct FleetHostTests {
             #expect(opened.facts["trigger"] == "host-down")
             let evidence = try #require(acting.records([.observation]).first { $0.target == "host/h2" && $0.facts["observed"] == "host-down" })
             #expect(evidence.facts["verdicts"]?.contains("unreachable") == true && evidence.facts["fencing_token"] != nil, "\(evidence.facts)")
+            // The pool step ran under that lock: it carries the same fencing token.
+            let taken = acting.records([.stepResult]).first { $0.target == "host/h2" && $0.step == "pool" }
+            #expect(taken?.facts["fencing_token"] == evidence.facts["fencing_token"], "\(taken?.facts ?? [:])")
             #expect(other.records([.observation]).contains { $0.target == "host/h2" && $0.message.contains("\(acting.name) acts on it") })
             #expect(try haproxy.serverStatus()["s1"]?.hasPrefix("MAINT") == false && haproxy.serverStatus()["s3"]?.hasPrefix("MAINT") == false)
             // medic fleet, on each peer: h2 down, and who acts on it.
