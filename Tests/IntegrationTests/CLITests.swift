@@ -242,7 +242,7 @@ struct BenchmarkSmokeTests {
         print(run.output)
         let lines = run.output.split(separator: "\n")
         #expect(run.output.hasPrefix("machine: "))
-        for scenario in 1...7 { #expect(lines.contains { $0.hasPrefix("\(scenario). ") }, "no scenario \(scenario)") }
+        for scenario in 1...8 { #expect(lines.contains { $0.hasPrefix("\(scenario). ") }, "no scenario \(scenario)") }
         // 1, 2 and 4: a killed, a hung and a leaking backend back, each contender.
         for contender in ["Medic ", "systemd ", "monit ", "supervisord "] {
             #expect(lines.contains { $0.hasPrefix(contender) && $0.contains(" / ") }, "no figures for \(contender)")
@@ -254,7 +254,9 @@ struct BenchmarkSmokeTests {
             #expect(lines.filter { $0.hasPrefix(fault) && $0.contains("HAProxy alone") }.count == 2, "\(fault) alone")
         }
         // 5: each agent with 10 and 100 services.
-        let costs = lines.filter { $0.hasPrefix("10 ") || $0.hasPrefix("100 ") }
+        let costs = lines.filter { line in
+            (line.hasPrefix("10 ") || line.hasPrefix("100 ")) && ["medicd", "monit", "supervisord"].contains { line.contains($0) }
+        }
         #expect(costs.count == 6, "\(run.output)")
         #expect(costs.allSatisfy { $0.contains(" MiB") && $0.contains("%") })
         #expect(costs.filter { $0.contains("medicd") }.allSatisfy { $0.contains(" ms") })
@@ -266,6 +268,9 @@ struct BenchmarkSmokeTests {
         let guarded = lines.filter { $0.hasPrefix("db killed") || $0.hasPrefix("3 of 10 units") }
         #expect(guarded.count == 2, "\(run.output)")
         #expect(guarded.allSatisfy { $0.contains(" none ") }, "\(guarded)")
+        // 8: the fleet: a host's death to its server out of the pool, and simulated hosts on etcd.
+        #expect(lines.contains { $0.hasPrefix("a host's systemd killed (3 hosts, HAProxy)") && $0.contains(" / ") }, "\(run.output)")
+        #expect(lines.contains { $0.hasPrefix("100 ") && $0.contains(" MiB") && !$0.hasSuffix("never") }, "\(run.output)")
     }
 }
 
