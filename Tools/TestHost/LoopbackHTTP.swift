@@ -1,4 +1,5 @@
 import Posix
+import Synchronization
 
 /// Sends `request` (raw HTTP) to 127.0.0.1:`port` and returns the status code and body (status 0
 /// if the answer is not HTTP); throws if nothing listens there.
@@ -29,7 +30,15 @@ public func unixConnection(path: String) throws -> Socket {
     try Socket.connect(to: .unix(path))
 }
 
-/// A loopback TCP port that was free a moment ago (the kernel picked it), for a backend.
+/// A loopback TCP port that was free a moment ago (the kernel picked it), for a backend; never
+/// one this process was given before, so that two backends of one run never get the same port
+/// (the kernel may pick a port again as soon as its probe socket is closed).
 public func freePort() -> Int {
-    (try? Socket.bind(.loopback(0), .stream))?.localPort ?? 0
+    for _ in 0..<1000 {
+        let port = (try? Socket.bind(.loopback(0), .stream))?.localPort ?? 0
+        if port != 0, handedOut.withLock({ $0.insert(port).inserted }) { return port }
+    }
+    return 0
 }
+
+private let handedOut = Mutex<Set<Int>>([])
