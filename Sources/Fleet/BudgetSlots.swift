@@ -1,5 +1,6 @@
 import Foundation
 import MedicCore
+import Synchronization
 
 /// Who holds a slot of a fleet budget: at `/medic/FLEET/budgets/NAME/SLOT`, bound to no lease,
 /// so that a host that dies while it holds one (mid-reboot) keeps it until it is back and
@@ -35,6 +36,25 @@ public struct BudgetSlots: FleetBudgets {
     public let host: String
     /// How often a waiting host looks for a free slot.
     public var pollInterval: Duration = .seconds(1)
+    /// Whether this host may hold a slot: set when one is granted, and at start (one may have
+    /// been taken before a reboot); whoever gives slots back clears it once none is held, so
+    /// that a host holding nothing never asks etcd.
+    public let mayHold = MayHold()
+
+    /// Shared by the copies of a `BudgetSlots`.
+    public final class MayHold: Sendable {
+        private let state = Mutex((mayHold: true, grants: 0))
+        public var value: Bool { state.withLock { $0.mayHold } }
+        /// How many slots were granted so far: read before looking at the slots held.
+        public var grants: Int { state.withLock { $0.grants } }
+
+        func granted() { state.withLock { $0 = (true, $0.grants + 1) } }
+
+        /// None is held: cleared, unless a slot was granted since `grants` was read.
+        public func noneHeld(since grants: Int) {
+            state.withLock { if $0.grants == grants { $0.mayHold = false } }
+        }
+    }
 
     public init(store: FleetStore, fleet: FleetConfig) {
         self.store = store
@@ -54,6 +74,7 @@ public struct BudgetSlots: FleetBudgets {
                     let (created, now) = try await store.create(key, holder.bytes, lease: nil)
                     // Ours already (this host took it before medicd restarted, mid-reboot): still ours.
                     if created || now.flatMap({ SlotHolder(bytes: $0.value) })?.host == host {
+                        mayHold.granted()
                         return .granted(slot: index, revision: now?.createRevision ?? 0, waited: ContinuousClock.now - started)
                     }
                 }

@@ -51,7 +51,4 @@ public actor CurrentLease {
         if let id { return id }
         return await withCheckedContinuation { waiters.append($0) }
     }
-
-    /// The lease now, if there is one.
-    public var now: Int64? { id }
 }

@@ -8,7 +8,8 @@ import ServiceLifecycle
 /// Gives back the fleet budget slots this host holds once the incident that took each one has
 /// closed with the target healthy again (the host is back from its reboot and verified). A slot
 /// whose incident closed otherwise (escalated, failed) stays held: a person looks, and frees it
-/// with `medic fleet release HOST`. Looks every `interval`; etcd out of reach is waited out.
+/// with `medic fleet release HOST`. Looks every `interval` while this host may hold a slot
+/// (`BudgetSlots.mayHold`), never otherwise; etcd out of reach is waited out.
 struct BudgetKeeper: Service {
     let slots: BudgetSlots
     let store: AuditStore
@@ -18,13 +19,15 @@ struct BudgetKeeper: Service {
 
     func run() async throws {
         while !Task.isCancelledOrShuttingDown {
-            await releaseFinished()
+            if slots.mayHold.value { await releaseFinished() }
             try? await Task.sleep(for: interval)
         }
     }
 
     private func releaseFinished() async {
-        guard let held = try? await slots.holders().filter({ $0.holder.host == slots.host }), !held.isEmpty else { return }
+        let grants = slots.mayHold.grants
+        guard let held = try? await slots.holders().filter({ $0.holder.host == slots.host }) else { return }
+        guard !held.isEmpty else { return slots.mayHold.noneHeld(since: grants) }
         let open = Set(await engine.report().incidents.map(\.id))
         for slot in held where !open.contains(slot.holder.incident) {
             let closed = (try? store.records(AuditQuery(kinds: [.incidentClosed], incident: slot.holder.incident)))?.last
