@@ -50,11 +50,21 @@ let package = Package(
         .target(
             name: "Detectors",
             dependencies: [
-                "MedicCore", "Systemd",
+                "MedicCore", "Systemd", "HTTPExchange",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
+        // An HTTP request and its whole answer, bounded by one timeout (probes, webhooks, etcd).
+        .target(
+            name: "HTTPExchange",
+            dependencies: [
+                "MedicCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
         // Incidents and plans; no I/O of its own.
@@ -68,7 +78,7 @@ let package = Package(
         .target(
             name: "Actions",
             dependencies: [
-                "MedicCore", "Systemd", "CSpawn", "Posix",
+                "MedicCore", "Systemd", "CSpawn", "Posix", "HTTPExchange",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
@@ -77,7 +87,7 @@ let package = Package(
         .target(
             name: "Fleet",
             dependencies: [
-                "MedicCore",
+                "MedicCore", "HTTPExchange",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -6,7 +6,9 @@
  * (--address: where it listens, 127.0.0.1 unless given, e.g. a test host's own address).
  * With --exit-after-ms it exits with --exit-code after that long, to play a backend that keeps
  * failing. With --status-file PATH, while PATH holds a number (e.g. 503) every answer has that
- * status, to play a backend that is running but failing its health checks. With
+ * status, to play a backend that is running but failing its health checks; while it holds
+ * "stall", every answer is a 200 head and half its body, and the connection stays open and
+ * quiet (a backend hung mid-answer: its threads stuck after the first write). With
  * --leak-mb-per-s N it allocates (and touches) N MiB more every second, to play a memory leak;
  * --leak-jitter-ms N starts the leak after a random 0..N ms, so that the moment the limit is
  * crossed does not keep step with a watcher's sampling cycle. With NOTIFY_SOCKET set it sends READY=1 once it listens (for Type=notify units), and with
@@ -136,13 +138,28 @@ int main(int argc, char **argv) {
         if (n > 0) {
             request[n] = 0;
             int health = strncmp(request, "GET /health", 11) == 0;
-            int status = 200;
+            int status = 200, stall = 0;
             if (status_file) {
                 FILE *f = fopen(status_file, "r");
                 if (f) {
-                    if (fscanf(f, "%d", &status) != 1 || status < 100 || status > 599) status = 200;
+                    char word[16] = "";
+                    if (fscanf(f, "%15s", word) == 1) {
+                        stall = strcmp(word, "stall") == 0;
+                        status = atoi(word);
+                    }
+                    if (status < 100 || status > 599) status = 200;
                     fclose(f);
                 }
+            }
+            if (stall) {
+                static const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 64\r\n\r\nhello, ";
+                send(client, head, sizeof(head) - 1, 0);
+                // Held open and quiet; the oldest is let go once 64 are held.
+                static int stalled[64];
+                static unsigned held = 0;
+                if (held >= 64) close(stalled[held % 64]);
+                stalled[held++ % 64] = client;
+                continue;
             }
             char body[256], response[512];
             int blen = status != 200 ? snprintf(body, sizeof(body), "failing with %d\n", status)

@@ -1,6 +1,7 @@
 import AsyncHTTPClient
 import Foundation
 import Glibc
+import HTTPExchange
 import MedicCore
 import NIOCore
 import NIOPosix
@@ -40,24 +41,19 @@ public struct ProbeCheck: Sendable {
         }
     }
 
-    /// A 2xx or 3xx answer passes; a 5xx (503 above all) or 4xx fails.
+    /// A 2xx or 3xx answer passes; a 5xx (503 above all) or 4xx fails. The whole answer must
+    /// come within the timeout: a server that sends its head and hangs is a failed probe.
     private func http(_ url: String, expect: String?, timeout: Duration) async -> (Bool, String) {
         do {
-            let request = HTTPClientRequest(url: url)
-            let response = try await client.execute(request, timeout: .milliseconds(timeout.milliseconds))
-            let status = Int(response.status.code)
+            let answer = try await client.exchange(HTTPClientRequest(url: url), timeout: timeout, upTo: 64 * 1024)
+            let status = Int(answer.status.code)
             var detail = "HTTP \(status)"
             var passed = (200..<400).contains(status)
-            if let expect {
-                let body = try await response.body.collect(upTo: 64 * 1024)
-                if !String(buffer: body).contains(expect) {
-                    passed = false
-                    detail += ", body lacks '\(expect)'"
-                }
+            if let expect, !answer.text.contains(expect) {
+                passed = false
+                detail += ", body lacks '\(expect)'"
             }
             return (passed, detail)
-        } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout || error == .connectTimeout {
-            return (false, "timed out after \(DurationText.format(timeout))")
         } catch {
             return (false, "\(error)")
         }

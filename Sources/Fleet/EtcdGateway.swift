@@ -1,5 +1,7 @@
 import AsyncHTTPClient
 import Foundation
+import HTTPExchange
+import MedicCore
 import NIOCore
 import NIOHTTP1
 import NIOSSL
@@ -93,6 +95,7 @@ public actor EtcdGateway: FleetStore {
         let _: EtcdJSON.Put = try await call("lease/revoke", ["ID": String(lease)])
     }
 
+    @discardableResult
     public func put(_ key: String, _ value: [UInt8], lease: Int64?) async throws(FleetStoreError) -> Int64 {
         var body: [String: Any] = ["key": EtcdJSON.base64(key), "value": EtcdJSON.base64(value)]
         if let lease { body["lease"] = String(lease) }
@@ -142,7 +145,8 @@ public actor EtcdGateway: FleetStore {
     private func follow(prefix: String, from revision: Int64, _ deliver: ([WatchEvent]) -> Void) async throws {
         var create = EtcdJSON.keyRange(prefix, prefix: true)
         create["start_revision"] = String(revision)
-        let response = try await send("watch", ["create_request": create], deadline: .now() + .hours(24 * 365))
+        let request = try await request("watch", try JSONSerialization.data(withJSONObject: ["create_request": create]))
+        let response = try await client.execute(request, deadline: .now() + .hours(24 * 365))
         guard response.status == .ok else {
             throw Self.failure(response.status, Array(buffer: try await response.body.collect(upTo: 1 << 20)), "watch")
         }
@@ -188,12 +192,15 @@ public actor EtcdGateway: FleetStore {
         var lastError = FleetStoreError(.unreachable, "no etcd endpoint configured")
         var renewed = false
         var attempt = 0
+        guard let json = try? JSONSerialization.data(withJSONObject: body) else { throw FleetStoreError(.failed, "cannot encode \(path)'s request") }
         while attempt < connection.endpoints.count {
             do {
-                let response = try await send(path, body, deadline: .now() + .nanoseconds(connection.timeout.components.seconds * 1_000_000_000 + connection.timeout.components.attoseconds / 1_000_000_000))
-                let bytes = Array(buffer: try await response.body.collect(upTo: 16 << 20))
-                guard response.status == .ok else {
-                    let failure = Self.failure(response.status, bytes, path)
+                // Bounded as a whole, answer included: a member that accepted the request and went
+                // quiet (frozen, cut off mid-answer) costs one timeout, then the next member is asked.
+                let answer = try await client.exchange(try await request(path, json), timeout: connection.timeout, upTo: 16 << 20)
+                let (status, bytes) = (answer.status, Array(buffer: answer.body))
+                guard status == .ok else {
+                    let failure = Self.failure(status, bytes, path)
                     if failure.kind == .denied, failure.description.contains("token"), connection.user != nil, !renewed {
                         token = nil
                         renewed = true
@@ -226,8 +233,8 @@ public actor EtcdGateway: FleetStore {
 
     private func advance() { current = (current + 1) % max(1, connection.endpoints.count) }
 
-    /// One POST on the current endpoint, with the auth token (fetched first if there is none).
-    private func send(_ path: String, _ body: [String: Any], deadline: NIODeadline) async throws -> HTTPClientResponse {
+    /// A POST to the current endpoint, with the auth token (fetched first if there is none).
+    private func request(_ path: String, _ json: Data) async throws -> HTTPClientRequest {
         var request = HTTPClientRequest(url: endpoint + "/v3/" + path)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")
@@ -235,18 +242,18 @@ public actor EtcdGateway: FleetStore {
             if token == nil { token = try await authenticate(user) }
             request.headers.add(name: "Authorization", value: token ?? "")
         }
-        request.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: body)))
-        return try await client.execute(request, deadline: deadline)
+        request.body = .bytes(ByteBuffer(bytes: json))
+        return request
     }
 
     private func authenticate(_ user: (name: String, password: String)) async throws -> String {
         var request = HTTPClientRequest(url: endpoint + "/v3/auth/authenticate")
         request.method = .POST
         request.body = .bytes(ByteBuffer(bytes: try JSONSerialization.data(withJSONObject: ["name": user.name, "password": user.password])))
-        let response = try await client.execute(request, timeout: .seconds(connection.timeout.components.seconds + 1))
-        let bytes = Array(buffer: try await response.body.collect(upTo: 1 << 20))
-        guard response.status == .ok, let token = (try? JSONDecoder().decode(EtcdJSON.Token.self, from: Data(bytes)))?.token else {
-            throw Self.failure(response.status, bytes, "auth/authenticate")
+        let answer = try await client.exchange(request, timeout: connection.timeout, upTo: 1 << 20)
+        let bytes = Array(buffer: answer.body)
+        guard answer.status == .ok, let token = (try? JSONDecoder().decode(EtcdJSON.Token.self, from: Data(bytes)))?.token else {
+            throw Self.failure(answer.status, bytes, "auth/authenticate")
         }
         return token
     }

@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import HTTPExchange
 import NIOCore
 
 /// How a peer checks a lost host itself: `GET http://ADDRESS/health` on its medicd's fleet
@@ -15,10 +16,9 @@ public struct HostProbe: Sendable {
         var request = HTTPClientRequest(url: url)
         request.method = .GET
         do {
-            let response = try await HTTPClient.shared.execute(request, timeout: .milliseconds(Int64(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)))
-            let body = String(buffer: try await response.body.collect(upTo: 4096))
-            let answered = response.status == .ok && body.hasPrefix("medicd \(registration.host)")
-            return (answered, "GET \(url): \(response.status.code) \(body.trimmingCharacters(in: .whitespacesAndNewlines))")
+            let answer = try await HTTPClient.shared.exchange(request, timeout: timeout, upTo: 4096)
+            let answered = answer.status == .ok && answer.text.hasPrefix("medicd \(registration.host)")
+            return (answered, "GET \(url): \(answer.status.code) \(answer.text.trimmingCharacters(in: .whitespacesAndNewlines))")
         } catch {
             return (false, "GET \(url): \(error)")
         }

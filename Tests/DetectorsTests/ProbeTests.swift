@@ -44,7 +44,7 @@ struct ProbeTests {
         #expect([counter.record(passed: true), counter.record(passed: true)] == [nil, true])
     }
 
-    @Test("an HTTP probe passes on 200, fails on 503 and on a missing body text, against a real server")
+    @Test("an HTTP probe passes on 200, fails on 503, on a missing body text and on an answer that stops halfway, against a real server")
     func http() async throws {
         let dir = NSTemporaryDirectory() + "medic-probe-\(UUID().uuidString)"
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
@@ -62,6 +62,10 @@ struct ProbeTests {
         try "503".write(toFile: dir + "/status", atomically: true, encoding: .utf8)
         let failing = await ProbeCheck().run(probe)
         #expect(!failing.passed && failing.detail == "HTTP 503")
+        // Hung mid-answer (head sent, body never finished): failed at the timeout, not waited on.
+        try "stall".write(toFile: dir + "/status", atomically: true, encoding: .utf8)
+        let stalled = await ProbeCheck().run(probe)
+        #expect(!stalled.passed && stalled.detail == "timed out after 1s" && stalled.latency < .seconds(2), "\(stalled)")
         try FileManager.default.removeItem(atPath: dir + "/status")
         var picky = probe
         picky.expect = "all systems go"

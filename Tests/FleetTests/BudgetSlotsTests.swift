@@ -36,6 +36,27 @@ struct BudgetSlotsTests {
         }
     }
 
+    @Test("etcd frozen (it accepts connections and never answers): the wait still ends, refused, by its deadline and one answer's time")
+    func frozen() async throws {
+        try await withEtcd("budgets-frozen") { etcd in
+            let store = try EtcdGateway(.init(endpoints: etcd.endpoints, timeout: .seconds(1)))
+            var slots = BudgetSlots(store: store, fleet: fleet("a", etcd.endpoints))
+            slots.answerTime = .seconds(2)
+            try await store.put("/medic/t/warm", Array("1".utf8), lease: nil)
+            let member = try #require(etcd.members.first)
+            member.freeze()
+            defer { member.thaw() }
+            let started = ContinuousClock.now
+            let answer = await slots.acquire(FleetBudget(name: "reboot", slots: 1, wait: .seconds(3)), incident: 1, target: "web.service")
+            let took = ContinuousClock.now - started
+            guard case .refused(let why) = answer else { Issue.record("\(answer)"); return }
+            #expect(why.hasPrefix("the fleet budget 'reboot' cannot be checked"), "\(why)")
+            #expect(took < .seconds(5), "refused after \(took)")
+            member.thaw()
+            await store.shutdown()
+        }
+    }
+
     @Test("etcd out of reach: a budgeted step is refused, never run without its slot")
     func unreachable() async throws {
         let store = try EtcdGateway(.init(endpoints: ["http://127.0.0.1:1"], timeout: .milliseconds(500)))

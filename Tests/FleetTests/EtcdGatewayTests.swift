@@ -163,4 +163,38 @@ struct EtcdGatewayTests {
             await store.shutdown()
         }
     }
+
+    @Test("a member that stops mid-answer (head sent, body never finished) costs one timeout, then the next member answers")
+    func stalledAnswer() async throws {
+        try await withEtcd("stalled") { etcd in
+            let stalling = try StallingMember()
+            defer { stalling.stop() }
+            let store = try EtcdGateway(.init(endpoints: [stalling.endpoint] + etcd.endpoints, timeout: .seconds(1)))
+            let started = ContinuousClock.now
+            try await store.put("/medic/t/key", Array("1".utf8), lease: nil)
+            let took = ContinuousClock.now - started
+            #expect(took < .seconds(3), "the put took \(took)")
+            #expect(try await store.get("/medic/t/key")?.text == "1")
+            await store.shutdown()
+        }
+    }
+
+    @Test("three members: one frozen mid-conversation costs one timeout per request, then the next member answers; it is never waited on for ever")
+    func frozenMember() async throws {
+        try await withEtcd("frozen", size: 3) { etcd in
+            let leader = try etcd.leaderEndpoint()
+            let frozen = try #require(etcd.members.first { $0.endpoint != leader })
+            let store = try EtcdGateway(.init(endpoints: [frozen.endpoint] + etcd.endpoints.filter { $0 != frozen.endpoint }, timeout: .seconds(1)))
+            // A connection to it is open and idle when it freezes: the next request goes out on it.
+            try await store.put("/medic/t/before", Array("1".utf8), lease: nil)
+            frozen.freeze()
+            defer { frozen.thaw() }
+            let started = ContinuousClock.now
+            try await store.put("/medic/t/during", Array("2".utf8), lease: nil)
+            let took = ContinuousClock.now - started
+            #expect(took < .seconds(5), "the put took \(took)")
+            #expect(try await store.get("/medic/t/during")?.text == "2")
+            await store.shutdown()
+        }
+    }
 }

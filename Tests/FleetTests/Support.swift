@@ -1,5 +1,7 @@
 import Foundation
 import Glibc
+import Posix
+import Synchronization
 import TestHost
 
 /// A fresh directory under /tmp for one test's etcd.
@@ -25,4 +27,31 @@ func eventually(timeout: Duration, _ condition: () async -> Bool) async -> Bool 
         try? await Task.sleep(for: .milliseconds(50))
     }
     return await condition()
+}
+
+/// A member that answers every request with a response head and the start of a body, then
+/// goes quiet with the connection open: what a client sees of a server that froze, or a link
+/// cut, mid-answer. Its thread ends, and its sockets close, with `stop()`.
+final class StallingMember: Sendable {
+    let endpoint: String
+    private let listener: Socket
+    private let accepted = Mutex<[Socket]>([])
+
+    init() throws {
+        listener = try Socket.bind(.loopback(0), .stream)
+        endpoint = "http://127.0.0.1:\(listener.localPort)"
+        let thread = Thread { [self] in
+            while let connection = try? listener.accept() {
+                accepted.withLock { $0.append(connection) }
+                _ = try? connection.receive()
+                try? connection.send("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 4096\r\n\r\n{\"header\":")
+            }
+        }
+        thread.start()
+    }
+
+    func stop() {
+        listener.shutdown()
+        for connection in accepted.withLock({ $0 }) { connection.shutdown() }
+    }
 }

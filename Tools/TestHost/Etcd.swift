@@ -41,14 +41,21 @@ public final class EtcdMember: Sendable {
     public var pid: pid_t? { process.withLock { $0?.pid } }
     public var output: String { process.withLock { $0?.output } ?? "" }
 
-    /// Stops it by its PID (SIGTERM, then SIGKILL).
+    /// Stops it by its PID (SIGTERM, then SIGKILL), thawed first if it was frozen.
     public func stop() {
         let child = process.withLock { child -> ChildProcess? in
             defer { child = nil }
             return child
         }
+        if let pid = child?.pid { kill(pid, SIGCONT) }
         child?.stop(grace: .seconds(5))
     }
+
+    /// Freezes it (SIGSTOP): its sockets still accept connections, and nothing answers.
+    public func freeze() { if let pid { kill(pid, SIGSTOP) } }
+
+    /// Lets a frozen member go on (SIGCONT).
+    public func thaw() { if let pid { kill(pid, SIGCONT) } }
 
     /// Whether it answers a range request (or, over TLS, accepts a connection).
     public func answers() -> Bool {

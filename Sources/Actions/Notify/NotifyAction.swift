@@ -1,5 +1,6 @@
 import AsyncHTTPClient
 import Foundation
+import HTTPExchange
 import MedicCore
 import NIOCore
 import Systemd
@@ -42,9 +43,7 @@ struct NotifyAction {
             request.headers.add(name: "User-Agent", value: "medic")
             request.body = .bytes(ByteBuffer(bytes: body))
             do {
-                let response = try await client.execute(request, timeout: .milliseconds(timeout.milliseconds))
-                _ = try? await response.body.collect(upTo: 64 * 1024)
-                let status = Int(response.status.code)
+                let status = Int(try await client.exchange(request, timeout: timeout, upTo: 64 * 1024).status.code)
                 if (200..<300).contains(status) {
                     return .success("\(receiver) answered HTTP \(status) (attempt \(attempt) of \(attempts))",
                                     ["receiver": receiver, "url": url, "attempts": String(attempt), "http_status": String(status)])
