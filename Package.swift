@@ -158,7 +158,7 @@ let package = Package(
         .testTarget(name: "DetectorsTests", dependencies: ["Detectors", "Systemd", "Posix", "MedicCore", "Playbooks", "TestHost"]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Simulation", "Playbooks", "MedicCore"]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "MedicCore", "Playbooks", .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "FleetTests", dependencies: ["Fleet", "TestHost"]),
+        .testTarget(name: "FleetTests", dependencies: ["Fleet", "MedicCore", "TestHost"]),
         .testTarget(name: "AuditTests", dependencies: ["Audit", "MedicCore", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(
             name: "IntegrationTests",

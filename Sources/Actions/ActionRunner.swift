@@ -15,17 +15,20 @@ public struct ActionRunner: StepRunner {
     private let client: HTTPClient
     private let restarts: RestartNotices
     private let budgets: (any FleetBudgets)?
+    private let poolHolds: (any FleetPoolHolds)?
 
     /// `journalDirectory` is where `collect` reads the journal (nil: this host's own);
     /// `restarts` hears of every target a restart or start brought up again; `budgets` are the
-    /// fleet's (nil: a host in no fleet, whose budget is itself alone).
+    /// fleet's (nil: a host in no fleet, whose budget is itself alone), and so is `poolHolds`, what
+    /// the fleet took out of its pools for lost peers.
     public init(
         manager: SystemdManager, pool: PoolAction, balancer: LoadBalancerPool = HAProxyRuntime(), journalDirectory: String? = nil,
         hostName: String = ActionRunner.localHostName(), client: HTTPClient = .shared, restarts: RestartNotices = RestartNotices(),
-        budgets: (any FleetBudgets)? = nil
+        budgets: (any FleetBudgets)? = nil, poolHolds: (any FleetPoolHolds)? = nil
     ) {
         self.restarts = restarts
         self.budgets = budgets
+        self.poolHolds = poolHolds
         self.manager = manager
         self.pool = pool
         lookup = balancer
@@ -55,7 +58,7 @@ public struct ActionRunner: StepRunner {
                 guard !members.isEmpty else { return .failure("\(target) has no pool in playbook \(context.playbook.name)") }
                 var outcomes: [StepOutcome] = []
                 for member in members {
-                    outcomes.append(await pool.run(state, member: member, unitDown: context.unitDown, timeout: step.timeout))
+                    outcomes.append(await runPool(state, member: member, context: context, timeout: step.timeout))
                 }
                 var outcome = StepOutcome.combined(outcomes)
                 // On a fleet peer's servers: under the lock whose revision opened the incident.
@@ -93,6 +96,26 @@ public struct ActionRunner: StepRunner {
         } catch {
             return .failure("\(error)")
         }
+    }
+
+    /// A pool step on one member. On a fleet peer's server the fleet's memory is used and kept:
+    /// a server another host of the fleet took out (and died before returning) is Medic's to
+    /// return; one an operator took out stays out.
+    private func runPool(_ state: PoolState, member: PoolMembership, context: StepContext, timeout: Duration) async -> StepOutcome {
+        guard let poolHolds, context.target.hasPrefix(TargetSelector.peerPrefix) else {
+            return await pool.run(state, member: member, unitDown: context.unitDown, timeout: timeout)
+        }
+        let peer = String(context.target.dropFirst(TargetSelector.peerPrefix.count))
+        let server = PoolAction.key(member)
+        if await poolHolds.isHeld(server, of: peer) == true { await pool.adopt(server) }
+        let outcome = await pool.run(state, member: member, unitDown: context.unitDown, timeout: timeout)
+        guard outcome.succeeded else { return outcome }
+        if state == .ready {
+            if outcome.details["pool_changed"] == "true" { await poolHolds.returned(server, of: peer) }
+        } else if outcome.details[.poolHeld] == "true" {
+            await poolHolds.taken(server, of: peer, incident: context.incident, fencingToken: context.fencingToken)
+        }
+        return outcome
     }
 
     /// This host's name, for notifications and the programs `exec` runs.

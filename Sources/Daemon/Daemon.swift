@@ -92,7 +92,8 @@ public struct Daemon: Sendable {
         let restarts = RestartNotices()
         let runner = ActionRunner(
             manager: SystemdManager(bus: systemBus), pool: PoolAction(pool: HAProxyRuntime(), held: try store.poolHolds()),
-            journalDirectory: settings.journal, restarts: restarts, budgets: fleet?.budgets)
+            journalDirectory: settings.journal, restarts: restarts, budgets: fleet?.budgets,
+            poolHolds: fleet?.poolHolds)
         let engine = Engine(
             core: core, runner: runner, audit: audit, logger: logger,
             onChange: { status in

@@ -125,27 +125,53 @@ public actor EtcdGateway: FleetStore {
         return Int(answer.deleted ?? "0") ?? 0
     }
 
+    /// A watch ends (with an error, so that its reader starts another) when etcd ends it, and
+    /// also when a request to the member that serves it goes unanswered: a frozen member keeps
+    /// its connections open and sends nothing, and a watch on it would be silent for ever.
     public nonisolated func watch(prefix: String, from revision: Int64) -> AsyncThrowingStream<[WatchEvent], Error> {
         AsyncThrowingStream { continuation in
             let task = Task {
+                let id = await self.watching { continuation.finish(throwing: $0) }
                 do {
-                    try await self.follow(prefix: prefix, from: revision) { continuation.yield($0) }
+                    try await self.follow(prefix: prefix, from: revision, id: id) { continuation.yield($0) }
                     continuation.finish(throwing: FleetStoreError(.unreachable, "etcd ended the watch on \(prefix)"))
                 } catch {
                     continuation.finish(throwing: error)
                 }
+                await self.unwatched(id)
             }
             continuation.onTermination = { _ in task.cancel() }
+        }
+    }
+
+    /// Open watches: the endpoint each is on (once its request is sent), and how to end it.
+    private var watches: [Int: (endpoint: String?, end: @Sendable (Error) -> Void)] = [:]
+    private var nextWatch = 0
+
+    private func watching(end: @escaping @Sendable (Error) -> Void) -> Int {
+        nextWatch += 1
+        watches[nextWatch] = (nil, end)
+        return nextWatch
+    }
+
+    private func unwatched(_ id: Int) { watches[id] = nil }
+
+    /// Ends the watches on `endpoint`, which has stopped answering.
+    private func abandonWatches(on endpoint: String, _ why: FleetStoreError) {
+        for (id, watch) in watches where watch.endpoint == endpoint {
+            watches[id] = nil
+            watch.end(FleetStoreError(.unreachable, "the watch's member stopped answering: \(why)"))
         }
     }
 
     // MARK: Requests
 
     /// One watch request, its answers read line by line until the connection ends.
-    private func follow(prefix: String, from revision: Int64, _ deliver: ([WatchEvent]) -> Void) async throws {
+    private func follow(prefix: String, from revision: Int64, id: Int, _ deliver: ([WatchEvent]) -> Void) async throws {
         var create = EtcdJSON.keyRange(prefix, prefix: true)
         create["start_revision"] = String(revision)
         let request = try await request("watch", try JSONSerialization.data(withJSONObject: ["create_request": create]))
+        watches[id]?.endpoint = endpoint
         let response = try await client.execute(request, deadline: .now() + .hours(24 * 365))
         guard response.status == .ok else {
             throw Self.failure(response.status, Array(buffer: try await response.body.collect(upTo: 1 << 20)), "watch")
@@ -222,6 +248,7 @@ public actor EtcdGateway: FleetStore {
                 throw error
             } catch {
                 lastError = FleetStoreError(.unreachable, "etcd at \(endpoint) is unreachable: \(error)")
+                abandonWatches(on: endpoint, lastError)
                 advance()
                 attempt += 1
             }

@@ -26,6 +26,9 @@ public actor FleetLiveness {
     /// How long the live peers have to write their verdicts.
     private let corroboration: Duration
     private let aloneGrace: Duration
+    /// How often the peer next in line for a lost host's lock looks whether the acting peer is
+    /// still there (the lease TTL: an acting peer that died is gone from etcd by then).
+    private let standByInterval: Duration
     private var known: [String: Registration] = [:]
     private var states: [String: State] = [:] {
         didSet { onChange?(states) }
@@ -48,6 +51,7 @@ public actor FleetLiveness {
         self.probe = probe
         self.corroboration = corroboration ?? max(.seconds(2), fleet.keepAlive * 2)
         aloneGrace = fleet.aloneGrace
+        standByInterval = fleet.leaseTTL
     }
 
     /// The target name of a fleet host in observations and playbooks.
@@ -241,8 +245,49 @@ public actor FleetLiveness {
         ]
         guard holder.host == me else {
             await note(host, "is \(decision.rawValue) on the peers' evidence; \(holder.host) acts on it (lock revision \(holder.revision))", facts: facts)
+            Task { await self.standBy(host, decision, acting: holder.host, registration: registration, loss: loss, expired: expired, evidence: evidence) }
             return
         }
+        await act(host, decision, registration: registration, expired: expired, evidence: evidence, facts: facts)
+    }
+
+    /// While `host` stays lost with `decision`, follows who holds its lock. If the acting peer
+    /// goes (its lock entry ends with its lease) and this peer's entry is then the lowest, this
+    /// peer takes over: it delivers the decision again under its own fencing token. A playbook's
+    /// steps bear being run again (a server already out stays out, and is Medic's to return
+    /// when the host is back). The next in line looks every lease TTL, the one after it every
+    /// two, and so on, so that a large fleet does not poll etcd for every lost host.
+    private func standBy(
+        _ host: String, _ decision: State, acting: String, registration: Registration, loss: Int64, expired: Timestamp, evidence: [String]
+    ) async {
+        var acting = acting
+        var rank = 1
+        while !Task.isCancelled {
+            try? await Task.sleep(for: standByInterval * rank)
+            guard states[host] == decision, losses[host] == loss else { return }
+            guard let entries = try? await lockEntries(host) else { continue }
+            if !entries.contains(where: { $0.host == me }) {
+                // This peer's own entry went with a lease it lost meanwhile: in line again.
+                _ = try? await store.create(keys.locks(on: host) + me, Array(me.utf8), lease: await lease.current())
+                continue
+            }
+            guard let holder = entries.first, holder.host == me else {
+                if let holder = entries.first { acting = holder.host }
+                rank = max(1, entries.firstIndex { $0.host == me } ?? 1)
+                continue
+            }
+            let facts = [
+                "fleet_host": host, "lease_lost_revision": String(loss), "lease_lost_seen": expired.iso8601, "verdicts": evidence.joined(separator: "; "),
+                AuditFact.fencingToken.name: String(holder.revision), "acting_host": me, "taken_over_from": acting,
+            ]
+            await note(host, "is still \(decision.rawValue), and \(acting), which acted on it, has left the fleet: this host takes over (lock revision \(holder.revision))", facts: facts)
+            await act(host, decision, registration: registration, expired: expired, evidence: evidence, facts: facts)
+            return
+        }
+    }
+
+    /// Delivers the decision on `host`, as the holder of its lock.
+    private func act(_ host: String, _ decision: State, registration: Registration, expired: Timestamp, evidence: [String], facts: [String: String]) async {
         let down = decision == .down
         await deliver?(Observation(
             target: Self.target(host), kind: down ? .hostDown : .hostIsolated, time: .now(), occurred: expired, facts: facts,
@@ -254,8 +299,13 @@ public actor FleetLiveness {
 
     /// Who holds `host`'s lock: the lowest create revision under its lock prefix.
     private func lockHolder(_ host: String) async throws -> (host: String, revision: Int64)? {
+        try await lockEntries(host).first
+    }
+
+    /// The peers in line for `host`'s lock, the holder first.
+    private func lockEntries(_ host: String) async throws -> [(host: String, revision: Int64)] {
         let (locks, _) = try await store.range(keys.locks(on: host), prefix: true)
-        return locks.min { $0.createRevision < $1.createRevision }.map { (String($0.key.dropFirst(keys.locks(on: host).count)), $0.createRevision) }
+        return locks.sorted { $0.createRevision < $1.createRevision }.map { (String($0.key.dropFirst(keys.locks(on: host).count)), $0.createRevision) }
     }
 
     /// An observation that opens nothing: what this peer saw of `host` (or of the fleet, given

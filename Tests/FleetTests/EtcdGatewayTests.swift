@@ -1,7 +1,9 @@
 import Fleet
 import Foundation
 import Glibc
+import MedicCore
 import TestHost
+import Synchronization
 import Testing
 
 @Suite("etcd through its JSON gateway: keys, leases, transactions, watches, auth and members lost", .serialized, .timeLimit(.minutes(5)))
@@ -96,7 +98,7 @@ struct EtcdGatewayTests {
         }
     }
 
-    @Test("scripts/fleet-bootstrap: each host's user writes its registration, verdicts and locks, reads the fleet, and is refused another host's keys")
+    @Test("scripts/fleet-bootstrap: each host's user writes its registration, verdicts, locks and the fleet's shared keys, reads the fleet, and is refused another host's keys")
     func bootstrap() async throws {
         try await withEtcd("bootstrap") { etcd in
             let out = try scratch("bootstrap-out")
@@ -114,6 +116,16 @@ struct EtcdGatewayTests {
             try await a.put("/medic/web/verdicts/a/b", Array("verdict".utf8), lease: lease.id)
             #expect(try await a.create("/medic/web/locks/b/a", Array("a".utf8), lease: lease.id).created)
             #expect(try await a.range("/medic/web/", prefix: true).keys.count == 3)
+            // The fleet's shared keys: a budget slot, a server taken out for a lost peer, a
+            // record of it for that peer.
+            let fleet = FleetConfig(name: "web", host: "a", address: "127.0.0.1:1", endpoints: etcd.endpoints)
+            guard case .granted = await BudgetSlots(store: a, fleet: fleet).acquire(FleetBudget(name: "reboot", slots: 1, wait: .seconds(1)), incident: 1, target: "web.service")
+            else { Issue.record("host a cannot take a budget slot"); return }
+            let holds = PoolHolds(store: a, fleet: fleet)
+            await holds.taken("/run/haproxy.sock web/b1", of: "b", incident: 2, fencingToken: "9")
+            #expect(await holds.isHeld("/run/haproxy.sock web/b1", of: "b") == true)
+            await PeerActs(store: a, fleet: fleet).tell("b", AuditRecord(kind: .stepResult, target: "host/b", message: "b1 out"), seq: 5)
+            #expect(try await a.range("/medic/web/done/b/", prefix: true).keys.count == 1)
             for forged in ["/medic/web/hosts/b", "/medic/web/verdicts/b/a", "/medic/other/hosts/a"] {
                 await #expect(Comment(rawValue: forged)) {
                     try await a.put(forged, Array("forged".utf8), lease: nil)
@@ -160,6 +172,39 @@ struct EtcdGatewayTests {
             leader.stop()
             #expect(await eventually(timeout: .seconds(10)) { (try? await store.put("/medic/t/after", Array("2".utf8), lease: nil)) != nil })
             #expect(try await store.get("/medic/t/after")?.text == "2")
+            await store.shutdown()
+        }
+    }
+
+    @Test("a watch on a member that freezes ends, with an error, as soon as a request to that member goes unanswered; a new watch from its revision misses nothing")
+    func watchOnFrozenMember() async throws {
+        try await withEtcd("frozen-watch", size: 3) { etcd in
+            let leader = try etcd.leaderEndpoint()
+            let frozen = try #require(etcd.members.first { $0.endpoint != leader })
+            let store = try EtcdGateway(.init(endpoints: [frozen.endpoint] + etcd.endpoints.filter { $0 != frozen.endpoint }, timeout: .seconds(1)))
+            let start = try await store.put("/medic/t/w/a", Array("1".utf8), lease: nil)
+            let ended = Mutex<String?>(nil)
+            let reader = Task {
+                do {
+                    for try await _ in store.watch(prefix: "/medic/t/w/", from: start + 1) {}
+                    ended.withLock { $0 = "ended without an error" }
+                } catch {
+                    ended.withLock { $0 = "\(error)" }
+                }
+            }
+            defer { reader.cancel() }
+            try await Task.sleep(for: .milliseconds(300))
+            frozen.freeze()
+            defer { frozen.thaw() }
+            let written = try await store.put("/medic/t/w/b", Array("2".utf8), lease: nil)
+            #expect(await eventually(timeout: .seconds(3)) { ended.withLock { $0 } != nil })
+            #expect(ended.withLock { $0 }?.contains("the watch's member stopped answering") == true, "\(ended.withLock { $0 } ?? "still watching")")
+            var seen: [WatchEvent] = []
+            for try await batch in store.watch(prefix: "/medic/t/w/", from: start + 1) {
+                seen += batch
+                break
+            }
+            #expect(seen.contains { if case .put(let key) = $0 { key.key == "/medic/t/w/b" && key.modRevision == written } else { false } }, "\(seen)")
             await store.shutdown()
         }
     }

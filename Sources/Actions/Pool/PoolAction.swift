@@ -21,6 +21,10 @@ public actor PoolAction {
     /// The key under which a server is remembered.
     public static func key(_ member: PoolMembership) -> String { "\(member.haproxy) \(member.backend)/\(member.server)" }
 
+    /// Takes `server` (`key(_:)`) as Medic's: another host of the fleet took it out for the same
+    /// lost peer, and is gone.
+    public func adopt(_ server: String) { heldByMedic.insert(server) }
+
     /// Moves the member's server to `state`; waits for a drain to finish within `timeout`.
     /// `unitDown`: the server's unit is down, so it serves nothing and taking it out takes no
     /// capacity away (the capacity guard protects servers that serve).

@@ -19,6 +19,8 @@ struct FleetSetup: Sendable {
     let liveness: FleetLiveness
     /// The fleet's budgets (`reboot: { fleet_budget: N }`).
     let budgets: BudgetSlots
+    /// The servers taken out of their pools for lost peers, as the fleet remembers them.
+    let poolHolds: PoolHolds
     /// What this host did to peers, told to them; what they did to it, collected.
     let acts: PeerActs
     /// This host's membership as last heard, for `medic fleet`.
@@ -41,6 +43,7 @@ struct FleetSetup: Sendable {
         metrics.fleet([])
         budgets = BudgetSlots(store: store, fleet: config)
         acts = PeerActs(store: store, fleet: config)
+        poolHolds = PoolHolds(store: store, fleet: config)
     }
 
     /// Frees the budget slots `host` holds, asked by a person; audited.
