@@ -53,34 +53,23 @@ public struct ActionRunner: StepRunner {
             case .kill(let signal):
                 try await manager.killUnit(target, signal: signal)
                 return .success("sent signal \(signal) to the main process")
-            case .pool(let state):
+            case .pool(let state, let budget):
                 let members = context.poolMembers
                 guard !members.isEmpty else { return .failure("\(target) has no pool in playbook \(context.playbook.name)") }
+                let (facts, refusal) = await takeSlot(budget, context: context)
+                if let refusal { return refusal }
                 var outcomes: [StepOutcome] = []
                 for member in members {
                     outcomes.append(await runPool(state, member: member, context: context, timeout: step.timeout))
                 }
                 var outcome = StepOutcome.combined(outcomes)
+                outcome.details.merge(facts) { own, _ in own }
                 // On a fleet peer's servers: under the lock whose revision opened the incident.
                 if let token = context.fencingToken { outcome.details[.fencingToken] = token }
                 return outcome
             case .reboot(_, let budget):
-                var facts: [String: String] = [:]
-                if let budget {
-                    facts["budget"] = budget.name
-                    if let budgets {
-                        switch await budgets.acquire(budget, incident: context.incident, target: target) {
-                        case .refused(let why):
-                            return .refused(by: "fleet-budget", why, facts)
-                        case .granted(let slot, let revision, let waited):
-                            facts["budget_slot"] = String(slot)
-                            facts[.fencingToken] = String(revision)
-                            facts["budget_waited_ms"] = String(waited.milliseconds)
-                        }
-                    } else {
-                        facts["budget_slot"] = "none: this host is in no fleet"
-                    }
-                }
+                let (facts, refusal) = await takeSlot(budget, context: context)
+                if let refusal { return refusal }
                 var outcome = await RebootAction(manager: manager).run(timeout: step.timeout)
                 outcome.details.merge(facts) { own, _ in own }
                 return outcome
@@ -95,6 +84,26 @@ public struct ActionRunner: StepRunner {
             }
         } catch {
             return .failure("\(error)")
+        }
+    }
+
+    /// Takes a slot of the step's fleet budget before it runs (none: nothing to take): the facts
+    /// to record beside its result, or its refusal (no slot within the wait, or etcd out of reach).
+    private func takeSlot(_ budget: FleetBudget?, context: StepContext) async -> (facts: [String: String], refusal: StepOutcome?) {
+        guard let budget else { return ([:], nil) }
+        var facts = ["budget": budget.name]
+        guard let budgets else {
+            facts["budget_slot"] = "none: this host is in no fleet"
+            return (facts, nil)
+        }
+        switch await budgets.acquire(budget, incident: context.incident, target: context.target) {
+        case .refused(let why):
+            return (facts, .refused(by: "fleet-budget", why, facts))
+        case .granted(let slot, let revision, let waited):
+            facts["budget_slot"] = String(slot)
+            facts[.fencingToken] = String(revision)
+            facts["budget_waited_ms"] = String(waited.milliseconds)
+            return (facts, nil)
         }
     }
 

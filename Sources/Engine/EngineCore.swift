@@ -250,7 +250,7 @@ public struct EngineCore: Sendable {
         let unitDown = targets[incident.target]?.aspects[.unit] == false
         if outcome.succeeded {
             nextStep(id, after: index, at: now)
-            if case .pool(.ready) = step.action { retryHolds(guard: "capacity", at: now) }
+            if case .pool(.ready, _) = step.action { retryHolds(guard: "capacity", at: now) }
         } else if step.kind == .pool, unitDown {
             // A dead unit serves nothing: a pool step that could not be done never stands
             // between it and its start.

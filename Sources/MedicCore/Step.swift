@@ -43,7 +43,9 @@ public struct Step: Sendable, Equatable, CustomStringConvertible {
         case wait(Duration)
         /// Keep the last N lines of the unit's journal as evidence.
         case collect(journalLines: Int)
-        case pool(PoolState)
+        /// Move the target's servers to a pool state; taking them out (drain, maint) only with
+        /// a slot of `budget`, in a fleet.
+        case pool(PoolState, budget: FleetBudget? = nil)
         /// Reboot the host, at most `limit` times in its window, and (in a fleet) only with a
         /// slot of `budget`.
         case reboot(limit: RateLimit, budget: FleetBudget?)
@@ -65,7 +67,7 @@ public struct Step: Sendable, Equatable, CustomStringConvertible {
 
     /// Whether this step takes something down or away (returning a server to its pool does not).
     public var isDestructive: Bool {
-        if case .pool(.ready) = action { return false }
+        if case .pool(.ready, _) = action { return false }
         return kind.isDestructive
     }
     public var name: String { kind.rawValue }
@@ -95,7 +97,7 @@ public struct Step: Sendable, Equatable, CustomStringConvertible {
             "verify (healthy within \(DurationText.format(within))" + (stable > .zero ? ", for \(DurationText.format(stable)))" : ")")
         case .wait(let d): "wait \(DurationText.format(d))"
         case .collect(let lines): "collect the last \(lines) journal lines"
-        case .pool(let state): "pool \(state.rawValue)"
+        case .pool(let state, let budget): "pool \(state.rawValue)" + (budget.map { " (fleet budget \($0.name): \($0.slots) at once)" } ?? "")
         case .reboot(let limit, let budget):
             "reboot (at most \(limit)" + (budget.map { ", fleet budget \($0.name): \($0.slots) at once" } ?? "") + ")"
         case .exec(let command): "exec \(command.arguments.joined(separator: " "))"

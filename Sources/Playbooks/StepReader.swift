@@ -42,6 +42,29 @@ extension PlaybookReader {
         return nodes.mapping(value, what: "'\(kind.rawValue)'", allowed: allowed + ["timeout"], required: required)
     }
 
+    static let budgetKeys = ["fleet_budget", "budget", "budget_wait"]
+
+    /// A step's fleet budget (`fleet_budget: N`, with `budget: NAME` and `budget_wait: D`):
+    /// `.some(nil)` when it has none, nil when what it has is wrong (reported).
+    private mutating func fleetBudget(_ keys: [String: (key: Node, value: Node)], defaultName: String, doing: String) -> FleetBudget?? {
+        guard let slotsNode = keys["fleet_budget"]?.value else {
+            if let name = ["budget", "budget_wait"].first(where: { keys[$0] != nil }) {
+                nodes.report(keys[name]?.key, "'\(name)' needs 'fleet_budget: N' beside it (how many hosts may \(doing) at once)")
+            }
+            return .some(nil)
+        }
+        guard let text = nodes.string(slotsNode, what: "'fleet_budget'"), let slots = Int(text), (1...1000).contains(slots) else {
+            nodes.report(slotsNode, "'fleet_budget' must be how many hosts of the fleet may \(doing) at once, a number from 1, e.g. 'fleet_budget: 1'")
+            return nil
+        }
+        let name = keys["budget"].flatMap { nodes.string($0.value, what: "'budget' (the budget's name)") } ?? defaultName
+        if name.isEmpty || !name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) {
+            nodes.report(keys["budget"]?.value, "'budget' must be a name of letters, digits, '-', '_' or '.'; found '\(name)'")
+        }
+        let wait = keys["budget_wait"].flatMap { nodes.duration($0.value, what: "'budget_wait'") } ?? .seconds(1800)
+        return FleetBudget(name: name, slots: slots, wait: wait)
+    }
+
     private mutating func timeout(_ keys: [String: (key: Node, value: Node)]) -> Duration? {
         keys["timeout"].flatMap { nodes.duration($0.value, what: "'timeout'") }
     }
@@ -119,7 +142,7 @@ extension PlaybookReader {
                 }
                 return Step(.pool(state))
             }
-            guard let keys = options(value, kind, allowed: ["state"], required: ["state"]),
+            guard let keys = options(value, kind, allowed: ["state"] + Self.budgetKeys, required: ["state"]),
                   let stateNode = keys["state"]?.value, let text = nodes.string(stateNode, what: "'state'")
             else {
                 if value == nil { nodes.report(nameNode, "'pool' needs a state: drain, maint or ready") }
@@ -129,30 +152,22 @@ extension PlaybookReader {
                 nodes.report(stateNode, "pool state '\(text)' is not one of drain, maint, ready")
                 return nil
             }
-            return Step(.pool(state), timeout: timeout(keys))
+            guard let budget = fleetBudget(keys, defaultName: "pool", doing: "have servers out of the pool") else { return nil }
+            if state == .ready, let budget {
+                nodes.report(keys["fleet_budget"]?.key, "a fleet budget limits taking servers out (drain, maint); returning them (ready) needs none, so '\(budget.name)' has nothing to count here")
+                return nil
+            }
+            let wait = budget.map { $0.wait + StepKind.pool.defaultTimeout }
+            return Step(.pool(state, budget: budget), timeout: timeout(keys) ?? wait)
 
         case .reboot:
-            guard let keys = options(value, kind, allowed: ["at_most", "fleet_budget", "budget", "budget_wait"]) else { return nil }
+            guard let keys = options(value, kind, allowed: ["at_most"] + Self.budgetKeys) else { return nil }
             var limit = RateLimit(count: 1, window: .seconds(21_600))
             if let atMost = keys["at_most"]?.value {
                 guard let parsed = rateLimit(atMost, what: "'at_most'") else { return nil }
                 limit = parsed
             }
-            var budget: FleetBudget?
-            if let slotsNode = keys["fleet_budget"]?.value {
-                guard let text = nodes.string(slotsNode, what: "'fleet_budget'"), let slots = Int(text), (1...1000).contains(slots) else {
-                    nodes.report(slotsNode, "'fleet_budget' must be how many hosts of the fleet may reboot at once, a number from 1, e.g. 'fleet_budget: 1'")
-                    return nil
-                }
-                let name = keys["budget"].flatMap { nodes.string($0.value, what: "'budget' (the budget's name)") } ?? "reboot"
-                if name.isEmpty || !name.allSatisfy({ $0.isLetter || $0.isNumber || "-_.".contains($0) }) {
-                    nodes.report(keys["budget"]?.value, "'budget' must be a name of letters, digits, '-', '_' or '.'; found '\(name)'")
-                }
-                let wait = keys["budget_wait"].flatMap { nodes.duration($0.value, what: "'budget_wait'") } ?? .seconds(1800)
-                budget = FleetBudget(name: name, slots: slots, wait: wait)
-            } else if let name = ["budget", "budget_wait"].first(where: { keys[$0] != nil }) {
-                nodes.report(keys[name]?.key, "'\(name)' needs 'fleet_budget: N' beside it (how many hosts may reboot at once)")
-            }
+            guard let budget = fleetBudget(keys, defaultName: "reboot", doing: "reboot") else { return nil }
             // The default timeout covers the wait for a slot, then the reboot itself.
             return Step(.reboot(limit: limit, budget: budget), timeout: timeout(keys) ?? budget.map { $0.wait + StepKind.reboot.defaultTimeout })
 

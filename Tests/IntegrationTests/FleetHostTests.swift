@@ -77,8 +77,51 @@ struct FleetHostTests {
             #expect(told().contains { $0.message.contains("incident") && $0.facts["peer_incident"] != "" })
         }
     }
-    /// Boots `count` fleet hosts against `etcd` (HAProxy's admin on TCP, reachable from inside
-    /// them), runs `body`, and destroys the hosts and HAProxy whatever happens.
+    @Test("the peer that took a dead host's server out dies too: the next in line for the lock takes over, and returns the server when the host is back")
+    func takeover() async throws {
+        let etcd = try EtcdCluster(directory: try temporaryDirectory() + "/etcd")
+        defer { etcd.stop() }
+        try await withFleet(3, etcd: etcd) { hosts, haproxy in
+            try await takeover(hosts, haproxy: haproxy, etcd: etcd)
+        }
+    }
+
+    private func takeover(_ hosts: [FleetTestHost], haproxy: HAProxy, etcd: EtcdCluster) async throws {
+        let store = try EtcdGateway(.init(endpoints: etcd.endpoints))
+        defer { Task { await store.shutdown() } }
+        #expect(await eventually(timeout: .seconds(10)) { ((try? await store.range("/medic/t/hosts/", prefix: true).keys.count) ?? 0) == 3 })
+        kill(try #require(hosts[1].host.systemdPID), SIGKILL)
+        #expect(await eventually(timeout: .seconds(20)) { ((try? haproxy.serverStatus()["s2"]) ?? "").hasPrefix("MAINT") })
+        let peers = [hosts[0], hosts[2]]
+        #expect(await eventually(timeout: .seconds(5)) { peers.contains { $0.ran("pool", on: "host/h2") } })
+        let acting = try #require(peers.first { $0.ran("pool", on: "host/h2") })
+        let next = peers.first { $0.name != acting.name }!
+        #expect(await eventually(timeout: .seconds(5)) { next.records([.observation]).contains { $0.target == "host/h2" && $0.message.contains("\(acting.name) acts on it") } })
+        // The acting peer dies too, with s2 still out.
+        kill(try #require(acting.host.systemdPID), SIGKILL)
+        let tookOver = await eventually(timeout: .seconds(20)) {
+            next.records([.observation]).contains { $0.target == "host/h2" && $0.message.contains("this host takes over") }
+        }
+        let locks = ((try? await store.range("/medic/t/locks/h2/", prefix: true).keys) ?? []).map { "\($0.key)@\($0.createRevision)" }
+        #expect(tookOver, "\(next.name): \(next.records([.observation, .daemon]).map { "\($0.target ?? "-"): \($0.message)" }); locks on h2: \(locks)")
+        let opened = next.records([.incidentOpened]).first { $0.target == "host/h2" }
+        #expect(opened?.facts["trigger"] == "host-down", "\(next.records([.incidentOpened]).map(\.message))")
+        #expect(await eventually(timeout: .seconds(5)) { next.ran("pool", on: "host/h2") },
+                "\(next.records([.stepIntent, .stepResult, .guardStopped, .decision]).filter { $0.target == "host/h2" }.map(\.message))")
+        #expect(try haproxy.serverStatus()["s2"]?.hasPrefix("MAINT") == true)
+        // h2 is back: the peer that took over returns s2, which the dead peer had taken out.
+        let h2 = hosts[1]
+        try h2.host.powerOn()
+        try await h2.start(etcd: etcd.endpoints, haproxy: haproxy.socket)
+        let back = await eventually(timeout: .seconds(30)) { ((try? haproxy.serverStatus()["s2"]) ?? "MAINT").hasPrefix("MAINT") == false }
+        #expect(back, "s2 is \((try? haproxy.serverStatus()["s2"]) ?? "?"); \(next.name): \(next.records([.observation, .stepResult]).filter { $0.target == "host/h2" }.map(\.message))")
+        // Its record follows the change in HAProxy.
+        let returned = { next.records([.stepResult]).last { $0.target == "host/h2" && $0.step == "pool" } }
+        #expect(await eventually(timeout: .seconds(5)) { returned()?.message.contains("app/s2 returned to service") == true },
+                "\(returned()?.message ?? "no pool step")")
+        #expect(await eventually(timeout: .seconds(5)) { (try? await store.range("/medic/t/held/h2/", prefix: true).keys.isEmpty) == true })
+    }
+
     /// Boots `count` fleet hosts against `etcd` (see `FleetTestBed`), runs `body`, and
     /// destroys the hosts and HAProxy whatever happens.
     private func withFleet(
@@ -150,10 +193,6 @@ struct FleetHostTests {
                   - after: 1 failures in 1h
                     do: [ { notify: { to: journal, message: "reboot refused: no fleet budget slot" } } ]
             """
-        // A known defect, intermittent on a loaded machine (one run in several on CI): the waiting
-        // host's budgeted reboot step sometimes neither gets a slot nor is refused by its deadline.
-        // Kept running and reported until it is found.
-        await withKnownIssue("the waiting host's budget wait sometimes never ends", isIntermittent: true) {
         try await withFleet(2, etcd: etcd, rule: rule) { hosts, _ in
             for fleetHost in hosts { fleetHost.host.powerOffOnNextReboot() }
             // Both hosts' service crashes at once: both want to reboot.
@@ -186,7 +225,45 @@ struct FleetHostTests {
             #expect(again.status == 0, "\(again.output)")
             #expect(waiting.host.waitForPowerOff(timeout: .seconds(20)), "\(waiting.records([.stepResult, .guardStopped]).map(\.message))")
         }
+    }
+
+    @Test("a pool budget of 1: two hosts' services crash at once; one server goes out, the other host waits for the slot, which is given back once the first recovers: never both out")
+    func poolBudget() async throws {
+        let etcd = try EtcdCluster(directory: try temporaryDirectory() + "/etcd")
+        defer { etcd.stop() }
+        let rule = """
+              - when: crashed
+                do:
+                  - pool: { state: maint, fleet_budget: 1, budget: app-pool, budget_wait: 30s }
+                  - restart
+                  - verify: { healthy: within 10s }
+                  - pool: ready
+            guards: { stabilise: 1s }
+            """
+        try await withFleet(2, etcd: etcd, rule: rule) { hosts, haproxy in
+            try await poolBudget(hosts, haproxy: haproxy)
         }
+    }
+
+    private func poolBudget(_ hosts: [FleetTestHost], haproxy: HAProxy) async throws {
+        for fleetHost in hosts { kill(try #require(fleetHost.host.processes(ofUnit: "web.service").first), SIGKILL) }
+        var bothOut = false
+        let returned = { (host: FleetTestHost) in
+            host.records([.stepResult]).contains { $0.step == "pool" && $0.message.contains("returned to service") }
+        }
+        let deadline = ContinuousClock.now + .seconds(40)
+        while ContinuousClock.now < deadline, !hosts.allSatisfy(returned) {
+            let status = (try? haproxy.serverStatus()) ?? [:]
+            if status["s1"]?.hasPrefix("MAINT") == true && status["s2"]?.hasPrefix("MAINT") == true { bothOut = true }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        #expect(!bothOut, "both servers were out of the pool at once")
+        #expect(hosts.allSatisfy(returned), "\(hosts.map { "\($0.name): \($0.records([.stepResult, .guardStopped, .daemon]).map(\.message))" })")
+        let waits = hosts.compactMap { host in
+            host.records([.stepResult]).first { $0.step == "pool" && $0.facts["budget"] == "app-pool" }?.facts["budget_waited_ms"].flatMap(Int.init)
+        }
+        #expect(waits.count == 2 && waits.contains { $0 > 500 }, "one host must have waited for the slot: \(waits)")
+        #expect(hosts.contains { $0.records([.daemon]).contains { $0.message.contains("fleet budget app-pool: slot 0 given back") } })
     }
 
     @Test("a host cut off from etcd but not from its peers is isolated, not down: nothing taken out, its own healing goes on, and it is back when the link is")

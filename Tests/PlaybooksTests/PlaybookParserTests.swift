@@ -141,6 +141,35 @@ struct PlaybookParserTests {
         #expect(found.contains { $0.hasPrefix("test.yaml:7:19: 'budget' needs 'fleet_budget: N' beside it") }, "\(found)")
     }
 
+    @Test("a pool step's fleet budget: how many hosts may have servers out at once, per named pool; returning them needs none")
+    func poolBudget() throws {
+        let playbook = try parse("""
+            playbook: p
+            targets: [ { unit: a.service, pool: { haproxy: /run/haproxy.sock, backend: app, server: a } } ]
+            on:
+              - when: crashed
+                do:
+                  - pool: { state: drain, fleet_budget: 2, budget: app-pool, budget_wait: 1m }
+                  - pool: maint
+                  - pool: { state: ready }
+            """).get()
+        let steps = playbook.rules[0].steps
+        #expect(steps[0].action == .pool(.drain, budget: FleetBudget(name: "app-pool", slots: 2, wait: .seconds(60))))
+        #expect(steps[0].timeout == .seconds(60) + StepKind.pool.defaultTimeout)
+        #expect(steps[1].action == .pool(.maint) && steps[2].action == .pool(.ready))
+        let found = problems("""
+            playbook: p
+            targets: [ { unit: a.service, pool: { haproxy: /run/haproxy.sock, backend: app, server: a } } ]
+            on:
+              - when: crashed
+                do:
+                  - pool: { state: ready, fleet_budget: 1 }
+                  - pool: { state: maint, budget_wait: 5s }
+            """)
+        #expect(found.contains { $0.hasPrefix("test.yaml:6:31: a fleet budget limits taking servers out (drain, maint); returning them (ready) needs none") }, "\(found)")
+        #expect(found.contains { $0.hasPrefix("test.yaml:7:31: 'budget_wait' needs 'fleet_budget: N' beside it (how many hosts may have servers out of the pool at once)") }, "\(found)")
+    }
+
     @Test("a pool server named with %i follows the instance of a templated unit")
     func poolInstance() throws {
         let playbook = try parse("""
