@@ -22,8 +22,16 @@ public struct FleetTestHost: Sendable {
     /// Its address: its own in a test network, else loopback.
     public var address: String { host.address ?? "127.0.0.1" }
 
-    /// The audit log, read from outside (medicd's state is on the host's disk).
-    public var auditLog: String { host.directory + "/disk/upper/var/lib/medic-test" }
+    /// medicd's state directory (its audit log): a directory of this machine bound into the
+    /// host at the same path, so that it lives on across the host's reboots and is read from
+    /// outside through the same inode. (Not on the host's overlay disk: SQLite's locks taken
+    /// through an overlay are not seen by a reader of the layer beneath, which would rebuild
+    /// the log's WAL index under the writer, and medicd's appends would fail as "database disk
+    /// image is malformed" until it stopped.)
+    public let state: String
+
+    /// The audit log's directory, read from outside.
+    public var auditLog: String { state }
 
     /// Writes the config and playbooks (again, after a boot: /run is fresh), installs the units
     /// and starts web.service and medic.service.
@@ -63,7 +71,7 @@ public struct FleetTestHost: Sendable {
         try host.installUnit("medic.service.d/test.conf", """
             [Service]
             ExecStart=
-            ExecStart=\(medicd) --config /run/medic-test/medic.yaml --playbooks /run/medic-test/playbooks --state /var/lib/medic-test --metrics-listen off
+            ExecStart=\(medicd) --config /run/medic-test/medic.yaml --playbooks /run/medic-test/playbooks --state \(state) --metrics-listen off
             PrivateTmp=no
             """)
         let manager = SystemdManager(bus: try SystemBus(address: host.busAddress))
@@ -108,8 +116,11 @@ public final class FleetTestBed: Sendable {
         var hosts: [FleetTestHost] = []
         do {
             for index in 0..<count {
-                let host = try TestHost(name: "fleet\(index + 1)", binds: [Backend.packageRoot], network: network)
-                hosts.append(FleetTestHost(host: host, name: "h\(index + 1)", server: "s\(index + 1)", webPort: freePort(), fleetPort: freePort(), medicd: medicd))
+                let state = directory + "/state-h\(index + 1)"
+                try FileManager.default.createDirectory(atPath: state, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                let host = try TestHost(name: "fleet\(index + 1)", binds: [Backend.packageRoot, state], network: network)
+                hosts.append(FleetTestHost(
+                    host: host, name: "h\(index + 1)", server: "s\(index + 1)", webPort: freePort(), fleetPort: freePort(), medicd: medicd, state: state))
             }
             haproxy = try HAProxy(
                 directory: directory + "/haproxy", servers: hosts.map { "\($0.address):\($0.webPort)" }, checks: .init(parameters: "inter 500ms fall 2 rise 1"),
