@@ -80,6 +80,7 @@ let package = Package(
             dependencies: [
                 "MedicCore", "Systemd", "CSpawn", "Posix", "HTTPExchange",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
@@ -107,7 +108,7 @@ let package = Package(
             ]
         ),
         // A disposable real systemd for tests and the demo.
-        .target(name: "TestHost", dependencies: ["Systemd", "Audit", "MedicCore", "Posix"], path: "Tools/TestHost"),
+        .target(name: "TestHost", dependencies: ["Systemd", "Audit", "MedicCore", "Posix", "Actions"], path: "Tools/TestHost"),
         // medicd's logic: settings, assembly, the services it runs (supervisor, detectors,
         // reloader, control socket, metrics, retention, watchdog), incident recovery.
         .target(
@@ -162,7 +163,7 @@ let package = Package(
         .testTarget(name: "AuditTests", dependencies: ["Audit", "MedicCore", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["TestHost", "Systemd", "Audit", "MedicCore", "Posix", "Fleet", "medicd", "medic", "medic-bench", "medic-compare", .product(name: "GRDB", package: "GRDB.swift")]
+            dependencies: ["TestHost", "Systemd", "Audit", "MedicCore", "Posix", "Fleet", "Actions", "medicd", "medic", "medic-bench", "medic-compare", .product(name: "GRDB", package: "GRDB.swift")]
         ),
     ]
 )

@@ -22,7 +22,7 @@ public struct ActionRunner: StepRunner {
     /// fleet's (nil: a host in no fleet, whose budget is itself alone), and so is `poolHolds`, what
     /// the fleet took out of its pools for lost peers.
     public init(
-        manager: SystemdManager, pool: PoolAction, balancer: LoadBalancerPool = HAProxyRuntime(), journalDirectory: String? = nil,
+        manager: SystemdManager, pool: PoolAction, balancer: LoadBalancerPool = Balancers(), journalDirectory: String? = nil,
         hostName: String = ActionRunner.localHostName(), client: HTTPClient = .shared, restarts: RestartNotices = RestartNotices(),
         budgets: (any FleetBudgets)? = nil, poolHolds: (any FleetPoolHolds)? = nil
     ) {

@@ -91,7 +91,7 @@ public struct Daemon: Sendable {
         let targetCount = directory.playbooks.flatMap(\.targets).count
         let restarts = RestartNotices()
         let runner = ActionRunner(
-            manager: SystemdManager(bus: systemBus), pool: PoolAction(pool: HAProxyRuntime(), held: try store.poolHolds()),
+            manager: SystemdManager(bus: systemBus), pool: PoolAction(pool: Balancers(), held: try store.poolHolds()),
             journalDirectory: settings.journal, restarts: restarts, budgets: fleet?.budgets,
             poolHolds: fleet?.poolHolds)
         let engine = Engine(

@@ -320,6 +320,6 @@ public actor FleetLiveness {
 extension Registration {
     /// Its servers as pool memberships, for the pool step that takes them out or returns them.
     public var pools: [PoolMembership] {
-        servers.map { PoolMembership(haproxy: $0.haproxy, backend: $0.backend, server: $0.server) }
+        servers.map(\.membership)
     }
 }

@@ -7,14 +7,31 @@ import MedicCore
 public struct Registration: StoredJSON, Sendable, Equatable {
     /// One pool server this host serves as.
     public struct Server: StoredJSON, Sendable, Equatable, Hashable {
+        /// HAProxy's admin socket; empty for a server of Varnish's.
         public var haproxy: String
+        /// Varnish's CLI address and secret file (the same path on every host), for Varnish's.
+        public var varnish: String?
+        public var secret: String?
         public var backend: String
         public var server: String
 
-        public init(haproxy: String, backend: String, server: String) {
-            self.haproxy = haproxy
-            self.backend = backend
-            self.server = server
+        public init(_ member: PoolMembership) {
+            switch member.balancer {
+            case .haproxy(let socket):
+                haproxy = socket
+            case .varnish(let cli, let secretFile):
+                haproxy = ""
+                varnish = cli
+                secret = secretFile
+            }
+            backend = member.backend
+            server = member.server
+        }
+
+        /// The pool membership it stands for.
+        public var membership: PoolMembership {
+            let balancer: PoolMembership.Balancer = varnish.map { .varnish(cli: $0, secretFile: secret ?? "") } ?? .haproxy(socket: haproxy)
+            return PoolMembership(balancer: balancer, backend: backend, server: server)
         }
     }
 
@@ -39,7 +56,7 @@ public struct Registration: StoredJSON, Sendable, Equatable {
     public static func servers(of playbooks: [Playbook]) -> [Server] {
         var seen = Set<Server>()
         return playbooks.flatMap(\.targets).compactMap(\.pool).compactMap { pool in
-            let server = Server(haproxy: pool.haproxy, backend: pool.backend, server: pool.server)
+            let server = Server(pool)
             return seen.insert(server).inserted ? server : nil
         }
     }

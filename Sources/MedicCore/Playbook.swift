@@ -134,21 +134,51 @@ public struct TargetSpec: Sendable, Equatable {
 /// A server in a load balancer's backend. In `server`, `%i` stands for the instance of a
 /// templated unit (`web%i` is server `web3` for `web@3.service`), as in systemd unit files.
 public struct PoolMembership: Sendable, Equatable {
-    /// HAProxy's admin socket (a path, or `host:port`).
-    public var haproxy: String
+    /// The load balancer the pool lives in, and how Medic reaches it.
+    public enum Balancer: Sendable, Equatable, Hashable {
+        /// HAProxy's runtime API on its admin socket (a path, or `host:port`).
+        case haproxy(socket: String)
+        /// Varnish's CLI (`varnishd -T HOST:PORT`), authenticated with its secret file (`-S`).
+        case varnish(cli: String, secretFile: String)
+
+        /// Where it is reached: the admin socket or the CLI's address.
+        public var address: String {
+            switch self {
+            case .haproxy(let socket): socket
+            case .varnish(let cli, _): cli
+            }
+        }
+
+        /// `HAProxy`, `Varnish`.
+        public var name: String {
+            switch self {
+            case .haproxy: "HAProxy"
+            case .varnish: "Varnish"
+            }
+        }
+    }
+
+    public var balancer: Balancer
+    /// HAProxy's backend, or Varnish's director.
     public var backend: String
+    /// HAProxy's server in the backend, or Varnish's backend in the director.
     public var server: String
     /// What must stay in service when Medic takes this server out.
     public var capacity: PoolCapacity
 
     /// `backend/server at SOCKET`, for records.
-    public static func describe(_ member: PoolMembership) -> String { "\(member.backend)/\(member.server) at \(member.haproxy)" }
+    public static func describe(_ member: PoolMembership) -> String { "\(member.backend)/\(member.server) at \(member.balancer.address)" }
 
-    public init(haproxy: String, backend: String, server: String, capacity: PoolCapacity = PoolCapacity()) {
-        self.haproxy = haproxy
+    public init(balancer: Balancer, backend: String, server: String, capacity: PoolCapacity = PoolCapacity()) {
+        self.balancer = balancer
         self.backend = backend
         self.server = server
         self.capacity = capacity
+    }
+
+    /// A server of HAProxy's, reached on its admin socket.
+    public init(haproxy: String, backend: String, server: String, capacity: PoolCapacity = PoolCapacity()) {
+        self.init(balancer: .haproxy(socket: haproxy), backend: backend, server: server, capacity: capacity)
     }
 
     /// The membership of one unit: `%i` in the server's name replaced by the unit's instance.

@@ -66,13 +66,41 @@ extension PlaybookReader {
         return spec
     }
 
+    /// `pool:`: the balancer (`haproxy: SOCKET`, or `varnish: HOST:PORT` with `secret: FILE`),
+    /// the backend (Varnish: the director) and the server (Varnish: the backend).
     private mutating func poolMembership(_ node: Node) -> PoolMembership? {
-        guard let keys = nodes.mapping(node, what: "'pool'", allowed: ["haproxy", "backend", "server", "min_in_service"], required: ["haproxy", "backend", "server"]),
-              let haproxy = keys["haproxy"].flatMap({ nodes.string($0.value, what: "'haproxy' (its admin socket)") }),
-              let backend = keys["backend"].flatMap({ nodes.string($0.value, what: "'backend'") }),
+        let balancers = ["haproxy", "varnish"]
+        guard let keys = nodes.mapping(node, what: "'pool'", allowed: balancers + ["secret", "backend", "server", "min_in_service"], required: ["backend", "server"])
+        else { return nil }
+        let given = balancers.filter { keys[$0] != nil }
+        guard given.count == 1, let kind = given.first, let addressNode = keys[kind]?.value,
+              let address = nodes.string(addressNode, what: "'\(kind)'")
+        else {
+            nodes.report(node, "a pool names exactly one balancer: haproxy: ITS ADMIN SOCKET, or varnish: ITS CLI ADDRESS (with secret: ITS SECRET FILE)")
+            return nil
+        }
+        guard let backend = keys["backend"].flatMap({ nodes.string($0.value, what: "'backend'") }),
               let server = keys["server"].flatMap({ nodes.string($0.value, what: "'server'") })
         else { return nil }
-        var membership = PoolMembership(haproxy: haproxy, backend: backend, server: server)
+        let balancer: PoolMembership.Balancer
+        if kind == "varnish" {
+            guard let secret = keys["secret"].flatMap({ nodes.string($0.value, what: "'secret' (Varnish's -S file)") }) else {
+                nodes.report(node, "a Varnish pool needs 'secret:', the secret file varnishd was started with (-S), e.g. /etc/varnish/secret")
+                return nil
+            }
+            if !secret.hasPrefix("/") { nodes.report(keys["secret"]!.value, "'secret' must be an absolute path, e.g. /etc/varnish/secret; found '\(secret)'") }
+            if address.hasPrefix("/") || address.split(separator: ":").last.flatMap({ Int($0) }) == nil {
+                nodes.report(addressNode, "'varnish' is Varnish's CLI address (varnishd -T): HOST:PORT, e.g. 127.0.0.1:6082; found '\(address)'")
+            }
+            balancer = .varnish(cli: address, secretFile: secret)
+        } else {
+            if let secret = keys["secret"] { nodes.report(secret.key, "'secret' belongs to a Varnish pool; HAProxy's admin socket needs none") }
+            if !address.hasPrefix("/"), address.split(separator: ":").last.flatMap({ Int($0) }) == nil {
+                nodes.report(addressNode, "'haproxy' is HAProxy's admin socket: an absolute path (/run/haproxy/admin.sock) or HOST:PORT; found '\(address)'")
+            }
+            balancer = .haproxy(socket: address)
+        }
+        var membership = PoolMembership(balancer: balancer, backend: backend, server: server)
         if let minimum = keys["min_in_service"]?.value, let text = nodes.string(minimum, what: "'min_in_service'") {
             if let share = Quantity.parsePercent(text), share > 0, share <= 1 {
                 membership.capacity = PoolCapacity(share: share, count: 1)
@@ -81,9 +109,6 @@ extension PlaybookReader {
             } else {
                 nodes.report(minimum, "'min_in_service' must be a share of the backend's servers such as 50%, or a number of servers such as 2; found '\(text)'")
             }
-        }
-        if !haproxy.hasPrefix("/"), haproxy.split(separator: ":").last.flatMap({ Int($0) }) == nil {
-            nodes.report(keys["haproxy"]!.value, "'haproxy' is HAProxy's admin socket: an absolute path (/run/haproxy/admin.sock) or HOST:PORT; found '\(haproxy)'")
         }
         return membership
     }

@@ -150,6 +150,18 @@ public final class Socket: Sendable {
         }
     }
 
+    /// Exactly `count` bytes; throws ECONNRESET if the stream ends before them.
+    public func receive(exactly count: Int) throws(PosixError) -> [UInt8] {
+        var data: [UInt8] = []
+        data.reserveCapacity(count)
+        while data.count < count {
+            let chunk = try receive(maximum: count - data.count)
+            if chunk.isEmpty { throw PosixError("recv(\(address)): the stream ended after \(data.count) of \(count) bytes", code: ECONNRESET) }
+            data += chunk
+        }
+        return data
+    }
+
     /// Bytes until the first newline (included) or the end, whichever comes first; throws if
     /// more than `limit` bytes come before it.
     public func receiveLine(limit: Int) throws(PosixError) -> [UInt8] {

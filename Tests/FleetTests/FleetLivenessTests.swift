@@ -31,7 +31,7 @@ struct FleetLivenessTests {
             me.endpoints = etcd.endpoints
             // b will die (its address answers nothing); c is registered but never probes.
             let bLease = try await store.grant(ttl: .seconds(2))
-            let b = Registration(host: "b", address: "127.0.0.1:\(freePort())", servers: [.init(haproxy: "/run/h.sock", backend: "app", server: "s2")], since: "then")
+            let b = Registration(host: "b", address: "127.0.0.1:\(freePort())", servers: [.init(PoolMembership(haproxy: "/run/h.sock", backend: "app", server: "s2"))], since: "then")
             try await store.put(keys.host("b"), Array(try JSONEncoder().encode(b)), lease: bLease.id)
             let cLease = try await store.grant(ttl: .seconds(60))
             let c = Registration(host: "c", address: "127.0.0.1:\(freePort())", servers: [], since: "then")

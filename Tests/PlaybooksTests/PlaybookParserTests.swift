@@ -170,6 +170,34 @@ struct PlaybookParserTests {
         #expect(found.contains { $0.hasPrefix("test.yaml:7:31: 'budget_wait' needs 'fleet_budget: N' beside it (how many hosts may have servers out of the pool at once)") }, "\(found)")
     }
 
+    @Test("a pool behind Varnish differs by its balancer line: its CLI address and secret file; wrong ones are named")
+    func varnishPool() throws {
+        let playbook = try parse("""
+            playbook: p
+            targets: [ { unit: a.service, pool: { varnish: 127.0.0.1:6082, secret: /etc/varnish/secret, backend: app, server: web1 } } ]
+            on:
+              - when: crashed
+                do: [ { pool: maint }, restart, { pool: ready } ]
+            """).get()
+        #expect(playbook.targets[0].pool == PoolMembership(balancer: .varnish(cli: "127.0.0.1:6082", secretFile: "/etc/varnish/secret"), backend: "app", server: "web1"))
+        let found = problems("""
+            playbook: p
+            targets:
+              - { unit: a.service, pool: { varnish: 127.0.0.1:6082, backend: app, server: web1 } }
+              - { unit: b.service, pool: { varnish: /run/varnish.sock, secret: secret, backend: app, server: web2 } }
+              - { unit: c.service, pool: { haproxy: /run/h.sock, varnish: 127.0.0.1:6082, backend: app, server: web3 } }
+              - { unit: d.service, pool: { haproxy: /run/h.sock, secret: /etc/varnish/secret, backend: app, server: web4 } }
+            on:
+              - when: crashed
+                do: [ { pool: maint } ]
+            """)
+        #expect(found.contains { $0.hasPrefix("test.yaml:3:30: a Varnish pool needs 'secret:'") }, "\(found)")
+        #expect(found.contains { $0.contains("'secret' must be an absolute path") && $0.hasPrefix("test.yaml:4:") }, "\(found)")
+        #expect(found.contains { $0.contains("'varnish' is Varnish's CLI address (varnishd -T): HOST:PORT") && $0.hasPrefix("test.yaml:4:") }, "\(found)")
+        #expect(found.contains { $0.hasPrefix("test.yaml:5:30: a pool names exactly one balancer") }, "\(found)")
+        #expect(found.contains { $0.contains("'secret' belongs to a Varnish pool") && $0.hasPrefix("test.yaml:6:") }, "\(found)")
+    }
+
     @Test("a pool server named with %i follows the instance of a templated unit")
     func poolInstance() throws {
         let playbook = try parse("""

@@ -13,19 +13,19 @@ public struct HAProxyRuntime: LoadBalancerPool {
     public init(timeout: Duration = .seconds(2)) { self.timeout = timeout }
 
     public func servers(of member: PoolMembership) async throws(PoolError) -> [PoolServer] {
-        let answer = try await command("show stat", at: member.haproxy)
-        let servers = try Self.parseStat(answer, backend: member.backend, socket: member.haproxy)
+        let answer = try await command("show stat", at: member.balancer.address)
+        let servers = try Self.parseStat(answer, backend: member.backend, socket: member.balancer.address)
         guard !servers.isEmpty else {
-            throw PoolError("HAProxy at \(member.haproxy) has no backend '\(member.backend)'")
+            throw PoolError("HAProxy at \(member.balancer.address) has no backend '\(member.backend)'")
         }
         return servers
     }
 
     public func set(_ member: PoolMembership, to state: PoolState) async throws(PoolError) {
-        let answer = try await command("set server \(member.backend)/\(member.server) state \(state.rawValue)", at: member.haproxy)
+        let answer = try await command("set server \(member.backend)/\(member.server) state \(state.rawValue)", at: member.balancer.address)
         let text = answer.trimmingCharacters(in: .whitespacesAndNewlines)
         guard text.isEmpty else {
-            throw PoolError("HAProxy at \(member.haproxy) refused 'set server \(member.backend)/\(member.server) state \(state.rawValue)': \(text)")
+            throw PoolError("HAProxy at \(member.balancer.address) refused 'set server \(member.backend)/\(member.server) state \(state.rawValue)': \(text)")
         }
     }
 

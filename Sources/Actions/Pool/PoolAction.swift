@@ -19,7 +19,7 @@ public actor PoolAction {
     }
 
     /// The key under which a server is remembered.
-    public static func key(_ member: PoolMembership) -> String { "\(member.haproxy) \(member.backend)/\(member.server)" }
+    public static func key(_ member: PoolMembership) -> String { "\(member.balancer.address) \(member.backend)/\(member.server)" }
 
     /// Takes `server` (`key(_:)`) as Medic's: another host of the fleet took it out for the same
     /// lost peer, and is gone.
@@ -29,7 +29,7 @@ public actor PoolAction {
     /// `unitDown`: the server's unit is down, so it serves nothing and taking it out takes no
     /// capacity away (the capacity guard protects servers that serve).
     public func run(_ state: PoolState, member: PoolMembership, unitDown: Bool = false, timeout: Duration) async -> StepOutcome {
-        let backend = "\(member.haproxy) \(member.backend)"
+        let backend = "\(member.balancer.address) \(member.backend)"
         await enter(backend)
         let outcome = await change(state, member: member, unitDown: unitDown)
         leave(backend)
@@ -43,9 +43,9 @@ public actor PoolAction {
         do {
             let servers = try await pool.servers(of: member)
             guard let server = servers.first(where: { $0.name == member.server }) else {
-                return .failure("backend \(member.backend) at \(member.haproxy) has no server '\(member.server)' (it has \(servers.map(\.name).joined(separator: ", ")))")
+                return .failure("backend \(member.backend) at \(member.balancer.address) has no server '\(member.server)' (it has \(servers.map(\.name).joined(separator: ", ")))")
             }
-            var details = [AuditFact.poolServer.name: name, AuditFact.poolSocket.name: member.haproxy, "pool_before": server.summary,
+            var details = [AuditFact.poolServer.name: name, AuditFact.poolSocket.name: member.balancer.address, "pool_before": server.summary,
                            "pool_backend": servers.map(\.summary).joined(separator: "; ")]
             if server.admin == state {
                 details["pool_after"] = server.summary
@@ -82,7 +82,7 @@ public actor PoolAction {
             let verb = state == .ready ? "returned to service" : "taken out of service (\(state.rawValue))"
             return .success("\(name) \(verb); was \(server.status)", details)
         } catch {
-            return .failure(error.description, [AuditFact.poolServer.name: name, AuditFact.poolSocket.name: member.haproxy])
+            return .failure(error.description, [AuditFact.poolServer.name: name, AuditFact.poolSocket.name: member.balancer.address])
         }
     }
 

@@ -1,0 +1,26 @@
+import MedicCore
+
+/// Every balancer Medic speaks, each membership to its own.
+public struct Balancers: LoadBalancerPool {
+    public var haproxy: HAProxyRuntime
+    public var varnish: VarnishPool
+
+    public init(haproxy: HAProxyRuntime = HAProxyRuntime(), varnish: VarnishPool = VarnishPool()) {
+        self.haproxy = haproxy
+        self.varnish = varnish
+    }
+
+    public func servers(of member: PoolMembership) async throws(PoolError) -> [PoolServer] {
+        switch member.balancer {
+        case .haproxy: try await haproxy.servers(of: member)
+        case .varnish: try await varnish.servers(of: member)
+        }
+    }
+
+    public func set(_ member: PoolMembership, to state: PoolState) async throws(PoolError) {
+        switch member.balancer {
+        case .haproxy: try await haproxy.set(member, to: state)
+        case .varnish: try await varnish.set(member, to: state)
+        }
+    }
+}

@@ -1,0 +1,81 @@
+import Actions
+import Foundation
+import Glibc
+import MedicCore
+import TestHost
+import Testing
+
+@Suite("Varnish as a pool: its CLI spoken natively, against a real varnishd", .serialized, .timeLimit(.minutes(3)))
+struct VarnishPoolTests {
+    @Test("the CLI's authenticator is varnish-cli(7)'s example; the secret file's newline is part of it")
+    func authenticator() {
+        let challenge = "ixslvvxrgkjptxmcgnnsdxsvdmvfympg"
+        #expect(VarnishCLI.authenticator(challenge: challenge, secret: Array("foo\n".utf8)) == "455ce847f0073c7ab3b1465f74507b75d3dc064c1e7de3b71e00de9092fdc89a")
+        #expect(VarnishCLI.authenticator(challenge: challenge, secret: Array("foo".utf8)) != "455ce847f0073c7ab3b1465f74507b75d3dc064c1e7de3b71e00de9092fdc89a")
+    }
+
+    @Test("a director's backends are read with their health; one is forced sick and given back to its probe; the capacity guard keeps the last healthy one in")
+    func pool() async throws {
+        try await withVarnish { varnish in
+            let web1 = PoolMembership(balancer: .varnish(cli: varnish.cli, secretFile: varnish.secret), backend: "app", server: "web1", capacity: PoolCapacity(share: 0, count: 1))
+            var web2 = web1
+            web2.server = "web2"
+            let servers = try await VarnishPool().servers(of: web1)
+            #expect(servers.map(\.name) == ["web1", "web2"] && servers.allSatisfy(\.inService), "\(servers)")
+            let action = PoolAction(pool: Balancers())
+            let out = await action.run(.maint, member: web1, timeout: .seconds(5))
+            #expect(out.succeeded && out.summary.contains("app/web1 taken out of service"), "\(out)")
+            #expect(try await varnish.backendHealth()["web1"]?.hasPrefix("MAINT") == true)
+            // web2 is the last one serving: Varnish would answer 503 Backend Fetch Failed without it.
+            let refused = await action.run(.maint, member: web2, timeout: .seconds(5))
+            #expect(!refused.succeeded && refused.summary.contains("at least 1 must stay"), "\(refused)")
+            #expect(try await varnish.backendHealth()["web2"]?.hasPrefix("MAINT") == false)
+            let back = await action.run(.ready, member: web1, timeout: .seconds(5))
+            #expect(back.succeeded && back.summary.contains("app/web1 returned to service"), "\(back)")
+            let health = try await varnish.backendHealth()
+            #expect(health["web1"] == "healthy", "\(health)")
+            // A backend Medic did not set sick stays as the operator left it.
+            try await varnish.command("backend.set_health web2 sick")
+            let operators = await action.run(.ready, member: web2, timeout: .seconds(5))
+            #expect(operators.summary.contains("Medic did not take it out"), "\(operators)")
+            #expect(try await varnish.backendHealth()["web2"]?.hasPrefix("MAINT") == true)
+        }
+    }
+
+    @Test("a wrong secret file is a failed step that names the authentication, not a hang; an unknown director is named")
+    func refusals() async throws {
+        try await withVarnish { varnish in
+            let wrong = varnish.directory + "/wrong-secret"
+            try Data("not the secret\n".utf8).write(to: URL(fileURLWithPath: wrong))
+            let member = PoolMembership(balancer: .varnish(cli: varnish.cli, secretFile: wrong), backend: "app", server: "web1")
+            let started = ContinuousClock.now
+            let outcome = await PoolAction(pool: Balancers()).run(.maint, member: member, timeout: .seconds(5))
+            #expect(!outcome.succeeded && outcome.summary.contains("refused the authentication with the secret file \(wrong)"), "\(outcome)")
+            #expect(ContinuousClock.now - started < .seconds(3))
+            var nowhere = member
+            nowhere.balancer = .varnish(cli: varnish.cli, secretFile: varnish.secret)
+            nowhere.backend = "shop"
+            let unknown = await PoolAction(pool: Balancers()).run(.maint, member: nowhere, timeout: .seconds(5))
+            #expect(unknown.summary.contains("has no director 'shop'"), "\(unknown)")
+        }
+    }
+
+    /// Two backends, Varnish in front of them (both healthy when `body` starts); all stopped by PID.
+    private func withVarnish(_ body: (Varnish) async throws -> Void) async throws {
+        let directory = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let ports = [freePort(), freePort()]
+        let backends = try ports.enumerated().map { index, port in
+            try ChildProcess(try Paths.backend(), ["--port", String(port), "--name", "web\(index + 1)"], logPath: directory + "/web\(index + 1).log")
+        }
+        defer { for backend in backends { _ = backend.stop() } }
+        let varnish = try Varnish(directory: directory + "/varnish", backendPorts: ports)
+        defer { varnish.stop() }
+        try await varnish.ready()
+        let deadline = ContinuousClock.now + .seconds(10)
+        while ContinuousClock.now < deadline, (try? await varnish.backendHealth().values.allSatisfy { $0 == "healthy" }) != true {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        try await body(varnish)
+    }
+}
