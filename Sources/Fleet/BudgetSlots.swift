@@ -62,20 +62,9 @@ public struct BudgetSlots: FleetBudgets {
         host = fleet.host
     }
 
+    /// Each request is bounded by the store's own timeout, so the wait ends by its deadline
+    /// (and at most one round of requests past it) even when etcd stops answering.
     public func acquire(_ budget: FleetBudget, incident: Int64, target: String) async -> BudgetGrant {
-        // The wait is bounded even if etcd stops answering mid-request: past the wait and one
-        // more request's time, the step is refused.
-        let limit = budget.wait + answerTime
-        if let grant = await within(limit, { await self.poll(budget, incident: incident, target: target) }) { return grant }
-        // A slot taken by a request that answered too late is not kept for a refused step.
-        Task { _ = try? await release(heldBy: host) { $0.incident != incident } }
-        return .refused("the fleet budget '\(budget.name)' cannot be checked: etcd did not answer within \(DurationText.format(limit)); a budgeted step is never run without its slot")
-    }
-
-    /// How long one of etcd's answers may take beyond a budget's wait.
-    public var answerTime: Duration = .seconds(5)
-
-    private func poll(_ budget: FleetBudget, incident: Int64, target: String) async -> BudgetGrant {
         let started = ContinuousClock.now
         let deadline = started + budget.wait
         var holders: [String] = []

@@ -1,7 +1,6 @@
 import AsyncHTTPClient
 import Foundation
 import HTTPExchange
-import MedicCore
 import NIOCore
 import NIOHTTP1
 import NIOSSL

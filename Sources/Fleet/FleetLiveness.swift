@@ -239,10 +239,7 @@ public actor FleetLiveness {
             await note(host, "was found \(decision.rawValue), but its lock cannot be read: nobody acts from here")
             return
         }
-        let facts = [
-            "fleet_host": host, "lease_lost_revision": String(loss), "lease_lost_seen": expired.iso8601, "verdicts": evidence.joined(separator: "; "),
-            AuditFact.fencingToken.name: String(holder.revision), "acting_host": holder.host,
-        ]
+        let facts = Self.decisionFacts(host, loss: loss, expired: expired, evidence: evidence, holder: holder)
         guard holder.host == me else {
             await note(host, "is \(decision.rawValue) on the peers' evidence; \(holder.host) acts on it (lock revision \(holder.revision))", facts: facts)
             Task { await self.standBy(host, decision, acting: holder.host, registration: registration, loss: loss, expired: expired, evidence: evidence) }
@@ -276,14 +273,22 @@ public actor FleetLiveness {
                 rank = max(1, entries.firstIndex { $0.host == me } ?? 1)
                 continue
             }
-            let facts = [
-                "fleet_host": host, "lease_lost_revision": String(loss), "lease_lost_seen": expired.iso8601, "verdicts": evidence.joined(separator: "; "),
-                AuditFact.fencingToken.name: String(holder.revision), "acting_host": me, "taken_over_from": acting,
-            ]
+            var facts = Self.decisionFacts(host, loss: loss, expired: expired, evidence: evidence, holder: holder)
+            facts["taken_over_from"] = acting
             await note(host, "is still \(decision.rawValue), and \(acting), which acted on it, has left the fleet: this host takes over (lock revision \(holder.revision))", facts: facts)
             await act(host, decision, registration: registration, expired: expired, evidence: evidence, facts: facts)
             return
         }
+    }
+
+    /// What a decision on `host` rests on, and who acts on it under which fencing token.
+    private static func decisionFacts(
+        _ host: String, loss: Int64, expired: Timestamp, evidence: [String], holder: (host: String, revision: Int64)
+    ) -> [String: String] {
+        [
+            "fleet_host": host, "lease_lost_revision": String(loss), "lease_lost_seen": expired.iso8601, "verdicts": evidence.joined(separator: "; "),
+            AuditFact.fencingToken.name: String(holder.revision), "acting_host": holder.host,
+        ]
     }
 
     /// Delivers the decision on `host`, as the holder of its lock.

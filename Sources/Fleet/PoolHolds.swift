@@ -49,9 +49,4 @@ public struct PoolHolds: FleetPoolHolds {
         guard let key = try? await store.get(keys.hold(server, of: peer)) else { return nil }
         return key != nil
     }
-
-    /// Every server held for `peer` (every peer, given nil).
-    public func all(for peer: String? = nil) async throws(FleetStoreError) -> [PoolHold] {
-        try await store.range(peer.map { keys.held(for: $0) } ?? keys.prefix + "held/", prefix: true).keys.compactMap { PoolHold(bytes: $0.value) }
-    }
 }

@@ -40,8 +40,7 @@ struct BudgetSlotsTests {
     func frozen() async throws {
         try await withEtcd("budgets-frozen") { etcd in
             let store = try EtcdGateway(.init(endpoints: etcd.endpoints, timeout: .seconds(1)))
-            var slots = BudgetSlots(store: store, fleet: fleet("a", etcd.endpoints))
-            slots.answerTime = .seconds(2)
+            let slots = BudgetSlots(store: store, fleet: fleet("a", etcd.endpoints))
             try await store.put("/medic/t/warm", Array("1".utf8), lease: nil)
             let member = try #require(etcd.members.first)
             member.freeze()
