@@ -35,8 +35,12 @@ struct MetricsTests {
 
             kill(try #require(host.processes(ofUnit: "web.service").first), SIGKILL)
             #expect(await eventually { ((try? medicd.records(kinds: [.incidentClosed]).count) ?? 0) == 1 })
-            // The stabilise period came from the config: 300ms, not the built-in 30s.
-            #expect(try medicd.records(kinds: [.incidentClosed]).first?.message.contains("then stable for 300ms") == true)
+            // The stabilise period came from the config: 300ms, not the built-in 30s. The wake-up that
+            // closes the incident may come a little late on a loaded machine, so the figure is at least 300ms.
+            let closed = try #require(try medicd.records(kinds: [.incidentClosed]).first)
+            let stabilised = try #require(closed.facts[AuditFact.stabilisedMs.name].flatMap { Int($0) })
+            #expect((300..<5_000).contains(stabilised), "\(closed.message)")
+            #expect(closed.message.contains("then stable for \(DurationText.format(.milliseconds(stabilised)))"), "\(closed.message)")
 
             let scrape = try httpExchange(port: medicd.metricsPort, "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
             #expect(scrape.status == 200)
