@@ -67,6 +67,8 @@ public struct ActionRunner: StepRunner {
                 // On a fleet peer's servers: under the lock whose revision opened the incident.
                 if let token = context.fencingToken { outcome.details[.fencingToken] = token }
                 return outcome
+            case .cache(let ban):
+                return await CacheAction(cli: VarnishCLI()).run(ban: ban, members: context.poolMembers)
             case .reboot(_, let budget):
                 let (facts, refusal) = await takeSlot(budget, context: context)
                 if let refusal { return refusal }

@@ -1,11 +1,11 @@
 /// The kinds of step a plan can take.
 public enum StepKind: String, Sendable, Equatable, Hashable, CaseIterable, Codable {
-    case restart, start, stop, reload, kill, verify, wait, collect, pool, reboot, exec, notify
+    case restart, start, stop, reload, kill, verify, wait, collect, pool, cache, reboot, exec, notify
 
     /// Steps that take something down or away: held by storm and dependency guards.
     public var isDestructive: Bool {
         switch self {
-        case .restart, .stop, .kill, .reboot, .exec, .pool: true
+        case .restart, .stop, .kill, .reboot, .exec, .pool, .cache: true
         case .start, .reload, .verify, .wait, .collect, .notify: false
         }
     }
@@ -14,7 +14,7 @@ public enum StepKind: String, Sendable, Equatable, Hashable, CaseIterable, Codab
     /// keeping evidence, moving traffic or waiting).
     public var isRemedy: Bool {
         switch self {
-        case .restart, .start, .stop, .reload, .kill, .reboot, .exec: true
+        case .restart, .start, .stop, .reload, .kill, .reboot, .exec, .cache: true
         case .verify, .wait, .collect, .pool, .notify: false
         }
     }
@@ -26,7 +26,7 @@ public enum StepKind: String, Sendable, Equatable, Hashable, CaseIterable, Codab
         case .kill: .seconds(10)
         case .verify: .seconds(30)
         case .wait: .seconds(3600)
-        case .collect, .pool, .exec, .notify: .seconds(30)
+        case .collect, .pool, .cache, .exec, .notify: .seconds(30)
         case .reboot: .seconds(300)
         }
     }
@@ -46,6 +46,9 @@ public struct Step: Sendable, Equatable, CustomStringConvertible {
         /// Move the target's servers to a pool state; taking them out (drain, maint) only with
         /// a slot of `budget`, in a fleet.
         case pool(PoolState, budget: FleetBudget? = nil)
+        /// Ban what the Varnish in front of the target has cached that matches a ban expression
+        /// (`req.url ~ "^/api/"`): a faulty cached answer stops being served.
+        case cache(ban: String)
         /// Reboot the host, at most `limit` times in its window, and (in a fleet) only with a
         /// slot of `budget`.
         case reboot(limit: RateLimit, budget: FleetBudget?)
@@ -83,6 +86,7 @@ public struct Step: Sendable, Equatable, CustomStringConvertible {
         case .wait: .wait
         case .collect: .collect
         case .pool: .pool
+        case .cache: .cache
         case .reboot: .reboot
         case .exec: .exec
         case .notify: .notify
@@ -98,6 +102,7 @@ public struct Step: Sendable, Equatable, CustomStringConvertible {
         case .wait(let d): "wait \(DurationText.format(d))"
         case .collect(let lines): "collect the last \(lines) journal lines"
         case .pool(let state, let budget): "pool \(state.rawValue)" + (budget.map { " (fleet budget \($0.name): \($0.slots) at once)" } ?? "")
+        case .cache(let ban): "cache ban \(ban)"
         case .reboot(let limit, let budget):
             "reboot (at most \(limit)" + (budget.map { ", fleet budget \($0.name): \($0.slots) at once" } ?? "") + ")"
         case .exec(let command): "exec \(command.arguments.joined(separator: " "))"

@@ -33,6 +33,8 @@ struct PlaybookReader {
     var notified: [(name: String, node: Node)] = []
     /// `pool` steps, which need every target to be in a pool.
     var poolSteps: [Node] = []
+    /// `cache` steps, each of which needs its targets behind Varnish.
+    var cacheSteps: [Node] = []
     let defaults: PlaybookDefaults
 
     init(file: String, defaults: PlaybookDefaults = PlaybookDefaults()) {
@@ -71,7 +73,8 @@ struct PlaybookReader {
             receivers: receivers)
     }
 
-    /// Every `notify` names a receiver; every `pool` step has targets in a pool.
+    /// Every `notify` names a receiver; every `pool` step has targets in a pool, every `cache`
+    /// step targets behind Varnish.
     private mutating func checkReferences(receivers: [String: Receiver], targets: [(TargetSpec, Node)]) {
         let names = (Array(receivers.keys) + [Receiver.journal.name]).sorted()
         for (name, node) in notified where receivers[name] == nil && name != Receiver.journal.name {
@@ -83,6 +86,12 @@ struct PlaybookReader {
             // A fleet peer's servers come from its registration.
             for (target, node) in targets where target.pool == nil && !target.selector.isPeers {
                 nodes.report(node, "target \(target.selector) has no 'pool:' (haproxy, backend, server), but the 'pool' step at line \(step.mark.map { "\($0.line)" } ?? "?") acts on its pool")
+            }
+        }
+        if let step = cacheSteps.first {
+            for (target, node) in targets where !target.selector.isPeers {
+                if case .varnish? = target.pool?.balancer { continue }
+                nodes.report(node, "target \(target.selector) is not behind Varnish ('pool: { varnish: HOST:PORT, … }'), but the 'cache' step at line \(step.mark.map { "\($0.line)" } ?? "?") bans in the Varnish in front of it")
             }
         }
     }

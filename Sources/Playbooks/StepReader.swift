@@ -160,6 +160,21 @@ extension PlaybookReader {
             let wait = budget.map { $0.wait + StepKind.pool.defaultTimeout }
             return Step(.pool(state, budget: budget), timeout: timeout(keys) ?? wait)
 
+        case .cache:
+            cacheSteps.append(nameNode)
+            guard let keys = options(value, kind, allowed: ["ban"], required: ["ban"]),
+                  let banNode = keys["ban"]?.value, let ban = nodes.string(banNode, what: "'ban'")
+            else {
+                if value == nil { nodes.report(nameNode, "'cache' needs what to ban, e.g. '- cache: { ban: \'req.url ~ \"^/api/\"\' }'") }
+                return nil
+            }
+            let expression = ban.trimmingCharacters(in: .whitespaces)
+            guard expression.hasPrefix("req.") || expression.hasPrefix("obj."), !expression.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) else {
+                nodes.report(banNode, "'ban' must be one line of Varnish's ban expression on req.* or obj.* fields, e.g. 'req.url ~ \"^/api/\"' or 'obj.http.x-host == \"shop\"'; found '\(ban)'")
+                return nil
+            }
+            return Step(.cache(ban: expression), timeout: timeout(keys))
+
         case .reboot:
             guard let keys = options(value, kind, allowed: ["at_most"] + Self.budgetKeys) else { return nil }
             var limit = RateLimit(count: 1, window: .seconds(21_600))

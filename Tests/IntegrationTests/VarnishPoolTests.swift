@@ -42,6 +42,48 @@ struct VarnishPoolTests {
         }
     }
 
+    @Test("a vcl.use forgets the forced sick: the next read of the pool notices it and sets it again, and says so")
+    func vclUse() async throws {
+        try await withVarnish { varnish in try await checkVCLUse(varnish) }
+    }
+
+    private func checkVCLUse(_ varnish: Varnish) async throws {
+        let web1 = PoolMembership(balancer: .varnish(cli: varnish.cli, secretFile: varnish.secret), backend: "app", server: "web1")
+        var web2 = web1
+        web2.server = "web2"
+        let action = PoolAction(pool: Balancers())
+        #expect(await action.run(.maint, member: web1, timeout: .seconds(5)).succeeded)
+        try await varnish.command("vcl.load v2 \(varnish.directory)/default.vcl")
+        try await varnish.command("vcl.use v2")
+        let servers = try await VarnishPool().servers(of: web1)
+        #expect(servers.first { $0.name == "web1" }?.admin == .ready, "the new VCL's web1 is not forced sick: \(servers)")
+        let read = await action.run(.ready, member: web2, timeout: .seconds(5))
+        #expect(read.succeeded, "\(read)")
+        #expect(read.details["pool_reapplied"]?.contains("app/web1 (its instance in boot had been replaced by one in v2)") == true, "\(read)")
+        #expect(try await VarnishPool().servers(of: web1).first { $0.name == "web1" }?.admin == .maint)
+        // Given back by a person in the same VCL: Medic's next read leaves it so.
+        try await varnish.command("backend.set_health web1 auto")
+        let again = await action.run(.ready, member: web2, timeout: .seconds(5))
+        #expect(again.details["pool_reapplied"] == nil, "\(again)")
+        #expect(try await VarnishPool().servers(of: web1).first { $0.name == "web1" }?.admin == .ready)
+    }
+
+    @Test("a cache step bans in the Varnish in front of the target; the ban shows in ban.list; a ban Varnish refuses is a failed step with its words")
+    func cacheBan() async throws {
+        try await withVarnish { varnish in
+            let web1 = PoolMembership(balancer: .varnish(cli: varnish.cli, secretFile: varnish.secret), backend: "app", server: "web1")
+            let banned = await CacheAction().run(ban: "req.url ~ \"^/api/\"", members: [web1, web1])
+            #expect(banned.succeeded && banned.summary == "banned req.url ~ \"^/api/\" at Varnish \(varnish.cli)", "\(banned)")
+            #expect(banned.details["cache_ban"] == "req.url ~ \"^/api/\"")
+            let bans = try await varnish.command("ban.list")
+            #expect(bans.contains("req.url ~ ^/api/"), "\(bans)")
+            let refused = await CacheAction().run(ban: "req.nosuch == 1", members: [web1])
+            #expect(!refused.succeeded && refused.summary.contains("refused 'ban req.nosuch == 1' (status 106)"), "\(refused)")
+            let haproxy = PoolMembership(balancer: .haproxy(socket: "/run/haproxy.sock"), backend: "app", server: "web1")
+            #expect(await CacheAction().run(ban: "req.url ~ .", members: [haproxy]).summary.contains("behind no Varnish"))
+        }
+    }
+
     @Test("a wrong secret file is a failed step that names the authentication, not a hang; an unknown director is named")
     func refusals() async throws {
         try await withVarnish { varnish in

@@ -198,6 +198,30 @@ struct PlaybookParserTests {
         #expect(found.contains { $0.contains("'secret' belongs to a Varnish pool") && $0.hasPrefix("test.yaml:6:") }, "\(found)")
     }
 
+    @Test("a cache step bans one line of a ban expression, for targets behind Varnish only")
+    func cacheStep() throws {
+        let playbook = try parse("""
+            playbook: p
+            targets: [ { unit: a.service, pool: { varnish: 127.0.0.1:6082, secret: /etc/varnish/secret, backend: app, server: web1 } } ]
+            on:
+              - when: crashed
+                do: [ restart, { cache: { ban: 'req.url ~ "^/api/"' } } ]
+            """).get()
+        #expect(playbook.rules[0].steps[1] == Step(.cache(ban: "req.url ~ \"^/api/\"")))
+        #expect(playbook.rules[0].steps[1].isDestructive)
+        let found = problems("""
+            playbook: p
+            targets: [ { unit: a.service, pool: { haproxy: /run/h.sock, backend: app, server: web1 } } ]
+            on:
+              - when: crashed
+                do: [ { cache: { ban: "req.url ~ /\\nban.discard" } }, { cache: { ban: 'rm -rf /' } }, cache ]
+            """)
+        #expect(found.contains { $0.hasPrefix("test.yaml:5:28: 'ban' must be one line of Varnish's ban expression") }, "\(found)")
+        #expect(found.contains { $0.hasPrefix("test.yaml:5:76: 'ban' must be one line") && $0.contains("found 'rm -rf /'") }, "\(found)")
+        #expect(found.contains { $0.contains("'cache' needs what to ban") }, "\(found)")
+        #expect(found.contains { $0.hasPrefix("test.yaml:2:12: target a.service is not behind Varnish") && $0.contains("'cache' step at line 5") }, "\(found)")
+    }
+
     @Test("a pool server named with %i follows the instance of a templated unit")
     func poolInstance() throws {
         let playbook = try parse("""

@@ -9,12 +9,17 @@ public struct PoolServer: Sendable, Equatable {
     public var status: String
     /// Sessions it holds now.
     public var sessions: Int
+    /// Which instance of the server this is, where the balancer replaces servers with new
+    /// instances that forget their admin state (Varnish: the VCL that defines it); nil where a
+    /// server stays the same one (HAProxy).
+    public var instance: String?
 
-    public init(name: String, admin: PoolState, status: String, sessions: Int) {
+    public init(name: String, admin: PoolState, status: String, sessions: Int, instance: String? = nil) {
         self.name = name
         self.admin = admin
         self.status = status
         self.sessions = sessions
+        self.instance = instance
     }
 
     /// Taking new traffic: ready and not marked down by the balancer's own checks.

@@ -4,7 +4,9 @@ import MedicCore
 /// Varnish as a pool: a director (the membership's `backend`) and its backends (`server`), read
 /// with `backend.list -j -p DIRECTOR` and set with `backend.set_health`. `maint` forces a
 /// backend sick; Varnish has no drain, so `drain` does the same (requests already sent to it
-/// finish; new ones go elsewhere); `ready` gives its health back to its probe (`auto`).
+/// finish; new ones go elsewhere); `ready` gives its health back to its probe (`auto`). A
+/// `vcl.use` brings new instances of the backends, healthy by their probes: each server's
+/// instance is its VCL, so that Medic sees its own mark gone and sets it again.
 public struct VarnishPool: LoadBalancerPool {
     public var cli: VarnishCLI
 
@@ -42,7 +44,7 @@ public struct VarnishPool: LoadBalancerPool {
             let health = (backends[name] as? [String: Any])?["health"] as? String ?? "?"
             let forced = (admins[vcl + name]?["admin_health"] as? String) == "sick"
             let status = forced ? "MAINT (set sick)" : health == "healthy" ? "UP" : "DOWN (\(health))"
-            return PoolServer(name: name, admin: forced ? .maint : .ready, status: status, sessions: 0)
+            return PoolServer(name: name, admin: forced ? .maint : .ready, status: status, sessions: 0, instance: vcl.isEmpty ? nil : String(vcl.dropLast()))
         }
     }
 
