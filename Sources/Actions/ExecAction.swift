@@ -35,18 +35,8 @@ struct ExecAction {
         let gid = identity?.gid ?? gid_t.max
         let groups = identity?.groups ?? []
         // The child is waited for on a thread of its own: a script may run for minutes.
-        let run = await onThreadOfItsOwn("medic-exec") { () -> (medic_run_result, String) in
-            var result = medic_run_result()
-            var output = [CChar](repeating: 0, count: limit + 1)
-            withCStrings(arguments) { argv in
-                withCStrings(environmentList) { envp in
-                    medic_run(
-                        argv, envp, directory, uid, gid, groups, groups.count,
-                        Int(timeout.milliseconds), &output, limit, &result)
-                }
-            }
-            let text = String(decoding: output[0..<result.kept].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            return (result, text)
+        let run = await onThreadOfItsOwn("medic-exec") {
+            ProgramRun.run(arguments, environment: environmentList, directory: directory, uid: uid, gid: gid, groups: groups, timeout: timeout, outputLimit: limit)
         }
         let (result, output) = run
         var details = ["program": arguments[0], "output": output, "output_bytes": String(result.total)]
@@ -83,13 +73,6 @@ struct ExecAction {
         }
         return (entry.pw_uid, entry.pw_gid, Array(groups.prefix(Int(count))), String(cString: entry.pw_dir))
     }
-}
-
-/// Calls `body` with a NULL-terminated C array of the strings.
-private func withCStrings<R>(_ strings: [String], _ body: ([UnsafeMutablePointer<CChar>?]) -> R) -> R {
-    let pointers = strings.map { strdup($0) } + [nil]
-    defer { for pointer in pointers { free(pointer) } }
-    return body(pointers)
 }
 
 /// A plain value: its one pointer is to a static string in the C code (the name of a call).

@@ -12,17 +12,26 @@ public struct Registration: StoredJSON, Sendable, Equatable {
         /// Varnish's CLI address and secret file (the same path on every host), for Varnish's.
         public var varnish: String?
         public var secret: String?
+        /// nginx's upstream file, configuration and PID file (paths on the host that runs that
+        /// nginx, which its peers share), for nginx's.
+        public var nginx: String?
+        public var nginxConfig: String?
+        public var nginxPid: String?
         public var backend: String
         public var server: String
 
         public init(_ member: PoolMembership) {
+            haproxy = ""
             switch member.balancer {
             case .haproxy(let socket):
                 haproxy = socket
             case .varnish(let cli, let secretFile):
-                haproxy = ""
                 varnish = cli
                 secret = secretFile
+            case .nginx(let file, let config, let pidFile):
+                nginx = file
+                nginxConfig = config
+                nginxPid = pidFile
             }
             backend = member.backend
             server = member.server
@@ -30,7 +39,10 @@ public struct Registration: StoredJSON, Sendable, Equatable {
 
         /// The pool membership it stands for.
         public var membership: PoolMembership {
-            let balancer: PoolMembership.Balancer = varnish.map { .varnish(cli: $0, secretFile: secret ?? "") } ?? .haproxy(socket: haproxy)
+            let balancer: PoolMembership.Balancer =
+                if let varnish { .varnish(cli: varnish, secretFile: secret ?? "") }
+                else if let nginx { .nginx(upstreamFile: nginx, config: nginxConfig ?? "", pidFile: nginxPid ?? "") }
+                else { .haproxy(socket: haproxy) }
             return PoolMembership(balancer: balancer, backend: backend, server: server)
         }
     }

@@ -140,28 +140,35 @@ public struct PoolMembership: Sendable, Equatable {
         case haproxy(socket: String)
         /// Varnish's CLI (`varnishd -T HOST:PORT`), authenticated with its secret file (`-S`).
         case varnish(cli: String, secretFile: String)
+        /// nginx, which has no runtime API for its upstreams: Medic owns the file of an
+        /// upstream's `server` lines that the upstream block includes, checks the whole
+        /// configuration (`nginx -t -c CONFIG`) and reloads the master whose PID is in `pidFile`.
+        case nginx(upstreamFile: String, config: String, pidFile: String)
 
-        /// Where it is reached: the admin socket or the CLI's address.
+        /// Where it is reached: the admin socket, the CLI's address or the upstream file.
         public var address: String {
             switch self {
             case .haproxy(let socket): socket
             case .varnish(let cli, _): cli
+            case .nginx(let file, _, _): file
             }
         }
 
-        /// `HAProxy`, `Varnish`.
+        /// `HAProxy`, `Varnish`, `nginx`.
         public var name: String {
             switch self {
             case .haproxy: "HAProxy"
             case .varnish: "Varnish"
+            case .nginx: "nginx"
             }
         }
     }
 
     public var balancer: Balancer
-    /// HAProxy's backend, or Varnish's director.
+    /// HAProxy's backend, Varnish's director, or nginx's upstream.
     public var backend: String
-    /// HAProxy's server in the backend, or Varnish's backend in the director.
+    /// HAProxy's server in the backend, Varnish's backend in the director, or the address of
+    /// an nginx `server` line (`127.0.0.1:8081`).
     public var server: String
     /// What must stay in service when Medic takes this server out.
     public var capacity: PoolCapacity

@@ -66,24 +66,29 @@ extension PlaybookReader {
         return spec
     }
 
-    /// `pool:`: the balancer (`haproxy: SOCKET`, or `varnish: HOST:PORT` with `secret: FILE`),
-    /// the backend (Varnish: the director) and the server (Varnish: the backend).
+    /// `pool:`: the balancer (`haproxy: SOCKET`; `varnish: HOST:PORT` with `secret: FILE`; or
+    /// `nginx: UPSTREAM FILE` with `config:` and `pid:`), the backend (Varnish: the director;
+    /// nginx: the upstream) and the server (Varnish: the backend; nginx: its address).
     private mutating func poolMembership(_ node: Node) -> PoolMembership? {
-        let balancers = ["haproxy", "varnish"]
-        guard let keys = nodes.mapping(node, what: "'pool'", allowed: balancers + ["secret", "backend", "server", "min_in_service"], required: ["backend", "server"])
+        let balancers = ["haproxy", "varnish", "nginx"]
+        guard let keys = nodes.mapping(node, what: "'pool'", allowed: balancers + ["secret", "config", "pid", "backend", "server", "min_in_service"], required: ["backend", "server"])
         else { return nil }
         let given = balancers.filter { keys[$0] != nil }
         guard given.count == 1, let kind = given.first, let addressNode = keys[kind]?.value,
               let address = nodes.string(addressNode, what: "'\(kind)'")
         else {
-            nodes.report(node, "a pool names exactly one balancer: haproxy: ITS ADMIN SOCKET, or varnish: ITS CLI ADDRESS (with secret: ITS SECRET FILE)")
+            nodes.report(node, "a pool names exactly one balancer: haproxy: ITS ADMIN SOCKET, varnish: ITS CLI ADDRESS (with secret: ITS SECRET FILE), or nginx: THE UPSTREAM FILE MEDIC KEEPS")
             return nil
         }
         guard let backend = keys["backend"].flatMap({ nodes.string($0.value, what: "'backend'") }),
               let server = keys["server"].flatMap({ nodes.string($0.value, what: "'server'") })
         else { return nil }
+        for (key, owner) in [("secret", "varnish"), ("config", "nginx"), ("pid", "nginx")] where kind != owner {
+            if let found = keys[key] { nodes.report(found.key, "'\(key)' belongs to \(owner == "nginx" ? "an nginx" : "a Varnish") pool; this one is \(kind)'s") }
+        }
         let balancer: PoolMembership.Balancer
-        if kind == "varnish" {
+        switch kind {
+        case "varnish":
             guard let secret = keys["secret"].flatMap({ nodes.string($0.value, what: "'secret' (Varnish's -S file)") }) else {
                 nodes.report(node, "a Varnish pool needs 'secret:', the secret file varnishd was started with (-S), e.g. /etc/varnish/secret")
                 return nil
@@ -93,8 +98,17 @@ extension PlaybookReader {
                 nodes.report(addressNode, "'varnish' is Varnish's CLI address (varnishd -T): HOST:PORT, e.g. 127.0.0.1:6082; found '\(address)'")
             }
             balancer = .varnish(cli: address, secretFile: secret)
-        } else {
-            if let secret = keys["secret"] { nodes.report(secret.key, "'secret' belongs to a Varnish pool; HAProxy's admin socket needs none") }
+        case "nginx":
+            let config = keys["config"].flatMap { nodes.string($0.value, what: "'config'") } ?? "/etc/nginx/nginx.conf"
+            let pid = keys["pid"].flatMap { nodes.string($0.value, what: "'pid'") } ?? "/run/nginx.pid"
+            for (key, path, example) in [("nginx", address, "/etc/nginx/medic/app.servers"), ("config", config, "/etc/nginx/nginx.conf"), ("pid", pid, "/run/nginx.pid")] where !path.hasPrefix("/") {
+                nodes.report(keys[key]?.value, "'\(key)' must be an absolute path, e.g. \(example); found '\(path)'")
+            }
+            if server.contains(where: { $0.isWhitespace || $0 == ";" || $0 == "#" }) {
+                nodes.report(keys["server"]?.value, "an nginx pool's 'server' is the address of its server line, e.g. 127.0.0.1:8081 or unix:/run/app.sock; found '\(server)'")
+            }
+            balancer = .nginx(upstreamFile: address, config: config, pidFile: pid)
+        default:
             if !address.hasPrefix("/"), address.split(separator: ":").last.flatMap({ Int($0) }) == nil {
                 nodes.report(addressNode, "'haproxy' is HAProxy's admin socket: an absolute path (/run/haproxy/admin.sock) or HOST:PORT; found '\(address)'")
             }

@@ -182,3 +182,13 @@ func prometheusSamples(_ text: String) -> [String: Double] {
 func millisecondsBetween(_ a: StoredRecord, _ b: StoredRecord) -> Double {
     Double(b.wallMicroseconds - a.wallMicroseconds) / 1000
 }
+
+/// Test backends `web1`… on loopback (outside any test host), with their ports and logs in
+/// `directory`; the caller stops each by its PID.
+func startBackends(_ count: Int, in directory: String) throws -> (processes: [ChildProcess], ports: [Int]) {
+    let ports = (0..<count).map { _ in freePort() }
+    let processes = try ports.enumerated().map { index, port in
+        try ChildProcess(try Paths.backend(), ["--port", String(port), "--name", "web\(index + 1)"], logPath: directory + "/web\(index + 1).log")
+    }
+    return (processes, ports)
+}

@@ -106,10 +106,7 @@ struct VarnishPoolTests {
     private func withVarnish(_ body: (Varnish) async throws -> Void) async throws {
         let directory = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: directory) }
-        let ports = [freePort(), freePort()]
-        let backends = try ports.enumerated().map { index, port in
-            try ChildProcess(try Paths.backend(), ["--port", String(port), "--name", "web\(index + 1)"], logPath: directory + "/web\(index + 1).log")
-        }
+        let (backends, ports) = try startBackends(2, in: directory)
         defer { for backend in backends { _ = backend.stop() } }
         let varnish = try Varnish(directory: directory + "/varnish", backendPorts: ports)
         defer { varnish.stop() }

@@ -198,6 +198,34 @@ struct PlaybookParserTests {
         #expect(found.contains { $0.contains("'secret' belongs to a Varnish pool") && $0.hasPrefix("test.yaml:6:") }, "\(found)")
     }
 
+    @Test("a pool behind nginx differs by its balancer line: the upstream file Medic keeps, nginx's config and PID file (Debian's by default)")
+    func nginxPool() throws {
+        let playbook = try parse("""
+            playbook: p
+            targets:
+              - { unit: a.service, pool: { nginx: /etc/nginx/medic/app.servers, backend: app, server: "127.0.0.1:8081" } }
+              - { unit: b.service, pool: { nginx: /etc/nginx/medic/app.servers, config: /srv/nginx.conf, pid: /srv/nginx.pid, backend: app, server: "127.0.0.1:8082" } }
+            on:
+              - when: crashed
+                do: [ { pool: maint }, restart, { pool: ready } ]
+            """).get()
+        #expect(playbook.targets[0].pool == PoolMembership(balancer: .nginx(upstreamFile: "/etc/nginx/medic/app.servers", config: "/etc/nginx/nginx.conf", pidFile: "/run/nginx.pid"), backend: "app", server: "127.0.0.1:8081"))
+        #expect(playbook.targets[1].pool?.balancer == .nginx(upstreamFile: "/etc/nginx/medic/app.servers", config: "/srv/nginx.conf", pidFile: "/srv/nginx.pid"))
+        let found = problems("""
+            playbook: p
+            targets:
+              - { unit: a.service, pool: { nginx: app.servers, backend: app, server: "127.0.0.1:8081" } }
+              - { unit: b.service, pool: { nginx: /etc/nginx/app.servers, backend: app, server: "127.0.0.1:8082; server evil" } }
+              - { unit: c.service, pool: { haproxy: /run/h.sock, config: /etc/nginx/nginx.conf, backend: app, server: web3 } }
+            on:
+              - when: crashed
+                do: [ { pool: maint } ]
+            """)
+        #expect(found.contains { $0.hasPrefix("test.yaml:3:39: 'nginx' must be an absolute path") }, "\(found)")
+        #expect(found.contains { $0.contains("an nginx pool's 'server' is the address of its server line") && $0.hasPrefix("test.yaml:4:") }, "\(found)")
+        #expect(found.contains { $0.contains("'config' belongs to an nginx pool; this one is haproxy's") && $0.hasPrefix("test.yaml:5:") }, "\(found)")
+    }
+
     @Test("a cache step bans one line of a ban expression, for targets behind Varnish only")
     func cacheStep() throws {
         let playbook = try parse("""

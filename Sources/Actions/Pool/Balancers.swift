@@ -4,16 +4,19 @@ import MedicCore
 public struct Balancers: LoadBalancerPool {
     public var haproxy: HAProxyRuntime
     public var varnish: VarnishPool
+    public var nginx: NginxPool
 
-    public init(haproxy: HAProxyRuntime = HAProxyRuntime(), varnish: VarnishPool = VarnishPool()) {
+    public init(haproxy: HAProxyRuntime = HAProxyRuntime(), varnish: VarnishPool = VarnishPool(), nginx: NginxPool = NginxPool()) {
         self.haproxy = haproxy
         self.varnish = varnish
+        self.nginx = nginx
     }
 
     public func servers(of member: PoolMembership) async throws(PoolError) -> [PoolServer] {
         switch member.balancer {
         case .haproxy: try await haproxy.servers(of: member)
         case .varnish: try await varnish.servers(of: member)
+        case .nginx: try await nginx.servers(of: member)
         }
     }
 
@@ -21,6 +24,7 @@ public struct Balancers: LoadBalancerPool {
         switch member.balancer {
         case .haproxy: try await haproxy.set(member, to: state)
         case .varnish: try await varnish.set(member, to: state)
+        case .nginx: try await nginx.set(member, to: state)
         }
     }
 }
