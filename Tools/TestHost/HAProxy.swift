@@ -12,16 +12,27 @@ public final class HAProxy: @unchecked Sendable {
         public var parameters: String
         /// `option redispatch` with `retries 3`: a connection refused by one server is retried on another.
         public var redispatch: Bool
+        /// Layer-7 retries (HAProxy 2.0+) beside redispatch: `retry-on conn-failure
+        /// empty-response response-timeout`, so that a request a server took and closed without
+        /// answering (it was killed, or restarted) is sent again, to another server.
+        public var retryOn: Bool
 
-        public init(parameters: String = "inter 2s fall 3 rise 2", redispatch: Bool = false) {
+        public init(parameters: String = "inter 2s fall 3 rise 2", redispatch: Bool = false, retryOn: Bool = false) {
             self.parameters = parameters
-            self.redispatch = redispatch
+            self.redispatch = redispatch || retryOn
+            self.retryOn = retryOn
         }
 
         /// HAProxy's defaults: checks every 2 s, down after 3 failures, no redispatch.
         public static let defaults = Checks()
 
-        public var description: String { parameters + (redispatch ? ", option redispatch" : "") }
+        public var description: String { parameters + (retryOn ? ", redispatch + retry-on" : redispatch ? ", option redispatch" : "") }
+
+        /// The lines of the `defaults` section these set.
+        var configuration: String {
+            if retryOn { return "    option redispatch 1\n    retries 3\n    retry-on conn-failure empty-response response-timeout" }
+            return redispatch ? "    option redispatch\n    retries 3" : "    retries 0"
+        }
     }
 
     public let directory: String
@@ -58,7 +69,7 @@ public final class HAProxy: @unchecked Sendable {
                 timeout client 10s
                 timeout server \(serverTimeout)
                 timeout check 1s
-            \(checks.redispatch ? "    option redispatch\n    retries 3" : "    retries 0")
+            \(checks.configuration)
             frontend web
                 bind 127.0.0.1:\(port)
                 default_backend app

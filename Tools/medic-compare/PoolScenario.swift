@@ -36,7 +36,8 @@ struct PoolScenario {
         Setup(checks: HAProxy.Checks(redispatch: true), medic: false),
         Setup(checks: HAProxy.Checks(parameters: "inter 500ms fall 2 rise 2"), medic: false),
         Setup(checks: HAProxy.Checks(parameters: "inter 500ms fall 2 rise 2", redispatch: true), medic: false),
-        Setup(checks: HAProxy.Checks(redispatch: true), medic: true),
+        Setup(checks: HAProxy.Checks(parameters: "inter 500ms fall 2 rise 2", retryOn: true), medic: false),
+        Setup(checks: HAProxy.Checks(retryOn: true), medic: true),
     ]
 
     static let rate = 500
