@@ -29,7 +29,7 @@ let package = Package(
             providers: [.apt(["libsystemd-dev"])]
         ),
         // Sockets and errno, said once: every socket Medic opens goes through it.
-        .target(name: "Posix"),
+        .target(name: "Posix", dependencies: ["CSpawn"]),
         // The only importer of CSystemd: bus, notify, journal.
         .target(
             name: "Systemd",
@@ -50,7 +50,7 @@ let package = Package(
         .target(
             name: "Detectors",
             dependencies: [
-                "MedicCore", "Systemd", "HTTPExchange",
+                "MedicCore", "Systemd", "HTTPExchange", "Posix",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,4 +1,3 @@
-import CSpawn
 import Posix
 import Systemd
 import Glibc
@@ -38,22 +37,17 @@ struct ExecAction {
         let run = await onThreadOfItsOwn("medic-exec") {
             ProgramRun.run(arguments, environment: environmentList, directory: directory, uid: uid, gid: gid, groups: groups, timeout: timeout, outputLimit: limit)
         }
-        let (result, output) = run
-        var details = ["program": arguments[0], "output": output, "output_bytes": String(result.total)]
-        if result.total > result.kept { details["output_truncated"] = "kept the first \(result.kept) of \(result.total) bytes" }
-        if result.error != 0 {
-            let call = result.failed_call.map { String(cString: $0) } ?? "?"
-            return .failure("cannot run \(arguments[0]): \(call): \(PosixError.reason(result.error))", details)
+        var details = ["program": arguments[0], "output": run.output, "output_bytes": String(run.total)]
+        if run.total > run.kept { details["output_truncated"] = "kept the first \(run.kept) of \(run.total) bytes" }
+        if run.error != 0 {
+            return .failure("cannot run \(arguments[0]): \(run.failedCall ?? "?"): \(PosixError.reason(run.error))", details)
         }
-        let status = result.status
-        let exited = status & 0x7f == 0
-        let code = (status >> 8) & 0xff
-        if result.timed_out != 0 {
+        if run.timedOut {
             return .failure("\(arguments[0]) did not finish within \(DurationText.format(timeout)); its process group was killed", details)
         }
-        guard exited else {
-            details["signal"] = String(status & 0x7f)
-            return .failure("\(arguments[0]) was killed by signal \(status & 0x7f)", details)
+        guard let code = run.exitCode else {
+            details["signal"] = String(run.signal ?? 0)
+            return .failure("\(arguments[0]) was killed by signal \(run.signal ?? 0)", details)
         }
         details["exit_code"] = String(code)
         return code == 0 ? .success("\(arguments[0]) exited 0", details) : .failure("\(arguments[0]) exited with status \(code)", details)
@@ -74,6 +68,3 @@ struct ExecAction {
         return (entry.pw_uid, entry.pw_gid, Array(groups.prefix(Int(count))), String(cString: entry.pw_dir))
     }
 }
-
-/// A plain value: its one pointer is to a static string in the C code (the name of a call).
-extension medic_run_result: @retroactive @unchecked Sendable {}

@@ -3,9 +3,10 @@ import Foundation
 import Glibc
 import HTTPExchange
 import MedicCore
+import Posix
+import Systemd
 import NIOCore
 import NIOPosix
-import Synchronization
 
 /// What one probe said.
 public struct ProbeResult: Sendable, Equatable {
@@ -75,34 +76,15 @@ public struct ProbeCheck: Sendable {
         }
     }
 
-    /// Runs the program (an argument array, no shell); exit status 0 passes.
+    /// Runs the program (an argument array, no shell, in its own process group, killed at the
+    /// timeout), on a thread of its own; exit status 0 passes.
     private func exec(_ command: [String], timeout: Duration) async -> (Bool, String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: command[0])
-        process.arguments = Array(command.dropFirst())
-        process.standardInput = FileHandle.nullDevice
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        let finished = AsyncStream.makeStream(of: Int32.self)
-        process.terminationHandler = { finished.continuation.yield($0.terminationStatus); finished.continuation.finish() }
-        do {
-            try process.run()
-        } catch {
-            return (false, "cannot run \(command[0]): \(error)")
+        let run = await onThreadOfItsOwn("medic-probe") {
+            ProgramRun.run(command, environment: ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"], timeout: timeout, outputLimit: 512)
         }
-        let pid = process.processIdentifier
-        setpgid(pid, pid)
-        let killed = Atomic<Bool>(false)
-        let timer = Task {
-            try await Task.sleep(for: timeout)
-            killed.store(true, ordering: .relaxed)
-            kill(-pid, SIGKILL)
-            kill(pid, SIGKILL)
-        }
-        var status: Int32 = -1
-        for await code in finished.stream { status = code }
-        timer.cancel()
-        if killed.load(ordering: .relaxed) { return (false, "timed out after \(DurationText.format(timeout)); killed") }
-        return (status == 0, "exit status \(status)")
+        if run.error != 0 { return (false, "cannot run \(command[0]): \(run.failedCall ?? "?"): \(PosixError.reason(run.error))") }
+        if run.timedOut { return (false, "timed out after \(DurationText.format(timeout)); killed") }
+        if let signal = run.signal { return (false, "killed by signal \(signal)") }
+        return (run.exitCode == 0, "exit status \(run.exitCode ?? -1)")
     }
 }

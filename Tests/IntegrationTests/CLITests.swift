@@ -238,11 +238,11 @@ struct BenchmarkSmokeTests {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let run = try ChildProcess(Paths.products + "/medic-compare", ["--quick"], logPath: dir + "/out")
-        #expect(run.waitForExit(timeout: .seconds(600)) == 0, "\(run.output)")
+        #expect(run.waitForExit(timeout: .seconds(900)) == 0, "\(run.output)")
         print(run.output)
         let lines = run.output.split(separator: "\n")
         #expect(run.output.hasPrefix("machine: "))
-        for scenario in 1...8 { #expect(lines.contains { $0.hasPrefix("\(scenario). ") }, "no scenario \(scenario)") }
+        for scenario in 1...9 { #expect(lines.contains { $0.hasPrefix("\(scenario). ") }, "no scenario \(scenario)") }
         // 1, 2 and 4: a killed, a hung and a leaking backend back, each contender.
         for contender in ["Medic ", "systemd ", "monit ", "supervisord "] {
             #expect(lines.contains { $0.hasPrefix(contender) && $0.contains(" / ") }, "no figures for \(contender)")
@@ -252,6 +252,13 @@ struct BenchmarkSmokeTests {
         for fault in ["kill -9", "SIGSTOP (a hang)", "answers 503"] {
             #expect(lines.filter { $0.hasPrefix(fault) && $0.contains("HAProxy + Medic") }.count == 1, "\(fault) with Medic")
             #expect(lines.filter { $0.hasPrefix(fault) && $0.contains("HAProxy alone") }.count == 2, "\(fault) alone")
+        }
+        // 9: the same faults behind Varnish and nginx, each balancer alone and with Medic (which
+        // reports a failure if it did not take the server out, heal it and return it).
+        for fault in ["kill -9", "SIGSTOP (a hang)", "answers 503"] {
+            for contender in ["Varnish + Medic", "Varnish alone", "nginx + Medic", "nginx alone"] {
+                #expect(lines.filter { $0.hasPrefix(fault) && $0.contains(contender) }.count == 1, "\(fault): \(contender)")
+            }
         }
         // 5: each agent with 10 and 100 services.
         let costs = lines.filter { line in

@@ -14,39 +14,51 @@ public final class Nginx: Sendable {
     public let pidFile: String
     private let process: ChildProcess
 
-    /// Writes the configuration (`server 127.0.0.1:PORT max_fails=1 fail_timeout=1s;` for each
-    /// backend port) and starts nginx; `ready()` waits until it serves.
-    public init(directory: String, backendPorts: [Int]) throws {
+    /// Writes the configuration (`server 127.0.0.1:PORT SERVER;` for each backend port, the
+    /// location's `proxy` settings) and starts nginx; `ready()` waits until it serves. `port`
+    /// is a free one unless given.
+    public init(
+        directory: String, backendPorts: [Int], port: Int? = nil, server: String = "max_fails=1 fail_timeout=1s",
+        proxy: String = "proxy_next_upstream error timeout http_502 http_503; proxy_connect_timeout 1s; proxy_read_timeout 5s;"
+    ) throws {
         self.directory = directory
         try FileManager.default.createDirectory(atPath: directory + "/logs", withIntermediateDirectories: true)
-        port = freePort()
+        self.port = port ?? freePort()
         config = directory + "/nginx.conf"
         upstreams = directory + "/app.servers"
         pidFile = directory + "/nginx.pid"
-        try (backendPorts.map { "server 127.0.0.1:\($0) max_fails=1 fail_timeout=1s;" }.joined(separator: "\n") + "\n")
+        try (backendPorts.map { "server 127.0.0.1:\($0) \(server);" }.joined(separator: "\n") + "\n")
             .write(toFile: upstreams, atomically: true, encoding: .utf8)
-        try """
-            daemon off;
-            worker_processes 1;
-            pid \(pidFile);
-            error_log \(directory)/logs/error.log info;
-            events { worker_connections 1024; }
-            http {
-                access_log off;
-                client_body_temp_path \(directory)/body;
-                proxy_temp_path \(directory)/proxy;
-                fastcgi_temp_path \(directory)/fastcgi;
-                uwsgi_temp_path \(directory)/uwsgi;
-                scgi_temp_path \(directory)/scgi;
-                upstream app { include \(upstreams); }
-                server {
-                    listen 127.0.0.1:\(port);
-                    location / { proxy_pass http://app; proxy_next_upstream error timeout http_502 http_503; proxy_connect_timeout 1s; proxy_read_timeout 5s; }
-                }
-            }
-
-            """.write(toFile: config, atomically: true, encoding: .utf8)
+        try Self.configuration(directory: directory, port: self.port, upstreams: upstreams, pidFile: pidFile, proxy: proxy)
+            .write(toFile: config, atomically: true, encoding: .utf8)
         process = try ChildProcess("/usr/sbin/nginx", ["-p", directory, "-c", config], logPath: directory + "/logs/nginx.out")
+    }
+
+    /// A configuration of one master and one worker in the foreground, proxying 127.0.0.1:`port`
+    /// to the upstream `app` whose servers are in `upstreams`, everything it writes under
+    /// `directory`. `proxy` is the location's proxy settings beside `proxy_pass`.
+    static func configuration(directory: String, port: Int, upstreams: String, pidFile: String, proxy: String) -> String {
+        """
+        daemon off;
+        worker_processes 1;
+        pid \(pidFile);
+        error_log \(directory)/logs/error.log info;
+        events { worker_connections 4096; }
+        http {
+            access_log off;
+            client_body_temp_path \(directory)/body;
+            proxy_temp_path \(directory)/proxy;
+            fastcgi_temp_path \(directory)/fastcgi;
+            uwsgi_temp_path \(directory)/uwsgi;
+            scgi_temp_path \(directory)/scgi;
+            upstream app { include \(upstreams); }
+            server {
+                listen 127.0.0.1:\(port);
+                location / { proxy_pass http://app; \(proxy) }
+            }
+        }
+
+        """
     }
 
     /// Waits until it answers on its port, or throws with its output.

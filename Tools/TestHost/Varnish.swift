@@ -16,17 +16,23 @@ public final class Varnish: Sendable {
     private let process: ChildProcess
 
     /// Writes the VCL and secret into `directory` and starts varnishd (`ready()` waits for its
-    /// CLI). `probe` is the backends' probe timing in VCL.
-    public init(directory: String, backendPorts: [Int], probe: String = ".interval = 500ms; .timeout = 300ms; .window = 3; .threshold = 2;") throws {
+    /// CLI). `probe` is the backends' probe timing in VCL, `timeouts` their other settings;
+    /// `cli` and `port` are free ones unless given. With `retry`, a fetch that fails (the
+    /// backend refused, reset or timed out) is tried again, up to twice, and the director picks
+    /// another backend for it (`return (retry)` in `vcl_backend_error`).
+    public init(
+        directory: String, backendPorts: [Int], cli: String? = nil, port: Int? = nil,
+        probe: String = ".interval = 500ms; .timeout = 300ms; .window = 3; .threshold = 2;", timeouts: String = "", retry: Bool = false
+    ) throws {
         self.directory = directory
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        port = freePort()
-        cli = "127.0.0.1:\(freePort())"
+        self.port = port ?? freePort()
+        self.cli = cli ?? "127.0.0.1:\(freePort())"
         secret = directory + "/secret"
         try Data("medic-test-\(UUID().uuidString)\n".utf8).write(to: URL(fileURLWithPath: secret))
         chmod(secret, 0o600)
         let backends = backendPorts.enumerated().map { index, port in
-            "backend web\(index + 1) { .host = \"127.0.0.1\"; .port = \"\(port)\"; .probe = health; }"
+            "backend web\(index + 1) { .host = \"127.0.0.1\"; .port = \"\(port)\"; .probe = health; \(timeouts) }"
         }
         let vcl = """
             vcl 4.1;
@@ -38,11 +44,12 @@ public final class Varnish: Sendable {
             \(backendPorts.indices.map { "    app.add_backend(web\($0 + 1));" }.joined(separator: "\n"))
             }
             sub vcl_recv { set req.backend_hint = app.backend(); return (pass); }
+            \(retry ? "sub vcl_backend_error { if (bereq.retries < 2) { return (retry); } }" : "")
             """
         try vcl.write(toFile: directory + "/default.vcl", atomically: true, encoding: .utf8)
         process = try ChildProcess("/usr/sbin/varnishd", [
             // No jail: as root, so that it reads the test's files where they are.
-            "-F", "-j", "none", "-n", directory + "/work", "-a", "127.0.0.1:\(port)", "-T", cli, "-S", secret, "-f", directory + "/default.vcl",
+            "-F", "-j", "none", "-n", directory + "/work", "-a", "127.0.0.1:\(self.port)", "-T", self.cli, "-S", secret, "-f", directory + "/default.vcl",
             "-s", "malloc,32m", "-p", "cli_timeout=10",
         ], logPath: directory + "/varnishd.log")
     }

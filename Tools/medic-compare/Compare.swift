@@ -10,7 +10,7 @@ struct Compare {
         let arguments = CommandLine.arguments
         let quick = arguments.contains("--quick")
         let only = arguments.firstIndex(of: "--only").flatMap { arguments.dropFirst($0 + 1).first }
-            .map { Set($0.split(separator: ",").compactMap { Int($0) }) } ?? Set(1...8)
+            .map { Set($0.split(separator: ",").compactMap { Int($0) }) } ?? Set(1...9)
         let products = ((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? arguments[0]) as NSString
         let medicd = products.deletingLastPathComponent + "/medicd"
         print(Machine.description)
@@ -37,6 +37,10 @@ struct Compare {
             }
             if only.contains(8) {
                 failures += try await FleetScenario(medicd: medicd, rounds: quick ? 1 : 5, simulated: quick ? 100 : 1000).report()
+            }
+            if only.contains(9) {
+                let setups = quick ? FrontScenario.setups.filter { $0.medic || $0.retry || $0.front == .nginx } : FrontScenario.setups
+                failures += try await FrontScenario(medicd: medicd, rounds: quick ? 1 : 5, setups: setups).report()
             }
         } catch {
             failures.append("\(error)")

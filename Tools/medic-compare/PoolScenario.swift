@@ -46,17 +46,7 @@ struct PoolScenario {
     let rounds: Int
     let setups: [Setup]
 
-    /// One set-up's figures for one kind of fault, a value per round.
-    struct Result {
-        var setup: Setup
-        var fault: Fault
-        /// Requests that failed or took longer than 1 s.
-        var affected: [Double] = []
-        var failed: [Double] = []
-        /// Milliseconds from the fault until HAProxy stopped sending the server requests.
-        var outOfRotation: [Double] = []
-        var failures: [String] = []
-    }
+    typealias Result = FaultFigures<Setup>
 
     /// Runs the scenario and prints its table: requests noticed, of them failed, time out of
     /// rotation, and how many times more requests were noticed than with Medic; returns what
@@ -67,12 +57,9 @@ struct PoolScenario {
         print("3. Three backends behind HAProxy at \(Self.rate) requests/s, one of them faulted; \(rounds) faults of each kind, median / p99 per fault.")
         print("   Every set-up runs at the same time on the same host, each with its own backends, HAProxy and load; HAProxy alone leaves the server dead.")
         print(Table(header: ["fault", "contender", "HAProxy checks", "failed or > 1 s", "of them failed", "fault → out of rotation (ms)", "vs Medic"], rows: results.map { result in
-            let medic = results.first { $0.fault == result.fault && $0.setup.medic }.flatMap { Spread($0.affected) }
+            let medic = results.first { $0.fault == result.fault && $0.setup.medic }
+            let ratio = result.setup.medic ? "" : medic.map { result.ratio(to: $0.affected) } ?? ""
             let affected = Spread(result.affected)
-            var ratio = ""
-            if !result.setup.medic, let affected, let medic {
-                ratio = medic.median > 0 ? String(format: "%.0f×", affected.median / medic.median) : (affected.median > 0 ? "Medic: 0" : "")
-            }
             return [result.fault.what, result.setup.name, result.setup.checks.description, affected?.counts ?? "",
                     Spread(result.failed)?.counts ?? "", Spread(result.outOfRotation)?.milliseconds ?? "never", ratio]
         }).render())
@@ -82,27 +69,11 @@ struct PoolScenario {
     func run() async throws -> [Result] {
         let host = try TestHost(name: "bench-pool", binds: [Backend.packageRoot])
         defer { host.destroy() }
-        let backend = try Backend.path()
         let ports = setups.map { _ in (0..<3).map { _ in freePort() } }
         let runtime = host.directory + "/run/medic-pool"
-        for (s, setup) in setups.enumerated() {
-            for (i, port) in ports[s].enumerated() {
-                let name = Self.backend(s, i)
-                try host.installUnit(name + ".service", """
-                    [Unit]
-                    StartLimitIntervalSec=0
-                    [Service]
-                    \(setup.medic ? "Environment=NOTIFY_SOCKET=/run/medic-pool/heartbeat.sock" : "")
-                    ExecStartPre=/bin/rm -f /run/\(name).status
-                    ExecStart=\(backend) --port \(port) --name \(name) --status-file /run/\(name).status\(setup.medic ? " --heartbeat-ms 50" : "")
-                    LimitCORE=0
-                    """)
-            }
-        }
-        try host.runInside(["systemctl", "daemon-reload"])
-        let units = setups.indices.flatMap { s in (0..<3).map { Self.backend(s, $0) + ".service" } }
-        try host.runInside(["systemctl", "start"] + units)
-
+        try installBackends(
+            host, names: setups.indices.map { s in (0..<3).map { Self.backend(s, $0) } }, ports: ports, medic: setups.map(\.medic),
+            heartbeats: "/run/medic-pool/heartbeat.sock")
         let medicProxy = host.directory + "/haproxy-medic"
         let medic = try setups.firstIndex(where: \.medic).map { s in
             try RunningMedicd.start(
@@ -137,7 +108,7 @@ struct PoolScenario {
                                 try await Task.sleep(until: strike)
                                 let start = ContinuousClock.now
                                 try Self.inject(fault, pid: pid, statusFile: statusFile)
-                                out = await Self.watchRotation(proxy, from: start, untilBack: setup.medic)
+                                out = await watchRotation({ (try? proxy.serverStatus()["s1"]).map { $0.hasPrefix("UP") } }, from: start, untilBack: setup.medic)
                                 try await Task.sleep(for: .milliseconds(500))
                             }
                             return (s, load, out)
@@ -146,14 +117,7 @@ struct PoolScenario {
                     return try await group.reduce(into: []) { $0.append($1) }
                 }
                 let first = Fault.allCases.firstIndex(of: fault)! * setups.count
-                for (s, load, out) in runs {
-                    let index = first + s
-                    results[index].affected.append(Double(load.affected))
-                    results[index].failed.append(Double(load.failed))
-                    if let out { results[index].outOfRotation.append(out) } else {
-                        results[index].failures.append("s1 was never taken out of rotation")
-                    }
-                }
+                for (s, load, out) in runs { results[first + s].add(load, out: out, shown: true) }
                 if let medic, let s = setups.firstIndex(where: \.medic) {
                     recoveries += 1
                     if !medic.waitForClosedIncidents(recoveries, outcome: "recovered") {
@@ -178,25 +142,6 @@ struct PoolScenario {
         case .hang: kill(pid, SIGSTOP)
         case .sick: try "503\n".write(toFile: statusFile, atomically: true, encoding: .utf8)
         }
-    }
-
-    /// Polls HAProxy every 5 ms until s1 is out of rotation (DOWN, or MAINT); with `untilBack`,
-    /// then until it is back in. Milliseconds from `start` until it went out, nil if it did not
-    /// within 20 s.
-    static func watchRotation(_ proxy: HAProxy, from start: ContinuousClock.Instant, untilBack: Bool) async -> Double? {
-        var out: Double?
-        while ContinuousClock.now < start + .seconds(20) {
-            let status = (try? proxy.serverStatus()["s1"]) ?? nil
-            let inRotation = status?.hasPrefix("UP") ?? true
-            if out == nil, !inRotation {
-                out = (ContinuousClock.now - start).milliseconds
-                if !untilBack { break }
-            } else if out != nil, inRotation {
-                break
-            }
-            try? await Task.sleep(for: .milliseconds(5))
-        }
-        return out
     }
 
     /// Puts the faulted backends of HAProxy alone back (Medic puts its own back): running,

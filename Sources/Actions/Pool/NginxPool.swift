@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Glibc
 import MedicCore
+import Posix
 import Systemd
 
 /// nginx as a pool. Open-source nginx has no runtime API for its upstreams, so Medic keeps the
@@ -73,11 +74,10 @@ public struct NginxPool: LoadBalancerPool {
         guard after != before else { return }
         try write(after.text, to: file)
         let check = ProgramRun.run([program, "-t", "-q", "-c", config], environment: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], timeout: timeout, outputLimit: 4096)
-        if check.result.error != 0 || check.result.status != 0 {
+        if !check.succeeded {
             try write(before.text, to: file)
-            guard check.result.error == 0 else {
-                let call = check.result.failed_call.map { String(cString: $0) } ?? "?"
-                throw PoolError("cannot run \(program) -t to check the changed upstream file, which is back as it was: \(call): \(String(cString: strerror(check.result.error)))")
+            guard check.error == 0 else {
+                throw PoolError("cannot run \(program) -t to check the changed upstream file, which is back as it was: \(check.failedCall ?? "?"): \(PosixError.reason(check.error))")
             }
             let said = check.output.trimmingCharacters(in: .whitespacesAndNewlines)
             throw PoolError("nginx -t refused the configuration \(config) with the changed upstream file, which is back as it was: \(said)")
