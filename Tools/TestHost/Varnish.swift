@@ -18,8 +18,9 @@ public final class Varnish: Sendable {
     /// Writes the VCL and secret into `directory` and starts varnishd (`ready()` waits for its
     /// CLI). `probe` is the backends' probe timing in VCL, `timeouts` their other settings;
     /// `cli` and `port` are free ones unless given. With `retry`, a fetch that fails (the
-    /// backend refused, reset or timed out) is tried again, up to twice, and the director picks
-    /// another backend for it (`return (retry)` in `vcl_backend_error`).
+    /// backend refused, reset or timed out), or a GET or HEAD answered 5xx, is tried again, up to
+    /// twice, and the director picks another backend for it (`return (retry)` in
+    /// `vcl_backend_error` and `vcl_backend_response`).
     public init(
         directory: String, backendPorts: [Int], cli: String? = nil, port: Int? = nil,
         probe: String = ".interval = 500ms; .timeout = 300ms; .window = 3; .threshold = 2;", timeouts: String = "", retry: Bool = false
@@ -45,6 +46,7 @@ public final class Varnish: Sendable {
             }
             sub vcl_recv { set req.backend_hint = app.backend(); return (pass); }
             \(retry ? "sub vcl_backend_error { if (bereq.retries < 2) { return (retry); } }" : "")
+            \(retry ? "sub vcl_backend_response { if (beresp.status >= 500 && bereq.retries < 2 && bereq.method ~ \"^(GET|HEAD)$\") { return (retry); } }" : "")
             """
         try vcl.write(toFile: directory + "/default.vcl", atomically: true, encoding: .utf8)
         process = try ChildProcess("/usr/sbin/varnishd", [

@@ -39,7 +39,7 @@ struct Compare {
                 failures += try await FleetScenario(medicd: medicd, rounds: quick ? 1 : 5, simulated: quick ? 100 : 1000).report()
             }
             if only.contains(9) {
-                let setups = quick ? FrontScenario.setups.filter { $0.medic || $0.retry || $0.front == .nginx } : FrontScenario.setups
+                let setups = quick ? FrontScenario.setups.filter { $0.medic || $0.retry } : FrontScenario.setups
                 failures += try await FrontScenario(medicd: medicd, rounds: quick ? 1 : 5, setups: setups).report()
             }
         } catch {

@@ -6,8 +6,8 @@ import TestHost
 /// backends at a steady 500 requests/s, one of them crashes, hangs or answers 503; each balancer
 /// with its own health checking alone, and with Medic beside it (the same playbook as scenario
 /// 3, its `pool:` line naming the balancer). All four set-ups run at once on one test host, each
-/// with its own backends, balancer and load. Varnish alone is measured as it comes and with a
-/// retry in its VCL; Medic's Varnish has the retry.
+/// with its own backends, balancer and load. Each balancer alone is measured as it comes and
+/// with retries on another backend; Medic's has the retries.
 struct FrontScenario {
     enum Front: String, CaseIterable {
         case varnish = "Varnish", nginx
@@ -17,8 +17,9 @@ struct FrontScenario {
     struct Setup: Sendable {
         let front: Front
         let medic: Bool
-        /// Varnish: a failed fetch is retried on another backend (`return (retry)` in
-        /// `vcl_backend_error`), as HAProxy's redispatch does.
+        /// A request that failed, or was answered 5xx, is sent again to another backend:
+        /// Varnish's `return (retry)` in `vcl_backend_error` and (GET and HEAD) in
+        /// `vcl_backend_response`; nginx's `proxy_next_upstream` with `http_502 http_503 http_504`.
         var retry = false
 
         var name: String { "\(front.rawValue) \(medic ? "+ Medic" : "alone")" }
@@ -26,15 +27,15 @@ struct FrontScenario {
         /// The balancer's own health checking, as set up here.
         var checks: String {
             switch front {
-            case .varnish: "probe every 500ms, sick at 2 of 3; first_byte_timeout 2s" + (retry ? "; retry in vcl_backend_error" : "")
-            case .nginx: "passive: max_fails=1 fail_timeout=10s, next upstream on error and timeout; read timeout 2s"
+            case .varnish: "probe every 500ms, sick at 2 of 3; first_byte_timeout 2s" + (retry ? "; retry on errors and 5xx" : "")
+            case .nginx: "passive: max_fails=1 fail_timeout=10s; next upstream on error, timeout" + (retry ? ", 502, 503, 504" : "") + "; read timeout 2s"
             }
         }
     }
 
     static let setups = [
         Setup(front: .varnish, medic: false), Setup(front: .varnish, medic: false, retry: true), Setup(front: .varnish, medic: true, retry: true),
-        Setup(front: .nginx, medic: false), Setup(front: .nginx, medic: true),
+        Setup(front: .nginx, medic: false), Setup(front: .nginx, medic: false, retry: true), Setup(front: .nginx, medic: true, retry: true),
     ]
     static let rate = 500
 
@@ -101,7 +102,7 @@ struct FrontScenario {
                 let nginxes = try setups.indices.filter { setups[$0].front == .nginx }.map { s in
                     try Nginx(
                         directory: nginxDirectory(s), backendPorts: ports[s], port: frontPorts[s], server: "max_fails=1 fail_timeout=10s",
-                        proxy: "proxy_connect_timeout 1s; proxy_read_timeout 2s;")
+                        proxy: (setups[s].retry ? "proxy_next_upstream error timeout http_502 http_503 http_504; " : "") + "proxy_connect_timeout 1s; proxy_read_timeout 2s;")
                 }
                 defer { for nginx in nginxes { nginx.stop() } }
                 for (_, varnish) in varnishes { try await varnish.ready() }
