@@ -101,9 +101,11 @@ public actor PoolAction {
             }
         } else if unitDown {
             details["capacity"] = "not counted: the unit is down, so the server serves nothing"
+        } else if server.admin == .ready, !server.inService {
+            details["capacity"] = "not counted: the balancer's own checks already keep it out (\(server.status)), so taking it out takes nothing away"
         } else if server.admin == .ready {
             let inService = servers.filter(\.inService).count
-            let after = inService - (server.inService ? 1 : 0)
+            let after = inService - 1
             let required = member.capacity.required(of: servers.count)
             if after < required {
                 details["in_service"] = String(inService)
