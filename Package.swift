@@ -108,7 +108,7 @@ let package = Package(
             ]
         ),
         // A disposable real systemd for tests and the demo.
-        .target(name: "TestHost", dependencies: ["Systemd", "Audit", "MedicCore", "Posix", "Actions"], path: "Tools/TestHost"),
+        .target(name: "TestHost", dependencies: ["Systemd", "Audit", "MedicCore", "Posix", "Actions", "CSpawn"], path: "Tools/TestHost"),
         // medicd's logic: settings, assembly, the services it runs (supervisor, detectors,
         // reloader, control socket, metrics, retention, watchdog), incident recovery.
         .target(

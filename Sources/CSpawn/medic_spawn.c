@@ -144,3 +144,7 @@ void medic_run(char *const argv[], char *const envp[], const char *directory, ui
     }
     if (open_pipe) close(out[0]);
 }
+
+int medic_spawn_close_from(posix_spawn_file_actions_t *actions, int from) {
+    return posix_spawn_file_actions_addclosefrom_np(actions, from);
+}

@@ -251,7 +251,7 @@ struct BenchmarkSmokeTests {
         // 3: HAProxy alone and with Medic, for each fault.
         for fault in ["kill -9", "SIGSTOP (a hang)", "answers 503"] {
             #expect(lines.filter { $0.hasPrefix(fault) && $0.contains("HAProxy + Medic") }.count == 1, "\(fault) with Medic")
-            #expect(lines.filter { $0.hasPrefix(fault) && $0.contains("HAProxy alone") }.count == 2, "\(fault) alone")
+            #expect(lines.filter { $0.hasPrefix(fault) && $0.contains("HAProxy alone") }.count == 3, "\(fault) alone: fast checks, with redispatch, with retry-on")
         }
         // 9: the same faults behind Varnish and nginx, each balancer alone and with Medic (which
         // reports a failure if it did not take the server out, heal it and return it).

@@ -2,6 +2,7 @@
 #define MEDIC_SPAWN_H
 
 #include <sys/types.h>
+#include <spawn.h>
 #include <stddef.h>
 
 /// How a program run by medic_run ended.
@@ -27,5 +28,10 @@ struct medic_run_result {
 void medic_run(char *const argv[], char *const envp[], const char *directory, uid_t uid, gid_t gid,
                const gid_t *groups, size_t ngroups, long timeout_ms, char *output, size_t capacity,
                struct medic_run_result *result);
+
+
+/// posix_spawn_file_actions_addclosefrom_np (glibc 2.34+), which Swift's Glibc module does not
+/// show: the child closes every descriptor from `from` up.
+int medic_spawn_close_from(posix_spawn_file_actions_t *actions, int from);
 
 #endif
