@@ -19,11 +19,11 @@ public struct CacheAction: Sendable {
         guard !varnishes.isEmpty else { return .failure("the target is behind no Varnish: a cache ban needs 'pool: { varnish: HOST:PORT, … }'") }
         var details = ["cache_ban": expression, "varnish": varnishes.map(\.address).joined(separator: ", ")]
         var done: [String] = []
+        // ban.list shows the expression as Varnish parsed it: without its quotes.
+        let wanted = Self.unquoted(expression)
         for varnish in varnishes {
             do {
                 let replies = try await cli.run(["ban \(expression)", "ban.list"], at: varnish.address, secretFile: varnish.secret)
-                // ban.list shows the expression as Varnish parsed it: without its quotes.
-                let wanted = Self.unquoted(expression)
                 guard let listed = replies[1].body.split(separator: "\n").first(where: { Self.unquoted($0).hasSuffix(" " + wanted) }) else {
                     details["ban_list"] = String(replies[1].body.prefix(1000))
                     return .failure("Varnish at \(varnish.address) accepted the ban but its ban.list does not show '\(wanted)'", details)

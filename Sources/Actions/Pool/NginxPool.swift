@@ -70,7 +70,7 @@ public struct NginxPool: LoadBalancerPool {
             throw PoolError("'server \(server)' in \(file) is down by a person's hand (no '\(NginxUpstreamFile.marker)'), so Medic leaves it down")
         }
         var after = before
-        _ = after.set(server, down: down)
+        after.set(server, down: down)
         guard after != before else { return }
         try write(after.text, to: file)
         let check = ProgramRun.run([program, "-t", "-q", "-c", config], environment: ["PATH=/usr/sbin:/usr/bin:/sbin:/bin"], timeout: timeout, outputLimit: 4096)
@@ -96,7 +96,7 @@ public struct NginxPool: LoadBalancerPool {
             throw PoolError("cannot read nginx's master PID from \(pidFile)")
         }
         let old = workers(of: master)
-        guard kill(master, SIGHUP) == 0 else { throw PoolError("cannot signal nginx's master \(master) (from \(pidFile)): \(String(cString: strerror(errno)))") }
+        guard kill(master, SIGHUP) == 0 else { throw PoolError("cannot signal nginx's master \(master) (from \(pidFile)): \(PosixError.reason())") }
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             // Done when new workers serve and none of the old ones still takes connections
@@ -133,15 +133,18 @@ public struct NginxPool: LoadBalancerPool {
         let mode = stat(file, &status) == 0 ? status.st_mode & 0o7777 : 0o644
         let temporary = file + ".medic-new"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
-        guard fd >= 0 else { throw PoolError("cannot write \(temporary): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw PoolError("cannot write \(temporary): \(PosixError.reason())") }
         let bytes = Array(text.utf8)
         let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-        let synced = fsync(fd) == 0
+        // Each call's errno is taken at once: the calls after it would overwrite it.
+        var failure = written == bytes.count ? 0 : written < 0 ? errno : EIO
+        if failure == 0, fsync(fd) != 0 { failure = errno }
         fchmod(fd, mode)
         close(fd)
-        guard written == bytes.count, synced, rename(temporary, file) == 0 else {
+        if failure == 0, rename(temporary, file) != 0 { failure = errno }
+        guard failure == 0 else {
             unlink(temporary)
-            throw PoolError("cannot replace nginx's upstream file \(file): \(String(cString: strerror(errno)))")
+            throw PoolError("cannot replace nginx's upstream file \(file): \(PosixError.reason(failure))")
         }
     }
 }

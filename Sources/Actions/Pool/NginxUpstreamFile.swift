@@ -21,11 +21,12 @@ struct NginxUpstreamFile: Equatable {
     /// The `server` lines, in the file's order.
     var servers: [Server] { lines.compactMap(Self.server) }
 
-    /// Marks the server at `address` down (Medic's mark) or unmarks it; false when no line has
-    /// that address. Unmarking a line Medic did not mark is refused by the caller, not here.
-    mutating func set(_ address: String, down: Bool) -> Bool {
-        guard let index = lines.firstIndex(where: { Self.server($0)?.address == address }), let server = Self.server(lines[index]) else { return false }
-        guard server.down != down else { return true }
+    /// Marks the server at `address` down (Medic's mark) or unmarks it; a line already so, or no
+    /// line with that address, is left as it is. Unmarking a line Medic did not mark is refused
+    /// by the caller, not here.
+    mutating func set(_ address: String, down: Bool) {
+        guard let index = lines.firstIndex(where: { Self.server($0)?.address == address }), let server = Self.server(lines[index]), server.down != down
+        else { return }
         let line = lines[index]
         let semicolon = line.firstIndex(of: ";")!
         let indent = line.prefix { $0 == " " || $0 == "\t" }
@@ -37,7 +38,6 @@ struct NginxUpstreamFile: Equatable {
             words.removeAll { $0 == "down" }
             lines[index] = indent + words.joined(separator: " ") + ";"
         }
-        return true
     }
 
     private static func server(_ line: String) -> Server? {
