@@ -41,8 +41,8 @@ struct Supervisor: Service {
                 },
                 deliver: { event in
                     switch event {
-                    case .observation(let observation):
-                        await engine.handle(observation)
+                    case .observations(let observations):
+                        await engine.handle(observations)
                     case .busLost(let why):
                         metrics.detector("bus", up: false)
                         await engine.note("lost the system bus (\(why)); events may be missed until it is back")

@@ -35,9 +35,13 @@ public struct ResourceWatcher: Sendable {
         while !Task.isCancelled {
             let started = ContinuousClock.now
             let host = hostSampler.sample(mounts: mounts)
+            // Known once a unit runs (empty while it does not); it keeps its path across
+            // restarts. Those not known yet are read together, in one pass over the bus.
+            let unknown = unitLimits.keys.filter { groups[$0]?.isEmpty ?? true }
+            if !unknown.isEmpty, let states = try? await manager.read([.service("ControlGroup")], of: unknown) {
+                for (unit, state) in states { groups[unit] = state.controlGroup }
+            }
             for (unit, limits) in unitLimits {
-                // Known once the unit runs (empty while it does not); it keeps its path across restarts.
-                if groups[unit]?.isEmpty ?? true { groups[unit] = try? await manager.state(of: unit).controlGroup }
                 guard let group = groups[unit], !group.isEmpty else { continue }
                 // Only what the limits compare; the rest once one fires, for its facts.
                 let figures = limits.reduce(into: UnitSampler.Figures()) { $0.formUnion(UnitSampler.Figures($1.resource)) }

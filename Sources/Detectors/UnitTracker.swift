@@ -26,12 +26,12 @@ public struct UnitTracker: Sendable {
     /// (systemd may send the job's end before the unit's new state).
     static let jobGrace: Duration = .milliseconds(500)
     private var units: [String: Tracked] = [:]
-    private var selectors: [TargetSelector]
+    private var selectors: SelectorIndex<Void>
 
     /// Tracks the units `selectors` select (names or globs); units matching a glob are taken on
     /// as they appear.
     public init(selectors: [TargetSelector]) {
-        self.selectors = selectors
+        self.selectors = SelectorIndex(selectors.map { ($0, ()) })
     }
 
     /// Tracks exactly these units.
@@ -41,12 +41,12 @@ public struct UnitTracker: Sendable {
 
     /// Changes what is tracked (a reload); units no longer selected are forgotten.
     public mutating func retarget(_ selectors: [TargetSelector]) {
-        self.selectors = selectors
-        units = units.filter { name, _ in selectors.contains { $0.matches(name) } }
+        self.selectors = SelectorIndex(selectors.map { ($0, ()) })
+        units = units.filter { name, _ in tracks(name) }
     }
 
     /// Whether a unit is (or would be) tracked.
-    public func tracks(_ unit: String) -> Bool { selectors.contains { $0.matches(unit) } }
+    public func tracks(_ unit: String) -> Bool { selectors.selects(unit) }
 
 
     /// Takes a full state read with GetAll (at start, or after a reconnect): reports a unit

@@ -14,6 +14,9 @@ public struct WatchdogLateMonitor: Sendable {
     private let manager: SystemdManager
     private let logger: Logger
 
+    /// What each check reads: three properties, not the whole unit.
+    static let reads: [UnitRead] = [.unit("ActiveState"), .service("WatchdogUSec"), .service("WatchdogTimestampMonotonic")]
+
     public init(manager: SystemdManager, units: [String], share: Double = 0.5, logger: Logger) {
         self.manager = manager
         self.units = units
@@ -33,7 +36,7 @@ public struct WatchdogLateMonitor: Sendable {
         var reportedFor: UInt64?
         while !Task.isCancelled {
             var pause: Duration = .seconds(1)
-            if let state = try? await manager.state(of: unit), let timeout = state.watchdogUSec, timeout > 0,
+            if let state = try? await manager.read(Self.reads, of: [unit])[unit], let timeout = state.watchdogUSec, timeout > 0,
                state.activeState == "active", let last = state.watchdogTimestampMonotonic, last > 0 {
                 pause = max(.milliseconds(20), .microseconds(Int64(timeout / 8)))
                 let age = Self.monotonicMicroseconds() - last

@@ -103,6 +103,14 @@ public actor Engine {
     /// The engine's state, for `medic status`.
     public func report() -> EngineReport { core.report(at: .now()) }
 
+    /// Records observations and acts on them, their records written together (a read of every
+    /// target at start-up: one durable write, not one per target).
+    public func handle(_ observations: [Observation]) async {
+        var commands: [EngineCore.Command] = []
+        for observation in observations { commands += core.observe(observation) }
+        await carry(commands)
+    }
+
     /// Records what a person did that the engine itself does not handle (a silence, a reload).
     public func record(_ record: AuditRecord) async {
         await carry([.record(record)])

@@ -27,10 +27,15 @@ public struct EngineCore: Sendable {
     }
 
     var playbooks: [Playbook] {
-        didSet { coverage.removeAll() }
+        didSet {
+            coverage.removeAll()
+            index = Self.index(playbooks)
+        }
     }
     /// Which playbooks cover a target, by index, worked out once per target name.
     var coverage: [String: [Int]] = [:]
+    /// Each playbook's target selectors, by the playbook's index.
+    private var index: SelectorIndex<Int>
     var settings: Settings
     var targets: [String: TargetState] = [:]
     var incidents: [Int64: Incident] = [:]
@@ -50,6 +55,11 @@ public struct EngineCore: Sendable {
         self.playbooks = playbooks
         self.settings = settings
         nextIncident = max(1, firstIncidentID)
+        index = Self.index(playbooks)
+    }
+
+    private static func index(_ playbooks: [Playbook]) -> SelectorIndex<Int> {
+        SelectorIndex(playbooks.indices.flatMap { number in playbooks[number].targets.map { (selector: $0.selector, value: number) } })
     }
 
     /// Incidents currently open, oldest first.
@@ -60,7 +70,8 @@ public struct EngineCore: Sendable {
     /// The playbooks that cover a target (by name or glob), in order.
     mutating func covering(_ target: String) -> [Int] {
         if let known = coverage[target] { return known }
-        let found = playbooks.indices.filter { playbooks[$0].target(for: target) != nil }
+        var found: [Int] = []
+        for number in index.values(selecting: target) where found.last != number { found.append(number) }
         coverage[target] = found
         return found
     }

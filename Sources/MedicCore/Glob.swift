@@ -1,7 +1,11 @@
 /// Shell-style globs for unit names: `*`, `?` and `[abc]` / `[a-z]` classes.
 public enum Glob {
     public static func matches(_ pattern: String, _ name: String) -> Bool {
-        match(Array(pattern), 0, Array(name), 0)
+        // A plain name (most targets) is compared, not walked.
+        if !pattern.utf8.contains(where: { $0 == UInt8(ascii: "*") || $0 == UInt8(ascii: "?") || $0 == UInt8(ascii: "[") }) {
+            return pattern == name
+        }
+        return match(Array(pattern), 0, Array(name), 0)
     }
 
     private static func match(_ p: [Character], _ i: Int, _ s: [Character], _ j: Int) -> Bool {

@@ -63,6 +63,29 @@ final class BusConnection {
         return BusMessage(owning: reply!)
     }
 
+    /// Sends a method call without waiting: `handler` gets the reply (or the error sd-bus makes
+    /// for a timeout or a lost connection) when `process()` dispatches it. `destroy` runs once
+    /// when the call's slot is freed: after the reply was handled, or with the connection, if
+    /// the reply never came. Both get `userdata`.
+    func callAsync(
+        destination: String, path: String, interface: String, member: String, arguments: [BusArgument] = [],
+        timeoutUSec: UInt64 = 25_000_000, handler: sd_bus_message_handler_t, destroy: sd_bus_destroy_t,
+        userdata: UnsafeMutableRawPointer
+    ) throws(SystemdError) {
+        var raw: OpaquePointer? = nil
+        try check(
+            sd_bus_message_new_method_call(pointer, &raw, destination, path, interface, member),
+            "sd_bus_message_new_method_call(\(member))")
+        let request = BusMessage(owning: raw!)
+        for argument in arguments { try request.append(argument) }
+        var slot: OpaquePointer? = nil
+        try check(sd_bus_call_async(pointer, &slot, request.pointer, handler, userdata, timeoutUSec), "sd_bus_call_async(\(interface).\(member))")
+        sd_bus_slot_set_destroy_callback(slot, destroy)
+        // Owned by the connection from here on: freed once the reply is handled, or with it.
+        sd_bus_slot_set_floating(slot, 1)
+        sd_bus_slot_unref(slot)
+    }
+
     /// Adds a match for a signal; the slot lives as long as the connection.
     func matchSignal(
         sender: String, path: String?, interface: String, member: String,

@@ -230,7 +230,7 @@ final class BusLoop: @unchecked Sendable {
         guard
             let interface = try? message.readString(),
             interface == SystemdManager.unitInterface || interface == SystemdManager.serviceInterface,
-            let properties = try? message.readPropertyDictionary()
+            let properties = try? message.readPropertyDictionary(only: UnitState.propertyNames)
         else { return }
         let state = UnitState(properties: properties)
         if state.isEmpty { return }

@@ -135,13 +135,18 @@ final class BusMessage {
         }
     }
 
-    /// Reads an `a{sv}` dictionary of properties.
-    func readPropertyDictionary() throws(SystemdError) -> [String: PropertyValue] {
+    /// Reads an `a{sv}` dictionary of properties; with `only`, skips the values of the others
+    /// unread (a service's GetAll has some 250, of which Medic reads 20).
+    func readPropertyDictionary(only wanted: Set<String>? = nil) throws(SystemdError) -> [String: PropertyValue] {
         var result: [String: PropertyValue] = [:]
         try enter("a", "{sv}")
         while try enter("e", "sv") {
             let key = try readString()
-            if let value = try readVariant() { result[key] = value }
+            if let wanted, !wanted.contains(key) {
+                try skip("v")
+            } else if let value = try readVariant() {
+                result[key] = value
+            }
             try exit()
         }
         try exit()

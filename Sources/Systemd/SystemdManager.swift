@@ -71,6 +71,28 @@ public struct SystemdManager: Sendable {
         }
     }
 
+    /// The load, active and sub states of the named units, loading those not loaded, in one
+    /// call (ListUnitsByNames).
+    public func listUnits(named names: [String]) async throws -> [String: UnitState] {
+        if names.isEmpty { return [:] }
+        return try await bus.perform { loop in
+            let reply = try loop.requireConnection().call(
+                destination: Self.destination, path: Self.managerPath, interface: Self.managerInterface,
+                member: "ListUnitsByNames", arguments: [.strings(names)])
+            var states: [String: UnitState] = [:]
+            try reply.enter("a", "(ssssssouso)")
+            while try reply.enter("r", "ssssssouso") {
+                let name = try reply.readString()
+                _ = try reply.readString()
+                states[name] = UnitState(loadState: try reply.readString(), activeState: try reply.readString(), subState: try reply.readString())
+                try reply.skip("souso")
+                try reply.exit()
+            }
+            try reply.exit()
+            return states
+        }
+    }
+
     /// Loads the unit (if not loaded) and returns its object path.
     @discardableResult
     public func loadUnit(_ name: String) async throws -> String {
@@ -84,21 +106,7 @@ public struct SystemdManager: Sendable {
 
     /// Reads the unit's Unit and Service properties (loading the unit first).
     public func state(of unit: String) async throws -> UnitState {
-        try await bus.perform { loop in
-            let connection = try loop.requireConnection()
-            let path = try connection.call(
-                destination: Self.destination, path: Self.managerPath, interface: Self.managerInterface,
-                member: "LoadUnit", arguments: [.string(unit)]
-            ).readObjectPath()
-            var state = UnitState()
-            for interface in [Self.unitInterface, Self.serviceInterface] {
-                let reply = try connection.call(
-                    destination: Self.destination, path: path, interface: Self.propertiesInterface,
-                    member: "GetAll", arguments: [.string(interface)])
-                state.merge(UnitState(properties: try reply.readPropertyDictionary()))
-            }
-            return state
-        }
+        try await states(of: [unit])[unit] ?? UnitState()
     }
 
     /// Reads one string property of the Manager, e.g. `SystemState`.

@@ -55,6 +55,14 @@ public struct UnitState: Sendable, Equatable, CustomStringConvertible {
         self.statusText = statusText
     }
 
+    /// The properties this type reads; the rest of a GetAll is skipped unread.
+    static let propertyNames: Set<String> = [
+        "LoadState", "ActiveState", "SubState", "Result", "MainPID", "ExecMainPID", "NRestarts", "ExecMainCode",
+        "ExecMainStatus", "InvocationID", "StatusText", "ExecMainExitTimestamp", "ControlGroup", "MemoryCurrent",
+        "CPUUsageNSec", "TasksCurrent", "WatchdogUSec", "WatchdogTimestampMonotonic", "ExecStartPre", "ExecStart",
+        "ExecStartPost", "Requires", "BindsTo",
+    ]
+
     init(properties: [String: PropertyValue]) {
         loadState = properties["LoadState"]?.string
         activeState = properties["ActiveState"]?.string

@@ -68,4 +68,34 @@ struct SystemdBusTests {
             #expect(try await failed == "failed")
         }
     }
+
+    @Test("reading hundreds of units at once: each as it reads alone, a unit not loaded is loaded, an unknown one is not-found, a bad name fails naming it")
+    func batchRead() async throws {
+        try await withTestHost("batch") { host in
+            try host.installUnit("idle@.service", "[Service]\nExecStart=/bin/sleep infinity\n")
+            try host.installUnit("lazy.service", try backendUnit(port: freePort()))
+            try host.runInside(["systemctl", "daemon-reload"])
+            // More than the window of calls in flight, so the window refills.
+            let running = (1...200).map { "idle@\($0).service" }
+            try host.runInside(["systemctl", "start"] + running)
+            let manager = SystemdManager(bus: try SystemBus(address: host.busAddress))
+            defer { manager.bus.close() }
+            let states = try await manager.states(of: running + ["lazy.service", "missing.service"])
+            #expect(states.count == 202)
+            #expect(running.allSatisfy { states[$0]?.activeState == "active" && states[$0]?.subState == "running" })
+            #expect(Set(running.compactMap { states[$0]?.mainPID }).count == 200)
+            #expect(states["idle@7.service"]?.controlGroup == "/system.slice/system-idle.slice/idle@7.service")
+            let alone = try await manager.state(of: "idle@7.service")
+            #expect(states["idle@7.service"] == alone)
+            #expect(states["lazy.service"]?.loadState == "loaded" && states["lazy.service"]?.activeState == "inactive")
+            #expect(states["missing.service"]?.loadState == "not-found")
+            do {
+                _ = try await manager.states(of: ["idle@1.service", "no such unit"])
+                Issue.record("a unit name systemd refuses was read")
+            } catch let error as SystemdError {
+                #expect(error.call == "GetAll(no such unit)")
+                #expect(error.busErrorName != nil)
+            }
+        }
+    }
 }

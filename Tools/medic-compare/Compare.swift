@@ -3,7 +3,7 @@ import Glibc
 
 /// medic-compare: runs Medic beside the tools operators use today on real systemd test hosts
 /// and prints one table per scenario. `--quick` is a small smoke run; `--only 1,3` runs some of
-/// the scenarios. Exits non-zero if a contender failed to do its job.
+/// the scenarios; `--units 100,1000` sets the service counts of scenario 5. Exits non-zero if a contender failed to do its job.
 @main
 struct Compare {
     static func main() async {
@@ -27,7 +27,9 @@ struct Compare {
                 failures += try LeakScenario(medicd: medicd, rounds: quick ? 2 : 10).report()
             }
             if only.contains(5) {
-                try AgentCost(medicd: medicd, unitCounts: quick ? [10, 100] : [10, 100, 1000], idle: .seconds(quick ? 5 : 10)).report()
+                let counts = arguments.firstIndex(of: "--units").flatMap { arguments.dropFirst($0 + 1).first }
+                    .map { $0.split(separator: ",").compactMap { Int($0) } } ?? (quick ? [10, 100] : [10, 100, 1000, 10000])
+                try AgentCost(medicd: medicd, unitCounts: counts, idle: .seconds(quick ? 5 : 10)).report()
             }
             if only.contains(6) {
                 failures += try Throughput(bench: products.deletingLastPathComponent + "/medic-bench", quick: quick).report()
