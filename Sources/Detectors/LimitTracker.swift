@@ -11,7 +11,12 @@ public struct LimitTracker: Sendable {
 
     /// How far back under the threshold a fired limit must go to clear: 10%.
     public static let hysteresis = 0.1
-    private var states: [String: State] = [:]
+    private struct Key: Hashable {
+        var target: String
+        var limit: ResourceLimit
+    }
+
+    private var states: [Key: State] = [:]
 
     public init() {}
 
@@ -20,7 +25,7 @@ public struct LimitTracker: Sendable {
     public mutating func evaluate(
         target: String, limit: ResourceLimit, value: Double, at now: Timestamp, facts gather: @autoclosure () -> [String: String] = [:]
     ) -> Observation? {
-        let key = target + "\u{0}" + limit.description
+        let key = Key(target: target, limit: limit)
         var state = states[key] ?? State()
         defer { states[key] = state }
         func facts() -> [String: String] {

@@ -31,6 +31,10 @@ public struct ResourceWatcher: Sendable {
         var previous: [String: (UnitSample, ContinuousClock.Instant)] = [:]
         var previousHost: HostSample?
         var groups: [String: String] = [:]
+        // Only what the limits compare is sampled; the rest once one fires, for its facts.
+        let watched = unitLimits.map { unit, limits in
+            (unit, limits, limits.reduce(into: UnitSampler.Figures()) { $0.formUnion(UnitSampler.Figures($1.resource)) })
+        }
         let mounts = hostLimits.compactMap { if case .disk(let path) = $0.resource { path } else { nil } }
         while !Task.isCancelled {
             let started = ContinuousClock.now
@@ -41,10 +45,8 @@ public struct ResourceWatcher: Sendable {
             if !unknown.isEmpty, let states = try? await manager.read([.service("ControlGroup")], of: unknown) {
                 for (unit, state) in states { groups[unit] = state.controlGroup }
             }
-            for (unit, limits) in unitLimits {
+            for (unit, limits, figures) in watched {
                 guard let group = groups[unit], !group.isEmpty else { continue }
-                // Only what the limits compare; the rest once one fires, for its facts.
-                let figures = limits.reduce(into: UnitSampler.Figures()) { $0.formUnion(UnitSampler.Figures($1.resource)) }
                 var sample = sampler.sample(controlGroup: group, figures: figures)
                 if figures.contains(.memory) && sample.memoryBytes == nil || figures.contains(.cpu) && sample.cpuSeconds == nil,
                    let state = try? await manager.state(of: unit) {

@@ -86,11 +86,13 @@ public actor UnitWatcher {
         return try await snapshot()
     }
 
-    /// What is read of every unit: its dependencies and main process. Load, active and sub
-    /// states come from one ListUnitsByNames; a unit not active is read in full (its Result, how
-    /// its process ended). Not every unit is read in full: the Unit interface's GetAll works out
-    /// the unit file's install state, about 5 ms a unit the first time (measured, 1,000 units).
-    static let brief: [UnitRead] = [.unit("Requires"), .unit("BindsTo"), .service("MainPID")]
+    /// What is read of every unit: its dependencies. Load, active and sub states come from one
+    /// ListUnitsByNames; a unit not active is read in full (its Result, how its process ended).
+    /// Each read is a bus call that systemd and the bus daemon answer in about 0.1 ms, so a
+    /// running unit costs two; and not every unit is read in full: the Unit interface's GetAll
+    /// works out the unit file's install state, about 5 ms a unit the first time (measured,
+    /// 1,000 units).
+    static let brief: [UnitRead] = [.unit("Requires"), .unit("BindsTo")]
     static let full: [UnitRead] = [.unit("InvocationID"), .wholeService]
 
     private func read(_ units: [String]) async throws -> [String: UnitState] {

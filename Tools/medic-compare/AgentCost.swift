@@ -115,7 +115,12 @@ struct AgentCost {
         // Above 1,000 services medicd runs alone: monit and supervisord are not meant for it.
         let agents = [("medicd", "medic.service"), ("monit", "monit.service"), ("supervisord", "supervisor.service")]
             .filter { units <= 1000 || $0.0 == "medicd" }
-        try host.runInside(["systemctl", "start"] + agents.map(\.1))
+        do {
+            try host.runInside(["systemctl", "start"] + agents.map(\.1))
+        } catch {
+            let journal = (try? host.runInside(["journalctl", "--no-pager", "-n", "40", "-u", "medic.service"])) ?? ""
+            throw BenchFailure("\(error)\n\(journal)")
+        }
         defer { _ = try? host.runInside(["systemctl", "stop"] + agents.map(\.1)) }
         // supervisord is idle once it has started its programs.
         let deadline = ContinuousClock.now + .seconds(60)
