@@ -128,7 +128,7 @@ let package = Package(
         .executableTarget(
             name: "medicd",
             dependencies: [
-                "Daemon", "MedicCore", "Playbooks",
+                "Daemon", "MedicCore", "Playbooks", "Posix",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -137,7 +137,7 @@ let package = Package(
         .executableTarget(
             name: "medic",
                 dependencies: [
-                "MedicCore", "Playbooks", "Audit", "Simulation", "Control", "Systemd",
+                "MedicCore", "Playbooks", "Audit", "Simulation", "Control", "Systemd", "Posix",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -4,6 +4,7 @@ import Glibc
 import Logging
 import ServiceLifecycle
 import Synchronization
+import Posix
 
 /// Runs one of medicd's services for the daemon's whole life. If it ends or fails while medicd
 /// is not shutting down, it is restarted in place after a back-off (1 s, doubling up to 30 s),
@@ -90,7 +91,7 @@ public enum FatalExit {
         guard !armed.exchange(true, ordering: .relaxed) else { return }
         Thread.detachNewThread {
             Thread.sleep(forTimeInterval: Double(grace.components.seconds))
-            FileHandle.standardError.write(Data("medicd: did not stop within \(grace.components.seconds) s of a fatal failure; exiting\n".utf8))
+            StandardStream.write("medicd: did not stop within \(grace.components.seconds) s of a fatal failure; exiting\n", to: STDERR_FILENO)
             _exit(1)
         }
     }

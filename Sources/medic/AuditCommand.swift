@@ -3,6 +3,7 @@ import Audit
 import Foundation
 import MedicCore
 import Systemd
+import Posix
 
 /// `medic audit`: the audit log, listed (the default) or verified.
 struct AuditCommand: ParsableCommand {
@@ -76,7 +77,7 @@ struct AuditList: ParsableCommand {
             query.afterSeq = last
             let new = try store.records(query)
             for record in new {
-                FileHandle.standardOutput.write(Data(((json ? AuditJSON.line(record) : AuditTable.line(record)) + "\n").utf8))
+                StandardStream.write(((json ? AuditJSON.line(record) : AuditTable.line(record)) + "\n"))
             }
             last = new.last?.seq ?? last
         }
@@ -122,7 +123,7 @@ struct AuditVerify: ParsableCommand {
         do {
             result = try store.verify(key: sealing)
         } catch {
-            FileHandle.standardError.write(Data("medic: cannot read the audit log \(store.path): \(error)\n".utf8))
+            StandardStream.write("medic: cannot read the audit log \(store.path): \(error)\n", to: STDERR_FILENO)
             throw ExitCode(2)
         }
         if let problem = result.problem {
@@ -151,7 +152,7 @@ struct AuditVerify: ParsableCommand {
             let reader = try journal.map { try JournalReader(directory: $0) } ?? JournalReader()
             report = try AuditWitness.compare(store, journal: reader)
         } catch {
-            FileHandle.standardError.write(Data("medic: cannot read \(source): \(error)\n".utf8))
+            StandardStream.write("medic: cannot read \(source): \(error)\n", to: STDERR_FILENO)
             throw ExitCode(2)
         }
         if let problem = report.problem {
@@ -197,7 +198,7 @@ struct AuditSetupKeys: ParsableCommand {
         do {
             key = try AuditStore.setUpSealing(stateDirectory: location.state, interval: DurationText.parse(interval)!, replace: force)
         } catch {
-            FileHandle.standardError.write(Data("medic: \(error)\n".utf8))
+            StandardStream.write("medic: \(error)\n", to: STDERR_FILENO)
             throw ExitCode(1)
         }
         print("""

@@ -2,6 +2,7 @@ import ArgumentParser
 import Control
 import Foundation
 import MedicCore
+import Posix
 
 /// `--socket PATH`, for the commands that talk to medicd.
 struct SocketOption: ParsableArguments {
@@ -16,12 +17,12 @@ struct SocketOption: ParsableArguments {
         do {
             response = try ControlClient.send(request, to: socket)
         } catch {
-            FileHandle.standardError.write(Data("medic: \(error)\n".utf8))
+            StandardStream.write("medic: \(error)\n", to: STDERR_FILENO)
             if case .notRunning = error { throw ExitCode(3) }
             throw ExitCode(1)
         }
         guard response.ok else {
-            FileHandle.standardError.write(Data("medic: \(response.error ?? "medicd refused")\n".utf8))
+            StandardStream.write("medic: \(response.error ?? "medicd refused")\n", to: STDERR_FILENO)
             throw ExitCode(1)
         }
         if !quiet, let message = response.message { print(message) }

@@ -2,6 +2,7 @@ import ArgumentParser
 import Audit
 import Foundation
 import MedicCore
+import Posix
 
 /// `medic report INCIDENT`: a post-mortem draft from the audit log.
 struct ReportCommand: ParsableCommand {
@@ -25,7 +26,7 @@ struct ReportCommand: ParsableCommand {
         let store = try location.openForReading()
         let records = try store.records(AuditQuery(incident: incident))
         guard let summary = IncidentSummary.from(records).first(where: { $0.id == incident }) else {
-            FileHandle.standardError.write(Data("medic: no incident \(incident) in \(store.path)\n".utf8))
+            StandardStream.write("medic: no incident \(incident) in \(store.path)\n", to: STDERR_FILENO)
             throw ExitCode(1)
         }
         if format == "json" {

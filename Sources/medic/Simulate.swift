@@ -3,6 +3,7 @@ import Foundation
 import MedicCore
 import Playbooks
 import Simulation
+import Posix
 
 /// `medic simulate PLAYBOOK... --events FILE`: replays a timeline through the real engine.
 struct Simulate: ParsableCommand {
@@ -47,7 +48,7 @@ struct Simulate: ParsableCommand {
             text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
         } else {
             guard let data = FileManager.default.contents(atPath: events) else {
-                FileHandle.standardError.write(Data("medic: cannot read \(events)\n".utf8))
+                StandardStream.write("medic: cannot read \(events)\n", to: STDERR_FILENO)
                 throw ExitCode(1)
             }
             text = String(decoding: data, as: UTF8.self)
@@ -56,7 +57,7 @@ struct Simulate: ParsableCommand {
         do {
             timeline = try Timeline(jsonLines: text, base: Simulator.epoch)
         } catch {
-            FileHandle.standardError.write(Data("medic: \(events): \(error)\n".utf8))
+            StandardStream.write("medic: \(events): \(error)\n", to: STDERR_FILENO)
             throw ExitCode(1)
         }
         var simulator = Simulator(playbooks: loaded.playbooks, dryRun: dryRun)

@@ -2,6 +2,7 @@ import ArgumentParser
 import Audit
 import Foundation
 import MedicCore
+import Posix
 
 /// `--state DIR`, for the commands that read medicd's audit log.
 struct StateOption: ParsableArguments {
@@ -13,7 +14,7 @@ struct StateOption: ParsableArguments {
         do {
             return try AuditStore(stateDirectory: state, readOnly: true)
         } catch {
-            FileHandle.standardError.write(Data("medic: \(error)\n".utf8))
+            StandardStream.write("medic: \(error)\n", to: STDERR_FILENO)
             throw ExitCode(1)
         }
     }

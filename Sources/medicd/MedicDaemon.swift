@@ -5,6 +5,7 @@ import Logging
 import MedicCore
 import Playbooks
 import ServiceLifecycle
+import Posix
 
 /// medicd: watches systemd units, runs playbooks when they fail, and audits everything.
 @main
@@ -113,6 +114,8 @@ struct MedicDaemon: AsyncParsableCommand {
     }
 
     func run() async throws {
+        // A broken pipe (a log stream, a peer gone) is an error of that write, not medicd's end.
+        signal(SIGPIPE, SIG_IGN)
         LoggingSystem.bootstrap { StdoutLogHandler(label: $0) }
         let logger = Logger(label: "medicd")
         let source = SettingsSource(configFlag: config, flags: try overrides())
@@ -136,7 +139,7 @@ struct MedicDaemon: AsyncParsableCommand {
 
     /// Says why medicd cannot start, on stderr, and gives the exit code for it.
     private func fatal(_ message: String) -> ExitCode {
-        FileHandle.standardError.write(Data("medicd: \(message)\n".utf8))
+        StandardStream.write("medicd: \(message)\n", to: STDERR_FILENO)
         return ExitCode(1)
     }
 }

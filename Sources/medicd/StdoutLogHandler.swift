@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Posix
 
 /// Logs one line per message to stdout, prefixed with its syslog priority (`<3>`), which
 /// journald turns into the entry's PRIORITY when medicd runs under systemd.
@@ -22,7 +23,7 @@ struct StdoutLogHandler: LogHandler {
             text += " " + merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
         }
         let line = "<\(Self.priority(event.level))>\(text.replacingOccurrences(of: "\n", with: " "))\n"
-        FileHandle.standardOutput.write(Data(line.utf8))
+        StandardStream.write(line)
     }
 
     static func priority(_ level: Logger.Level) -> Int {

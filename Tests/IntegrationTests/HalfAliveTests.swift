@@ -10,6 +10,26 @@ import Testing
 /// non-zero for systemd to restart it, and the watchdog is pinged only while all of it runs.
 @Suite("Never half alive", .serialized, .timeLimit(.minutes(5)))
 struct HalfAliveTests {
+    @Test("with its standard output broken (a journald that refused the stream), medicd starts, says READY=1 and goes on healing")
+    func standardOutputBroken() async throws {
+        try await withTestHost("no-stdout") { host in
+            let manager = try await installAndStart(host, ["web.service": try backendUnit(port: freePort())], start: ["web.service"])
+            defer { manager.bus.close() }
+            // Standard output is a pipe nobody reads: every write fails with EPIPE. (perl is in
+            // Debian's essential set; its exec keeps the process, so the PID stays medicd's.)
+            let medicd = try RunningMedicd.start(
+                on: host, playbook: playbook(unit: "web.service", verify: "0s"),
+                launcher: ["/usr/bin/perl", "-e", "pipe(my $r, my $w) or die; close $r; open(STDOUT, '>&', $w) or die; close $w; exec @ARGV or die", "--"])
+            defer { medicd.process.stop() }
+            kill(try #require(host.processes(ofUnit: "web.service").first), SIGKILL)
+            let healed = await eventually(timeout: .seconds(15)) {
+                ((try? medicd.records(kinds: [.stepResult]).contains { $0.step == "restart" && $0.facts["result"] == "succeeded" }) ?? false)
+            }
+            #expect(healed)
+            #expect(medicd.process.isRunning)
+        }
+    }
+
     @Test("with its descriptors used up by floods, medicd goes on healing, and its listeners accept again once the floods end")
     func descriptorsExhausted() async throws {
         try await withTestHost("no-fds") { host in
