@@ -13,6 +13,9 @@ public struct ResourceWatcher: Sendable {
     private let hostSampler: HostSampler
     private let logger: Logger
 
+    /// systemd's own accounting, read where the kernel's files do not give a figure.
+    static let accounting: [UnitRead] = [.service("MemoryCurrent"), .service("CPUUsageNSec"), .service("TasksCurrent")]
+
     public init(
         manager: SystemdManager, unitLimits: [String: [ResourceLimit]], hostLimits: [ResourceLimit], interval: Duration,
         sampler: UnitSampler = UnitSampler(), hostSampler: HostSampler = HostSampler(), logger: Logger
@@ -49,7 +52,7 @@ public struct ResourceWatcher: Sendable {
                 guard let group = groups[unit], !group.isEmpty else { continue }
                 var sample = sampler.sample(controlGroup: group, figures: figures)
                 if figures.contains(.memory) && sample.memoryBytes == nil || figures.contains(.cpu) && sample.cpuSeconds == nil,
-                   let state = try? await manager.state(of: unit) {
+                   let state = try? await manager.read(Self.accounting, of: [unit])[unit] {
                     sample = sampler.sample(controlGroup: group, systemd: state, figures: figures)
                 }
                 let now = ContinuousClock.now

@@ -70,7 +70,8 @@ public actor UnitWatcher {
     /// once, only then.
     private func namingFailedCommand(_ observation: Observation) async -> Observation {
         guard case .crashed(let kind) = observation.kind, observation.facts["ExecMainPID"] == "0",
-              let state = try? await manager.state(of: observation.target), let failed = state.failedCommand
+              let state = try? await manager.read([.wholeService], of: [observation.target])[observation.target],
+              let failed = state.failedCommand
         else { return observation }
         var named = observation
         named.summary = CrashDescription.describe(kind, state)

@@ -1,7 +1,7 @@
 import CSystemd
 
 extension SystemdManager {
-    /// How many GetAll calls are in flight at once: under the system bus's default
+    /// How many calls are in flight at once: under the system bus's default
     /// `max_replies_per_connection` (128 in dbus-daemon's system.conf).
     static let readWindow = 64
 
@@ -80,7 +80,7 @@ final class UnitStateBatch: @unchecked Sendable {
         self.complete = complete
     }
 
-    /// One GetAll: the batch it belongs to, and whether its reply came.
+    /// One call: the batch it belongs to, what it reads, and whether its reply came.
     private final class Call {
         let batch: UnitStateBatch
         let unit: String

@@ -77,7 +77,7 @@ struct AuditList: ParsableCommand {
             query.afterSeq = last
             let new = try store.records(query)
             for record in new {
-                StandardStream.write(((json ? AuditJSON.line(record) : AuditTable.line(record)) + "\n"))
+                StandardStream.write((json ? AuditJSON.line(record) : AuditTable.line(record)) + "\n")
             }
             last = new.last?.seq ?? last
         }
