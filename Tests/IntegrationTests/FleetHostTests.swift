@@ -38,7 +38,10 @@ struct FleetHostTests {
             }
             print("fleet: host crash → its server out of the pool in \(detected) (lease TTL 3 s); requests through HAProxy meanwhile: \(load)")
             #expect(out, "s2 is \((try? haproxy.serverStatus()["s2"]) ?? "?"); h1: \(hosts[0].records([.observation, .stepResult]).map(\.message)); h3: \(hosts[2].records([.observation, .stepResult]).map(\.message))")
-            let actors = [hosts[0], hosts[2]].filter { peer in peer.records([.stepResult]).contains { $0.target == "host/h2" && $0.step == "pool" } }
+            // The step's result is recorded once the step returns, a moment after HAProxy shows it.
+            let peers = [hosts[0], hosts[2]]
+            _ = await eventually(timeout: .seconds(5)) { peers.contains(where: Self.tookH2Out) }
+            let actors = peers.filter(Self.tookH2Out)
             #expect(actors.count == 1, "peers that acted on h2: \(actors.map(\.name))")
             let acting = try #require(actors.first)
             let other = [hosts[0], hosts[2]].first { $0.name != acting.name }!
@@ -124,6 +127,11 @@ struct FleetHostTests {
 
     /// Boots `count` fleet hosts against `etcd` (see `FleetTestBed`), runs `body`, and
     /// destroys the hosts and HAProxy whatever happens.
+    /// Whether the peer recorded the result of its pool step on h2.
+    private static func tookH2Out(_ peer: FleetTestHost) -> Bool {
+        peer.records([.stepResult]).contains { $0.target == "host/h2" && $0.step == "pool" }
+    }
+
     private func withFleet(
         _ count: Int, etcd: EtcdCluster, network: TestNetwork? = nil, rule: String = FleetTestHost.restartOnCrash,
         _ body: ([FleetTestHost], HAProxy) async throws -> Void
