@@ -189,6 +189,26 @@ public final class Socket: Sendable {
         return poll(&pfd, 1, Int32(clamping: max(1, ms))) > 0
     }
 
+    /// Ends the sending side, then reads and discards what the peer still sends until it
+    /// closes, `limit` bytes have come, or `timeout` has passed; then closes. Closing a socket
+    /// with unread input resets the connection, and the peer may lose the answer sent just
+    /// before it (a refusal of a request too large, say): this is nginx's lingering close.
+    /// Blocks for up to `timeout`.
+    public func closeLingering(within timeout: Duration, discardingAtMost limit: Int = 16 << 20) {
+        defer { close() }
+        guard Glibc.shutdown(fd, Int32(SHUT_WR)) == 0 else { return }
+        let deadline = ContinuousClock.now + timeout
+        var discarded = 0
+        while discarded < limit {
+            let left = deadline - ContinuousClock.now
+            guard left > .zero, waitReadable(left) else { return }
+            var buffer = [UInt8](repeating: 0, count: 65_536)
+            let n = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
+            if n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN) { return }
+            discarded += max(n, 0)
+        }
+    }
+
     /// Ends both directions: a thread blocked on it wakes and sees the end.
     public func shutdown() { _ = Glibc.shutdown(fd, Int32(SHUT_RDWR)) }
 

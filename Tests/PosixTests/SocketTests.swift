@@ -57,6 +57,30 @@ struct SocketTests {
         served.wait()
     }
 
+    @Test("a refusal sent while the peer is still sending reaches it: the lingering close reads on, so the connection is not reset")
+    func lingeringClose() throws {
+        let path = directory + "/refuse.sock"
+        let listener = try Socket.bind(.unix(path), .stream)
+        for _ in 0..<10 {
+            let served = Thread.detach {
+                guard let client = try? listener.accept() else { return }
+                client.setTimeout(.seconds(2))
+                _ = try? client.receiveLine(limit: 1000)
+                usleep(50_000)  // as long as writing the refusal to the audit log takes
+                try? client.send("too large\n")
+                client.closeLingering(within: .seconds(2))
+            }
+            let client = try Socket.connect(to: .unix(path), timeout: .seconds(5))
+            // Fits in the socket's buffers: the send ends before the answer comes, and some of it
+            // is never read.
+            try? client.send([UInt8](repeating: UInt8(ascii: "x"), count: 120_000))
+            let answer = try client.receiveAll()
+            client.close()
+            #expect(String(decoding: answer, as: UTF8.self) == "too large\n")
+            served.wait()
+        }
+    }
+
     @Test("a receive past its timeout throws a timeout; a line over its limit throws EMSGSIZE")
     func bounds() throws {
         let path = directory + "/slow.sock"

@@ -127,7 +127,13 @@ struct ControlServer: Service {
         }
         var line = (try? JSONEncoder().encode(answer)) ?? Data("{\"ok\":false}".utf8)
         line.append(UInt8(ascii: "\n"))
-        try? client.send(Array(line))
+        // A caller that does not read can hold a send for up to its 2 s timeout, and one still
+        // sending (past the size limit) for the lingering close: not on this thread.
+        let bytes = Array(line)
+        _ = try? await readers.runIfActive {
+            try? client.send(bytes)
+            client.closeLingering(within: .seconds(2))
+        }
     }
 
     /// Logs a refused request, and audits it (who, what, why) at most `RefusalLog.perMinute`
