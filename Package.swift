@@ -50,6 +50,7 @@ let package = Package(
         .target(
             name: "Detectors",
             dependencies: [
+                "CLinux",
                 "MedicCore", "Systemd", "HTTPExchange", "Posix",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
@@ -74,6 +75,7 @@ let package = Package(
         ),
         // Runs programs for `exec`: fork, setuid and exec in C, where they are safe to call.
         .target(name: "CSpawn"),
+        .target(name: "CLinux"),
         // One executor per step kind.
         .target(
             name: "Actions",

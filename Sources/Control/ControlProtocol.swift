@@ -61,13 +61,16 @@ public struct DaemonStatus: Sendable, Codable, Equatable {
     /// Why the audit log cannot be written, while it cannot.
     public var auditProblem: String?
     public var engine: EngineReport
+    /// How each resource limit is watched: by the kernel's events, or sampled.
+    public var limits: [LimitWatch]?
 
-    public init(pid: Int32, startedAt: String, lastReload: String?, auditProblem: String?, engine: EngineReport) {
+    public init(pid: Int32, startedAt: String, lastReload: String?, auditProblem: String?, engine: EngineReport, limits: [LimitWatch]? = nil) {
         self.pid = pid
         self.startedAt = startedAt
         self.lastReload = lastReload
         self.auditProblem = auditProblem
         self.engine = engine
+        self.limits = limits
     }
 }
 

@@ -104,9 +104,10 @@ public struct Daemon: Sendable {
         let plan = DetectorPlan(playbooks: directory.playbooks, sampleInterval: settings.sampleInterval, fleet: settings.fleet)
         let watcher = UnitWatcher(manager: SystemdManager(bus: systemBus), units: plan.units, logger: logger)
         let states = DetectorStates()
+        let limitWatches = LimitWatchBoard()
         let detectors = DetectorSet(engine: engine, states: states, metrics: metrics, logger: logger, make: DetectorFactory(
             manager: SystemdManager(bus: systemBus), runtimeDirectory: settings.runtime, journalDirectory: settings.journal,
-            cgroupRoot: settings.cgroupRoot, restarts: restarts, fleet: fleet, logger: logger).make)
+            cgroupRoot: settings.cgroupRoot, restarts: restarts, fleet: fleet, limitWatches: limitWatches, logger: logger).make)
         let reloader = Reloader(
             source: source, running: settings, engine: engine, watcher: watcher, detectors: detectors, audit: audit, metrics: metrics, logger: logger)
         func resilient(_ name: String, _ service: some Service) -> ServiceGroupConfiguration.ServiceConfiguration {
@@ -120,7 +121,7 @@ public struct Daemon: Sendable {
             resilient("control socket", ControlServer(
                 path: settings.controlSocketPath, group: getgrnam(settings.controlGroup)!.pointee.gr_gid,
                 adminGroup: settings.adminGroup.map { getgrnam($0)!.pointee.gr_gid },
-                handler: ControlHandler(engine: engine, reloader: reloader, startedAt: now, fleet: fleet), logger: logger)),
+                handler: ControlHandler(engine: engine, reloader: reloader, startedAt: now, fleet: fleet, limitWatches: limitWatches), logger: logger)),
             resilient("retention", RetentionService(store: store, engine: engine, age: settings.retainFor, maxBytes: settings.retainSize, logger: logger)),
             .init(service: DetectorService(detectors: detectors, plan: plan)),
         ]

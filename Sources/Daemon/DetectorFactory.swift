@@ -14,13 +14,16 @@ struct DetectorFactory: Sendable {
     let restarts: RestartNotices
     /// This host's fleet, if it has one.
     let fleet: FleetSetup?
+    /// How the resource watcher watches each limit, for `medic status`.
+    let limitWatches: LimitWatchBoard
     let logger: Logger
     private let probeLimit = ConcurrencyLimit(32)
 
     init(
         manager: SystemdManager, runtimeDirectory: String, journalDirectory: String?, cgroupRoot: String?, restarts: RestartNotices, fleet: FleetSetup?,
-        logger: Logger
+        limitWatches: LimitWatchBoard, logger: Logger
     ) {
+        self.limitWatches = limitWatches
         self.fleet = fleet
         self.manager = manager
         self.runtimeDirectory = runtimeDirectory
@@ -43,7 +46,7 @@ struct DetectorFactory: Sendable {
         case .resources(let units, let host, let interval):
             ResourceWatcher(
                 manager: manager, unitLimits: units, hostLimits: host, interval: interval,
-                sampler: cgroupRoot.map { UnitSampler(unifiedRoot: $0) } ?? UnitSampler(), logger: logger)
+                sampler: cgroupRoot.map { UnitSampler(unifiedRoot: $0) } ?? UnitSampler(), board: limitWatches, logger: logger)
         case .fleet:
             // The plan has a fleet spec only when the config has a fleet, and so medicd a setup.
             fleet!.liveness

@@ -24,9 +24,18 @@ public enum HostPressure {
 
     /// The `avg10` of the `some` line: `some avg10=2.98 avg60=13.76 avg300=13.34 total=…`.
     static func someAverage10(_ text: String) -> Double? {
+        someField("avg10=", text)
+    }
+
+    /// The `total` of the `some` line (microseconds stalled so far), in seconds.
+    static func someTotal(_ text: String) -> Double? {
+        someField("total=", text).map { $0 / 1e6 }
+    }
+
+    private static func someField(_ name: String, _ text: String) -> Double? {
         guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("some ") }) else { return nil }
-        for field in line.split(separator: " ") where field.hasPrefix("avg10=") {
-            return Double(field.dropFirst(6))
+        for field in line.split(separator: " ") where field.hasPrefix(name) {
+            return Double(field.dropFirst(name.count))
         }
         return nil
     }

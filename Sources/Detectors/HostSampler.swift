@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import MedicCore
 
 /// The host's resource use at a moment, from /proc and statvfs.
 public struct HostSample: Sendable, Equatable {
@@ -10,6 +11,11 @@ public struct HostSample: Sendable, Equatable {
     public var cpuTotal: Double?
     public var fileHandles: Double?
     public var fileHandlesMax: Double?
+    /// How long some tasks stalled on memory, CPU and IO so far, in seconds (PSI `some total`
+    /// of /proc/pressure).
+    public var stalls: [ResourceLimit.Pressure: Double] = [:]
+    /// When it was taken.
+    public var taken = ContinuousClock.now
     /// Mount point → used share of blocks and of inodes.
     public var disks: [String: (blocks: Double, inodes: Double)] = [:]
 
@@ -25,7 +31,8 @@ public struct HostSampler: Sendable {
 
     public init(procRoot: String = "/proc") { self.procRoot = procRoot }
 
-    public func sample(mounts: [String]) -> HostSample {
+    /// Samples the host; its pressure files only if `pressures` (a host limit compares them).
+    public func sample(mounts: [String], pressures: Bool = false) -> HostSample {
         var sample = HostSample()
         for line in readLines(procRoot + "/meminfo") {
             let parts = line.split(separator: " ", omittingEmptySubsequences: true)
@@ -44,6 +51,11 @@ public struct HostSampler: Sendable {
         if let line = readLines(procRoot + "/sys/fs/file-nr").first {
             let parts = line.split(whereSeparator: { $0 == "\t" || $0 == " " }).compactMap { Double($0) }
             if parts.count == 3 { (sample.fileHandles, sample.fileHandlesMax) = (parts[0] - parts[1], parts[2]) }
+        }
+        for pressure in ResourceLimit.Pressure.allCases where pressures {
+            if let text = readSmall("\(procRoot)/pressure/\(pressure.rawValue)"), let total = HostPressure.someTotal(text) {
+                sample.stalls[pressure] = total
+            }
         }
         for mount in mounts {
             var stats = statvfs()

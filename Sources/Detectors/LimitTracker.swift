@@ -56,6 +56,12 @@ public struct LimitTracker: Sendable {
             summary: "limit cleared: \(limit.name) back to \(Self.format(value, limit))")
     }
 
+    /// Whether `limit` of `target` is above its threshold now, held or not yet: while it is,
+    /// a limit watched by an event is also sampled, to see it hold and clear.
+    public func isActive(target: String, limit: ResourceLimit) -> Bool {
+        states[Key(target: target, limit: limit)].map { $0.since != nil || $0.fired } ?? false
+    }
+
     static func format(_ value: Double, _ limit: ResourceLimit) -> String {
         if limit.isPercentage { return Quantity.formatPercent(value) }
         if limit.resource == .memory { return Quantity.formatSize(value) }

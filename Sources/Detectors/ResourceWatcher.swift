@@ -4,21 +4,35 @@ import Systemd
 
 /// Samples the resources of the units and the host that have limits, every `interval`, and
 /// turns limits held for their duration into observations (through `LimitTracker`).
+///
+/// A pressure limit (`cpu.pressure > 50%`) compares the share of time some of the target's
+/// tasks stalled since the previous look (PSI `some total`), a CPU limit the CPU time used.
+/// Where the kernel can say a limit may have been crossed (`LimitEvents`), it is waited for:
+/// a pressure limit is a PSI trigger on the same share over 2 s, and is not sampled at all while
+/// it stays quiet; a memory limit is also looked at the moment the cgroup's `memory.events`
+/// changes (it hit `memory.high` or `memory.max`). After such an event the target is looked at
+/// every second while one of its limits is above its threshold, and for 10 s in any case.
+/// `board` says, for `medic status`, how each limit is watched.
 public struct ResourceWatcher: Sendable {
     public let unitLimits: [String: [ResourceLimit]]
     public let hostLimits: [ResourceLimit]
     public let interval: Duration
-    private let manager: SystemdManager
-    private let sampler: UnitSampler
-    private let hostSampler: HostSampler
-    private let logger: Logger
+    public let board: LimitWatchBoard
+    let manager: SystemdManager
+    let sampler: UnitSampler
+    let hostSampler: HostSampler
+    let logger: Logger
 
     /// systemd's own accounting, read where the kernel's files do not give a figure.
     static let accounting: [UnitRead] = [.service("MemoryCurrent"), .service("CPUUsageNSec"), .service("TasksCurrent")]
+    /// A PSI trigger's window, and how often a target is sampled after an event, and how long.
+    static let triggerWindow = Duration.seconds(2)
+    static let afterEventEvery = Duration.seconds(1)
+    static let afterEventFor = Duration.seconds(10)
 
     public init(
         manager: SystemdManager, unitLimits: [String: [ResourceLimit]], hostLimits: [ResourceLimit], interval: Duration,
-        sampler: UnitSampler = UnitSampler(), hostSampler: HostSampler = HostSampler(), logger: Logger
+        sampler: UnitSampler = UnitSampler(), hostSampler: HostSampler = HostSampler(), board: LimitWatchBoard = LimitWatchBoard(), logger: Logger
     ) {
         self.manager = manager
         self.unitLimits = unitLimits
@@ -26,84 +40,78 @@ public struct ResourceWatcher: Sendable {
         self.interval = interval
         self.sampler = sampler
         self.hostSampler = hostSampler
+        self.board = board
         self.logger = logger
     }
 
+    /// What makes the watcher look: its round, a kernel event, or the follow-up of one.
+    enum Wake: Sendable {
+        case round
+        case event(String)
+        case again(String)
+    }
+
     public func run(deliver: @escaping @Sendable (Observation) async -> Void) async {
-        var tracker = LimitTracker()
-        var previous: [String: (UnitSample, ContinuousClock.Instant)] = [:]
-        var previousHost: HostSample?
-        var groups: [String: String] = [:]
-        // Only what the limits compare is sampled; the rest once one fires, for its facts.
-        let watched = unitLimits.map { unit, limits in
-            (unit, limits, limits.reduce(into: UnitSampler.Figures()) { $0.formUnion(UnitSampler.Figures($1.resource)) })
-        }
-        let mounts = hostLimits.compactMap { if case .disk(let path) = $0.resource { path } else { nil } }
-        while !Task.isCancelled {
-            let started = ContinuousClock.now
-            let host = hostSampler.sample(mounts: mounts)
-            // Known once a unit runs (empty while it does not); it keeps its path across
-            // restarts. Those not known yet are read together, in one pass over the bus.
-            let unknown = unitLimits.keys.filter { groups[$0]?.isEmpty ?? true }
-            if !unknown.isEmpty, let states = try? await manager.read([.service("ControlGroup")], of: unknown) {
-                for (unit, state) in states { groups[unit] = state.controlGroup }
+        let (wakes, continuation) = AsyncStream.makeStream(of: Wake.self, bufferingPolicy: .bufferingNewest(65_536))
+        let events = LimitEvents { continuation.yield(.event($0)) }
+        let ticker = Task {
+            var next = ContinuousClock.now
+            while !Task.isCancelled {
+                continuation.yield(.round)
+                next += interval
+                try? await Task.sleep(until: next, clock: .continuous)
             }
-            for (unit, limits, figures) in watched {
-                guard let group = groups[unit], !group.isEmpty else { continue }
-                var sample = sampler.sample(controlGroup: group, figures: figures)
-                if figures.contains(.memory) && sample.memoryBytes == nil || figures.contains(.cpu) && sample.cpuSeconds == nil,
-                   let state = try? await manager.read(Self.accounting, of: [unit])[unit] {
-                    sample = sampler.sample(controlGroup: group, systemd: state, figures: figures)
-                }
-                let now = ContinuousClock.now
-                let cpuRate = previous[unit].flatMap { old -> Double? in
-                    guard let a = old.0.cpuSeconds, let b = sample.cpuSeconds, (now - old.1) > .zero else { return nil }
-                    return max(0, b - a) / (now - old.1).seconds
-                }
-                previous[unit] = (sample, now)
-                for limit in limits {
-                    guard let value = Self.value(of: limit, sample: sample, cpuRate: cpuRate, host: host) else { continue }
-                    let observation = tracker.evaluate(
-                        target: unit, limit: limit, value: value, at: .now(),
-                        facts: Self.facts(sample.filled(from: sampler.sample(controlGroup: group, figures: .all.subtracting(figures))), cpuRate: cpuRate))
-                    if let observation {
-                        await deliver(observation)
+        }
+        var loop = LimitLoop(watcher: self, events: events, generation: board.begin())
+        loop.publishAll()
+        defer {
+            ticker.cancel()
+            continuation.finish()
+            events.close()
+            board.end(loop.generation)
+        }
+        var lastRound: ContinuousClock.Instant?
+        for await wake in wakes {
+            switch wake {
+            case .round:
+                // Rounds that queued up behind a slow one are one round.
+                if let lastRound, ContinuousClock.now - lastRound < interval / 2 { continue }
+                lastRound = .now
+                await loop.round(deliver: deliver)
+            case .event(let key), .again(let key):
+                if case .event = wake { loop.lastEvent[key] = .now } else { loop.following.remove(key) }
+                await loop.look(at: key, deliver: deliver)
+                if loop.follows(key), loop.following.insert(key).inserted {
+                    Task {
+                        try? await Task.sleep(for: Self.afterEventEvery)
+                        continuation.yield(.again(key))
                     }
                 }
             }
-            sampler.files.endRound()
-            for limit in hostLimits {
-                guard let value = Self.hostValue(of: limit, host, previous: previousHost) else { continue }
-                if let observation = tracker.evaluate(target: TargetSelector.hostName, limit: limit, value: value, at: .now()) {
-                    await deliver(observation)
-                }
-            }
-            previousHost = host
-            try? await Task.sleep(until: started + interval, clock: .continuous)
         }
     }
 
     /// What an observation of a unit's limit tells about the unit besides the figure it compares.
-    static func facts(_ sample: UnitSample, cpuRate: Double?) -> [String: String] {
+    static func facts(_ sample: UnitSample, _ rates: Rates) -> [String: String] {
         var facts = ["sources": sample.sources.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")]
         facts["memory_bytes"] = sample.memoryBytes.map { String(Int64($0)) }
-        facts["cpu_share"] = cpuRate.map { String($0) }
+        facts["cpu_share"] = rates.cpu.map { String($0) }
         facts["tasks"] = sample.tasks.map { String(Int64($0)) }
-        facts["memory_pressure"] = sample.memoryPressure.map { String($0) }
+        for (pressure, share) in rates.stalls { facts[pressure.rawValue + "_pressure"] = String(share) }
         facts["oom_kills"] = sample.oomKills.map { String(Int64($0)) }
         return facts
     }
 
     /// The figure a unit's limit compares: bytes, a share of one core, a count, or a share of a
     /// limit.
-    static func value(of limit: ResourceLimit, sample: UnitSample, cpuRate: Double?, host: HostSample) -> Double? {
+    static func value(of limit: ResourceLimit, sample: UnitSample, rates: Rates, host: HostSample) -> Double? {
         switch limit.resource {
         case .memory:
             guard let bytes = sample.memoryBytes else { return nil }
             if limit.isPercentage { return host.memoryTotal.map { bytes / $0 } }
             return bytes
         case .cpu:
-            return cpuRate
+            return rates.cpu
         case .fds:
             guard let fds = sample.fds else { return nil }
             if limit.isPercentage { return sample.fdLimit.map { fds / max(1, $0) } }
@@ -112,6 +120,8 @@ public struct ResourceWatcher: Sendable {
             return limit.isPercentage ? nil : sample.tasks
         case .disk:
             return nil
+        case .pressure(let pressure):
+            return rates.stalls[pressure]
         }
     }
 
@@ -132,6 +142,10 @@ public struct ResourceWatcher: Sendable {
             return limit.isPercentage ? used / max : used
         case .tasks:
             return nil
+        case .pressure(let pressure):
+            guard let stalled = host.stalls[pressure], let before = previous?.stalls[pressure], let then = previous?.taken,
+                  host.taken > then else { return nil }
+            return max(0, stalled - before) / (host.taken - then).seconds
         }
     }
 }

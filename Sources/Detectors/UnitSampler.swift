@@ -12,8 +12,9 @@ public struct UnitSample: Sendable, Equatable {
     public var fds: Double?
     /// The main process's soft limit of open files.
     public var fdLimit: Double?
-    /// The unit's memory pressure (PSI `some avg10`, a fraction), where the kernel gives it.
-    public var memoryPressure: Double?
+    /// How long some of the unit's tasks stalled on memory, CPU and IO so far, in seconds (PSI
+    /// `some total`; a share of time comes from two samples), where the kernel gives it.
+    public var stalls: [ResourceLimit.Pressure: Double] = [:]
     /// OOM kills in the unit's cgroup so far (cgroup v2 memory.events).
     public var oomKills: Double?
     /// Where each figure came from: `cgroup2`, `cgroup1`, `systemd`, `proc`.
@@ -27,7 +28,7 @@ public struct UnitSample: Sendable, Equatable {
         sample.tasks = tasks ?? other.tasks
         sample.fds = fds ?? other.fds
         sample.fdLimit = fdLimit ?? other.fdLimit
-        sample.memoryPressure = memoryPressure ?? other.memoryPressure
+        sample.stalls.merge(other.stalls) { mine, _ in mine }
         sample.oomKills = oomKills ?? other.oomKills
         sample.sources.merge(other.sources) { mine, _ in mine }
         return sample
@@ -42,7 +43,8 @@ public struct UnitSampler: Sendable {
     public let v1Root: String
     public let procRoot: String
     /// Hierarchies without a memory controller are not asked, unit after unit, round after round.
-    private let unifiedMemory: Bool
+    /// Whether cgroup2 has the memory controller (and so `memory.current` and `memory.events`).
+    let unifiedMemory: Bool
     private let v1Memory: Bool
     /// The files sampled, kept open between rounds; call `endRound()` after each round.
     public let files = KernelFiles()
@@ -76,7 +78,7 @@ public struct UnitSampler: Sendable {
         public static let tasks = Figures(rawValue: 4)
         /// Open files: walks every process's fd directory.
         public static let fds = Figures(rawValue: 8)
-        /// Memory pressure and OOM kills.
+        /// Memory, CPU and IO pressure, and OOM kills.
         public static let pressure = Figures(rawValue: 16)
         public static let all: Figures = [.memory, .cpu, .tasks, .fds, .pressure]
 
@@ -88,6 +90,7 @@ public struct UnitSampler: Sendable {
             case .tasks: self = .tasks
             case .fds: self = .fds
             case .disk: self = []
+            case .pressure: self = .pressure
             }
         }
     }
@@ -102,8 +105,10 @@ public struct UnitSampler: Sendable {
             (sample.memoryBytes, sample.sources["memory"]) = (bytes, source)
         }
         if figures.contains(.pressure) {
-            if let text = files.read(v2 + "/memory.pressure"), let avg10 = HostPressure.someAverage10(text) {
-                sample.memoryPressure = avg10 / 100
+            for pressure in ResourceLimit.Pressure.allCases {
+                if let text = files.read(v2 + "/" + pressure.name), let total = HostPressure.someTotal(text) {
+                    sample.stalls[pressure] = total
+                }
             }
             sample.oomKills = files.keyed(v2 + "/memory.events", "oom_kill")
         }

@@ -73,7 +73,7 @@ public enum Trigger: Sendable, Equatable, Hashable, CustomStringConvertible {
     }
 
     /// The trigger names, for messages.
-    public static let names = ["crashed", "unhealthy", "heartbeat-missed", "heartbeat-late", "host-down", "host-isolated", "host-returned", "journal", "memory", "cpu", "fds", "tasks", "disk"]
+    public static let names = ["crashed", "unhealthy", "heartbeat-missed", "heartbeat-late", "host-down", "host-isolated", "host-returned", "journal", "memory", "cpu", "fds", "tasks", "disk", "memory.pressure", "cpu.pressure", "io.pressure"]
 }
 
 /// A resource limit: `memory > 1.5GiB for 1m`, `cpu > 90% for 5m`, `fds > 90%`, `disk / > 95%`.
@@ -81,6 +81,17 @@ public struct ResourceLimit: Sendable, Equatable, Hashable, CustomStringConverti
     public enum Resource: Sendable, Equatable, Hashable {
         case memory, cpu, fds, tasks
         case disk(path: String)
+        /// The share of time some tasks stalled waiting for the resource (PSI `some avg10`):
+        /// `memory.pressure > 20%`.
+        case pressure(Pressure)
+    }
+
+    /// What a pressure limit looks at: the kernel's pressure stall information files.
+    public enum Pressure: String, Sendable, Equatable, Hashable, CaseIterable {
+        case memory, cpu, io
+
+        /// The limit's name, and its file in a cgroup: `memory.pressure`.
+        public var name: String { rawValue + ".pressure" }
     }
 
     public var resource: Resource
@@ -106,6 +117,7 @@ public struct ResourceLimit: Sendable, Equatable, Hashable, CustomStringConverti
         case .fds: "fds"
         case .tasks: "tasks"
         case .disk(let path): "disk \(path)"
+        case .pressure(let pressure): pressure.name
         }
     }
 

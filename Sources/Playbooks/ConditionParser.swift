@@ -142,7 +142,7 @@ struct ConditionParser {
                 throw Failure(offset: pattern.offset, message: "journal needs a quoted pattern, e.g. journal \"Out of memory\"")
             }
             return .trigger(.journal(pattern.text))
-        case "memory", "cpu", "fds", "tasks", "disk":
+        case "memory", "cpu", "fds", "tasks", "disk", "memory.pressure", "cpu.pressure", "io.pressure":
             return .trigger(.limit(try limit(token)))
         default:
             if let metric = Metric(rawValue: token.text) { return try comparison(metric, token) }
@@ -168,6 +168,9 @@ struct ConditionParser {
         case "cpu": resource = .cpu
         case "fds": resource = .fds
         case "tasks": resource = .tasks
+        case "memory.pressure": resource = .pressure(.memory)
+        case "cpu.pressure": resource = .pressure(.cpu)
+        case "io.pressure": resource = .pressure(.io)
         default:
             let path = try next("a mount point after 'disk'")
             guard path.text.hasPrefix("/") else { throw Failure(offset: path.offset, message: "disk needs an absolute mount point, e.g. disk / > 95%") }
@@ -191,11 +194,10 @@ struct ConditionParser {
             case .cpu: "a percentage such as 90%"
             case .fds, .tasks: "a count or a percentage of the limit"
             case .disk: "a percentage such as 95%"
+            case .pressure: "a percentage of the time stalled such as 20%"
             }
             throw Failure(offset: valueToken.offset, message: "'\(text)' is not a valid threshold for \(name.text); write \(expected)")
         }
-        if case .disk = resource, !percent { throw Failure(offset: valueToken.offset, message: "disk thresholds are percentages, e.g. 95%") }
-        if resource == .cpu, !percent { throw Failure(offset: valueToken.offset, message: "cpu thresholds are percentages, e.g. 90%") }
         let holdFor = try durationAfter("for")
         threshold = threshold.isFinite ? threshold : 0
         return ResourceLimit(resource: resource, comparison: op, threshold: threshold, isPercentage: percent, holdFor: holdFor)

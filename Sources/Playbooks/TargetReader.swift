@@ -194,13 +194,13 @@ extension PlaybookReader {
             case .success(.trigger(.limit(let limit))):
                 result.append(limit)
             case .success:
-                nodes.report(key, "'\(k.string)' is not a resource; limits are memory, cpu, fds, tasks and disk PATH")
+                nodes.report(key, "'\(k.string)' is not a resource; limits are memory, cpu, fds, tasks, memory.pressure, cpu.pressure, io.pressure and disk PATH")
             case .failure(let failure):
-                let known = ["memory", "cpu", "fds", "tasks"]
+                let known = ["memory", "cpu", "fds", "tasks", "memory.pressure", "cpu.pressure", "io.pressure"]
                 if !known.contains(k.string), !k.string.hasPrefix("disk ") {
                     var message = "unknown resource '\(k.string)'"
                     if let close = suggestion(for: k.string, among: known) { message += " (did you mean '\(close)'?)" }
-                    nodes.report(key, message + "; resources: memory, cpu, fds, tasks, disk PATH")
+                    nodes.report(key, message + "; resources: \(known.joined(separator: ", ")), disk PATH")
                 } else {
                     nodes.report(value, offset: max(0, failure.offset - k.string.count - 3), failure.message)
                 }

@@ -161,6 +161,10 @@ struct StatusCommand: ParsableCommand {
                 [String($0.id), $0.target, $0.playbook, $0.trigger, String($0.attempt), $0.phase]
             }).render())
         }
+        if let limits = status.limits, !limits.isEmpty {
+            print("")
+            print(Table(header: ["TARGET", "LIMIT", "WATCHED"], rows: limits.map { [$0.target, $0.limit, $0.how] }).render())
+        }
         for silence in engine.silences { print("silenced: \(silence.pattern) until \(silence.until) by \(silence.author): \(silence.reason)") }
         let c = engine.counters
         print("\nsince start: \(c.observations) observations, \(c.incidentsOpened) incidents, \(c.restarts) restarts, \(c.recovered) recovered, "

@@ -57,6 +57,25 @@ struct PlaybookParserTests {
         #expect(playbook.rules[1].condition == .and(.trigger(.crashed(nil)), .compare(.restarts, .greater, 3, within: .seconds(600))))
     }
 
+    @Test("pressure limits: the share of time a unit's tasks stalled on memory, CPU or IO, as a trigger and in a target's limits")
+    func pressureLimits() throws {
+        let playbook = try parse("""
+            playbook: stalls
+            targets:
+              - unit: db.service
+                limits: { memory.pressure: 20% for 30s }
+            on:
+              - when: cpu.pressure > 50% for 10s or io.pressure >= 40%
+                do: [ restart ]
+            """).get()
+        let cpu = ResourceLimit(resource: .pressure(.cpu), comparison: .greater, threshold: 0.5, isPercentage: true, holdFor: .seconds(10))
+        let io = ResourceLimit(resource: .pressure(.io), comparison: .greaterOrEqual, threshold: 0.4, isPercentage: true, holdFor: nil)
+        #expect(playbook.rules[0].condition == .or(.trigger(.limit(cpu)), .trigger(.limit(io))))
+        #expect(cpu.description == "cpu.pressure > 50% for 10s")
+        let memory = ResourceLimit(resource: .pressure(.memory), comparison: .greater, threshold: 0.2, isPercentage: true, holdFor: .seconds(30))
+        #expect(playbook.targets[0].limits == [memory])
+    }
+
     @Test("every problem is reported, each at its line and column")
     func allProblems() {
         let found = problems("""
@@ -315,6 +334,8 @@ let aliasBomb = """
 let brokenCorpus: [(name: String, yaml: String, expected: String)] = [
     ("bad size", "playbook: p\ntargets: [ { unit: a.service } ]\non:\n  - when: memory > 1.5Gb for 1m\n    do: [restart]\n", "4:20: '1.5Gb' is not a valid threshold for memory"),
     ("bad percentage", "playbook: p\ntargets: [ { unit: a.service } ]\non:\n  - when: cpu > 190%\n    do: [restart]\n", "4:17: '190%' is not a valid threshold for cpu"),
+    ("pressure as a count", "playbook: p\ntargets: [ { unit: a.service } ]\non:\n  - when: io.pressure > 3\n    do: [restart]\n", "4:25: '3' is not a valid threshold for io.pressure; write a percentage of the time stalled such as 20%"),
+    ("pressure limit misspelt", "playbook: p\ntargets:\n  - unit: a.service\n    limits: { cpu.presure: 50% }\non:\n  - when: cpu > 90%\n    do: [restart]\n", "4:15: unknown resource 'cpu.presure' (did you mean 'cpu.pressure'?)"),
     ("unknown crash kind", "playbook: p\ntargets: [ { unit: a.service } ]\non:\n  - when: crashed(segfault)\n    do: [restart]\n", "4:19: unknown crash kind 'segfault'"),
     ("count without window", "playbook: p\ntargets: [ { unit: a.service } ]\non:\n  - when: crashed and restarts > 3\n    do: [restart]\n", "4:23: restarts counts need a window"),
     ("no trigger", "playbook: p\ntargets: [ { unit: a.service } ]\non:\n  - when: restarts > 3 in 10m\n    do: [restart]\n", "4:11: 'restarts > 3 in 10m' has no trigger"),

@@ -11,6 +11,8 @@ struct ControlHandler: Sendable {
     let startedAt: Timestamp
     /// This host's fleet, if it has one.
     let fleet: FleetSetup?
+    /// How the resource watcher watches each limit.
+    let limitWatches: LimitWatchBoard
 
     func handle(_ request: ControlRequest, actor: String) async -> ControlResponse {
         switch request.command {
@@ -18,7 +20,7 @@ struct ControlHandler: Sendable {
             let engineStatus = await engine.status
             return ControlResponse(ok: true, status: DaemonStatus(
                 pid: getpid(), startedAt: startedAt.iso8601, lastReload: await reloader.history.last?.iso8601,
-                auditProblem: engineStatus.auditProblem, engine: await engine.report()))
+                auditProblem: engineStatus.auditProblem, engine: await engine.report(), limits: limitWatches.all))
         case .pause, .resume:
             let target = request.target ?? "*"
             if request.command == .pause { await engine.pause(target, actor: actor) } else { await engine.resume(target, actor: actor) }

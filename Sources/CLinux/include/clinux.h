@@ -1,0 +1,8 @@
+#ifndef MEDIC_CLINUX_H
+#define MEDIC_CLINUX_H
+/* Linux interfaces that Glibc's Swift module leaves out: epoll, eventfd and inotify, with which
+   the resource watcher waits for the kernel's events (PSI triggers, memory.events). */
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#endif

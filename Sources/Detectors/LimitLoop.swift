@@ -1,0 +1,185 @@
+import Glibc
+import MedicCore
+import Systemd
+
+/// The resource watcher's state from one look to the next: each unit's cgroup, what was
+/// sampled last, which limits the kernel watches (`LimitEvents`) and when each target's last
+/// event came.
+struct LimitLoop {
+    let watcher: ResourceWatcher
+    let events: LimitEvents
+    /// This watcher's account on the board.
+    let generation: Int
+    private var tracker = LimitTracker()
+    private var rates = RateMeter()
+    private var previousHost: HostSample?
+    private var groups: [String: String] = [:]
+    /// Per target, the limits an armed PSI trigger watches: rounds do not sample them.
+    private var triggered: [String: Set<ResourceLimit>] = [:]
+    /// Per target, why its limits could not be armed (kept until its cgroup changes).
+    private var unarmable: [String: (group: String, reason: String)] = [:]
+    /// The cgroup each target's events were armed in.
+    private var armedIn: [String: String] = [:]
+    var lastEvent: [String: ContinuousClock.Instant] = [:]
+    /// Targets with a follow-up look on its way.
+    var following: Set<String> = []
+    private let mounts: [String]
+    private let hostPressureLimits: [ResourceLimit]
+
+    static let host = TargetSelector.hostName
+
+    init(watcher: ResourceWatcher, events: LimitEvents, generation: Int) {
+        self.watcher = watcher
+        self.events = events
+        self.generation = generation
+        mounts = watcher.hostLimits.compactMap { if case .disk(let path) = $0.resource { path } else { nil } }
+        hostPressureLimits = watcher.hostLimits.filter { if case .pressure = $0.resource { true } else { false } }
+    }
+
+    /// The limits of `target` the kernel can tell about: pressure above a threshold (a PSI
+    /// trigger), memory above one (memory.events, where cgroup2 has the memory controller).
+    private func eventLimits(_ limits: [ResourceLimit]) -> [ResourceLimit] {
+        limits.filter { limit in
+            guard limit.comparison == .greater || limit.comparison == .greaterOrEqual else { return false }
+            switch limit.resource {
+            case .pressure: return true
+            case .memory: return watcher.sampler.unifiedMemory
+            default: return false
+            }
+        }
+    }
+
+    /// Samples every target's limits that no event covers, and arms what can be armed.
+    mutating func round(deliver: @Sendable (Observation) async -> Void) async {
+        let sampledHost = watcher.hostLimits.filter { !(triggered[Self.host]?.contains($0) ?? false) }
+        let host = watcher.hostSampler.sample(mounts: mounts, pressures: !hostPressureLimits.isEmpty)
+        // Known once a unit runs (empty while it does not); it keeps its path across
+        // restarts. Those not known yet are read together, in one pass over the bus.
+        let unknown = watcher.unitLimits.keys.filter { groups[$0]?.isEmpty ?? true }
+        if !unknown.isEmpty, let states = try? await watcher.manager.read([.service("ControlGroup")], of: unknown) {
+            for (unit, state) in states { groups[unit] = state.controlGroup }
+        }
+        for (unit, limits) in watcher.unitLimits {
+            guard let group = groups[unit], !group.isEmpty else { continue }
+            arm(unit, limits, group: group)
+            let sampled = limits.filter { !(triggered[unit]?.contains($0) ?? false) }
+            if !sampled.isEmpty { await sample(unit, group: group, limits: sampled, host: host, deliver: deliver) }
+        }
+        watcher.sampler.files.endRound()
+        arm(Self.host, watcher.hostLimits, group: nil)
+        await evaluateHost(sampledHost, host, deliver: deliver)
+        previousHost = host
+    }
+
+    /// Looks at `target` now, after a kernel event or as its follow-up: every limit of it.
+    mutating func look(at target: String, deliver: @Sendable (Observation) async -> Void) async {
+        if target == Self.host {
+            arm(Self.host, watcher.hostLimits, group: nil)
+            let host = watcher.hostSampler.sample(mounts: [], pressures: true)
+            await evaluateHost(hostPressureLimits, host, deliver: deliver)
+            previousHost = host
+            return
+        }
+        guard let limits = watcher.unitLimits[target], let group = groups[target], !group.isEmpty else { return }
+        arm(target, limits, group: group)
+        await sample(target, group: group, limits: limits, host: watcher.hostSampler.sample(mounts: []), deliver: deliver)
+    }
+
+    /// Whether `target` is looked at again shortly: an event came within the last 10 s, or a
+    /// limit the kernel watches is above its threshold (to see it hold, then clear).
+    func follows(_ target: String) -> Bool {
+        if let last = lastEvent[target], ContinuousClock.now - last < ResourceWatcher.afterEventFor { return true }
+        return triggered[target]?.contains { tracker.isActive(target: target, limit: $0) } ?? false
+    }
+
+    /// Arms `target`'s event limits, unless armed in this cgroup already or known not to work
+    /// there. A trigger whose cgroup went away (the unit stopped) was disarmed by `LimitEvents`;
+    /// it is armed again once the cgroup is back.
+    private mutating func arm(_ target: String, _ limits: [ResourceLimit], group: String?) {
+        let candidates = eventLimits(limits)
+        guard !candidates.isEmpty else { return }
+        let place = group ?? "/proc/pressure"
+        if events.isArmed(target), armedIn[target] == place { return }
+        if let unarmable = unarmable[target], unarmable.group == place { return }
+        events.disarm(target)
+        triggered[target] = []
+        armedIn[target] = nil
+        let directory = group.map { watcher.sampler.unifiedRoot + $0 } ?? "/proc/pressure"
+        // A unit between two runs has no cgroup: armed when it has one again.
+        guard access(directory, F_OK) == 0 else {
+            publish(target, limits)
+            return
+        }
+        var armed: Set<ResourceLimit> = []
+        var problems: [String] = []
+        for limit in candidates {
+            let problem: String?
+            switch limit.resource {
+            case .pressure(let pressure):
+                let path = directory + "/" + (group == nil ? pressure.rawValue : pressure.name)
+                problem = events.armPressure(path, share: limit.threshold, window: ResourceWatcher.triggerWindow, for: target)
+                if problem == nil { armed.insert(limit) }
+            default:
+                problem = events.watchChanges(directory + "/memory.events", for: target)
+            }
+            if let problem { problems.append(problem) }
+        }
+        triggered[target] = armed
+        armedIn[target] = place
+        unarmable[target] = problems.isEmpty ? nil : (place, problems.joined(separator: "; "))
+        if !problems.isEmpty { watcher.logger.warning("resources: \(target): sampled instead: \(problems.joined(separator: "; "))") }
+        publish(target, limits)
+    }
+
+    /// Says how each limit is watched, for `medic status`.
+    func publishAll() {
+        for (unit, limits) in watcher.unitLimits { publish(unit, limits) }
+        if !watcher.hostLimits.isEmpty { publish(Self.host, watcher.hostLimits) }
+    }
+
+    private func publish(_ target: String, _ limits: [ResourceLimit]) {
+        let every = "sampled every \(DurationText.format(watcher.interval))"
+        let place = armedIn[target].map { $0 == "/proc/pressure" ? $0 : watcher.sampler.unifiedRoot + $0 }
+        watcher.board.set(target, limits.map { limit in
+            var how = every
+            if triggered[target]?.contains(limit) ?? false, case .pressure(let pressure) = limit.resource, let place {
+                how = "kernel event: PSI trigger on \(place)/\(place == "/proc/pressure" ? pressure.rawValue : pressure.name)"
+            } else if case .memory = limit.resource, eventLimits([limit]).count == 1, let place, armedIn[target] != nil, unarmable[target] == nil {
+                how += ", and at once when \(place)/memory.events changes"
+            } else if !eventLimits([limit]).isEmpty, let problem = unarmable[target]?.reason {
+                how += " (no kernel event: \(problem))"
+            }
+            return LimitWatch(target: target, limit: limit.description, how: how)
+        }, generation: generation)
+    }
+
+    /// Samples what `limits` compare and evaluates them.
+    private mutating func sample(
+        _ unit: String, group: String, limits: [ResourceLimit], host: HostSample, deliver: @Sendable (Observation) async -> Void
+    ) async {
+        let sampler = watcher.sampler
+        let figures = limits.reduce(into: UnitSampler.Figures()) { $0.formUnion(UnitSampler.Figures($1.resource)) }
+        var sample = sampler.sample(controlGroup: group, figures: figures)
+        if figures.contains(.memory) && sample.memoryBytes == nil || figures.contains(.cpu) && sample.cpuSeconds == nil,
+           let state = try? await watcher.manager.read(ResourceWatcher.accounting, of: [unit])[unit] {
+            sample = sampler.sample(controlGroup: group, systemd: state, figures: figures)
+        }
+        let rates = rates.rates(unit, sample, at: .now)
+        for limit in limits {
+            guard let value = ResourceWatcher.value(of: limit, sample: sample, rates: rates, host: host) else { continue }
+            let observation = tracker.evaluate(
+                target: unit, limit: limit, value: value, at: .now(),
+                facts: ResourceWatcher.facts(sample.filled(from: sampler.sample(controlGroup: group, figures: .all.subtracting(figures))), rates))
+            if let observation { await deliver(observation) }
+        }
+    }
+
+    private mutating func evaluateHost(_ limits: [ResourceLimit], _ host: HostSample, deliver: @Sendable (Observation) async -> Void) async {
+        for limit in limits {
+            guard let value = ResourceWatcher.hostValue(of: limit, host, previous: previousHost) else { continue }
+            if let observation = tracker.evaluate(target: Self.host, limit: limit, value: value, at: .now()) {
+                await deliver(observation)
+            }
+        }
+    }
+}
