@@ -242,7 +242,7 @@ struct BenchmarkSmokeTests {
         print(run.output)
         let lines = run.output.split(separator: "\n")
         #expect(run.output.hasPrefix("machine: "))
-        for scenario in 1...9 { #expect(lines.contains { $0.hasPrefix("\(scenario). ") }, "no scenario \(scenario)") }
+        for scenario in 1...10 { #expect(lines.contains { $0.hasPrefix("\(scenario). ") }, "no scenario \(scenario)") }
         // 1, 2 and 4: a killed, a hung and a leaking backend back, each contender.
         for contender in ["Medic ", "systemd ", "monit ", "supervisord "] {
             #expect(lines.contains { $0.hasPrefix(contender) && $0.contains(" / ") }, "no figures for \(contender)")
@@ -267,6 +267,13 @@ struct BenchmarkSmokeTests {
         #expect(costs.count == 6, "\(run.output)")
         #expect(costs.allSatisfy { $0.contains(" MiB") && $0.contains("%") })
         #expect(costs.filter { $0.contains("medicd") }.allSatisfy { $0.contains(" ms") })
+        // 10: a burst of crashes, systemd's Restart=always and medicd, 10 and 100 of 100 units.
+        for contender in ["systemd", "medicd"] {
+            for killed in ["10 of 100", "100 of 100"] {
+                #expect(lines.contains { $0.hasPrefix(contender + " ") && $0.contains(" \(killed) ") && $0.contains(" ms") }, "\(contender), \(killed)")
+            }
+        }
+        #expect(lines.filter { $0.hasPrefix("medicd ") && $0.contains("never fired") }.count == 2)
         // 6: medic-bench's figures.
         #expect(run.output.contains("observations/s on one core"))
         #expect(run.output.contains("durable appends"))

@@ -3,14 +3,15 @@ import Glibc
 
 /// medic-compare: runs Medic beside the tools operators use today on real systemd test hosts
 /// and prints one table per scenario. `--quick` is a small smoke run; `--only 1,3` runs some of
-/// the scenarios; `--units 100,1000` sets the service counts of scenario 5. Exits non-zero if a contender failed to do its job.
+/// the scenarios; `--units 100,1000` sets the service counts of scenario 5, `--burst-units 1000`
+/// the units of scenario 10. Exits non-zero if a contender failed to do its job.
 @main
 struct Compare {
     static func main() async {
         let arguments = CommandLine.arguments
         let quick = arguments.contains("--quick")
         let only = arguments.firstIndex(of: "--only").flatMap { arguments.dropFirst($0 + 1).first }
-            .map { Set($0.split(separator: ",").compactMap { Int($0) }) } ?? Set(1...9)
+            .map { Set($0.split(separator: ",").compactMap { Int($0) }) } ?? Set(1...10)
         let products = ((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? arguments[0]) as NSString
         let medicd = products.deletingLastPathComponent + "/medicd"
         print(Machine.description)
@@ -43,6 +44,10 @@ struct Compare {
             if only.contains(9) {
                 let setups = quick ? FrontScenario.setups.filter { $0.medic || $0.retry } : FrontScenario.setups
                 failures += try await FrontScenario(medicd: medicd, rounds: quick ? 1 : 5, setups: setups).report()
+            }
+            if only.contains(10) {
+                let total = arguments.firstIndex(of: "--burst-units").flatMap { arguments.dropFirst($0 + 1).first.flatMap { Int($0) } } ?? (quick ? 100 : 1000)
+                failures += try BurstScenario(medicd: medicd, total: total, bursts: [total / 10, total]).report()
             }
         } catch {
             failures.append("\(error)")
