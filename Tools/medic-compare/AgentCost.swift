@@ -52,13 +52,7 @@ struct AgentCost {
             [Service]
             ExecStart=/bin/sh -c 'echo $$$$ > /run/bench/idle-%i.pid && exec /bin/sleep infinity'
             """)
-        try host.installUnit("medic.service", try String(contentsOfFile: Backend.packageRoot + "/units/medic.service", encoding: .utf8))
-        try host.installUnit("medic.service.d/bench.conf", """
-            [Service]
-            ExecStart=
-            ExecStart=\(medicd) --playbooks /run/bench/playbooks --state /run/bench/medic-state --metrics-listen off
-            PrivateTmp=no
-            """)
+        try host.installMedicUnit(medicd: medicd)
         try host.installUnit("monit.service", "[Service]\nExecStart=/usr/bin/monit -I -c /run/bench/monitrc\n")
         try host.installUnit("supervisor.service", "[Service]\nExecStart=/usr/bin/supervisord -n -c /run/bench/supervisord.conf\n")
         try host.runInside(["systemctl", "daemon-reload"])

@@ -59,13 +59,7 @@ struct BurstScenario {
         try FileManager.default.createDirectory(atPath: bench + "/playbooks", withIntermediateDirectories: true)
         let units = (1...total).map { "burst@\($0).service" }
         try host.installUnit("burst@.service", "[Unit]\nDescription=An idle service %i\n[Service]\nExecStart=/bin/sleep infinity\n")
-        try host.installUnit("medic.service", try String(contentsOfFile: Backend.packageRoot + "/units/medic.service", encoding: .utf8))
-        try host.installUnit("medic.service.d/bench.conf", """
-            [Service]
-            ExecStart=
-            ExecStart=\(medicd) --playbooks /run/bench/playbooks --state /run/bench/medic-state --metrics-listen off
-            PrivateTmp=no
-            """)
+        try host.installMedicUnit(medicd: medicd)
         try """
             playbook: burst
             targets:
