@@ -40,6 +40,8 @@ struct FaultScenario {
         let detected: (_ fault: Int64) -> Int64?
         /// Waits until the contender is ready for the next fault (its incident closed, …).
         let settle: (_ round: Int) -> Void
+        /// Done before each fault; what it returns is added to the settings shown.
+        var prepare: () throws -> String? = { nil }
     }
 
     /// Runs the scenario and prints its table; returns what failed.
@@ -154,6 +156,18 @@ struct FaultScenario {
                 settle: { _ in usleep(1_200_000) }),
         ]
         if !hang {
+            // The same medicd, its code and data paged out and dropped from the page cache
+            // before each crash: what the first incident after a long idle costs.
+            contenders.insert(Contender(
+                name: "Medic", settings: "restart on crashed; medicd's file pages paged out before each kill",
+                port: ports[0],
+                backend: { backendIn("web-medic.service", ports[0]) },
+                detected: { fault in medic.observed("crashed", after: fault) },
+                settle: { round in medic.waitForClosedIncidents(rounds + round) },
+                prepare: {
+                    let resident = try PageOut.evict(medic.process.pid)
+                    return String(format: " (resident %.1f → %.1f MiB)", resident.before, resident.after)
+                }), at: 1)
             contenders.append(Contender(
                 name: "supervisord", settings: "autorestart=true, startsecs=0", port: ports[3],
                 backend: { backendIn("supervisor-bench.service", ports[3]) },
@@ -173,6 +187,7 @@ struct FaultScenario {
                 }
                 // At a random moment, so that a contender that polls (monit) is met at every
                 // phase of its cycle.
+                if let note = try contender.prepare() { result.settings = contender.settings + note }
                 usleep(UInt32.random(in: 100_000...600_000))
                 let start = wallMicroseconds()
                 kill(pid, fault.signal)
