@@ -105,9 +105,10 @@ public struct Daemon: Sendable {
         let watcher = UnitWatcher(manager: SystemdManager(bus: systemBus), units: plan.units, logger: logger)
         let states = DetectorStates()
         let limitWatches = LimitWatchBoard()
+        let started = Gate()
         let detectors = DetectorSet(engine: engine, states: states, metrics: metrics, logger: logger, make: DetectorFactory(
             manager: SystemdManager(bus: systemBus), runtimeDirectory: settings.runtime, journalDirectory: settings.journal,
-            cgroupRoot: settings.cgroupRoot, restarts: restarts, fleet: fleet, limitWatches: limitWatches, logger: logger).make)
+            cgroupRoot: settings.cgroupRoot, restarts: restarts, fleet: fleet, limitWatches: limitWatches, started: started, logger: logger).make)
         let reloader = Reloader(
             source: source, running: settings, engine: engine, watcher: watcher, detectors: detectors, audit: audit, metrics: metrics, logger: logger)
         func resilient(_ name: String, _ service: some Service) -> ServiceGroupConfiguration.ServiceConfiguration {
@@ -116,7 +117,7 @@ public struct Daemon: Sendable {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: Supervisor(
                 bus: systemBus, engine: engine, watcher: watcher, audit: audit, targets: targetCount, recovery: recovery, metrics: metrics,
-                states: states, logger: logger)),
+                states: states, started: started, logger: logger)),
             resilient("reloader", reloader),
             resilient("control socket", ControlServer(
                 path: settings.controlSocketPath, group: getgrnam(settings.controlGroup)!.pointee.gr_gid,

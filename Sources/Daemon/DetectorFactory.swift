@@ -16,13 +16,16 @@ struct DetectorFactory: Sendable {
     let fleet: FleetSetup?
     /// How the resource watcher watches each limit, for `medic status`.
     let limitWatches: LimitWatchBoard
+    /// Opens once medicd is ready: the resource watcher's first round waits for it.
+    let started: Gate
     let logger: Logger
     private let probeLimit = ConcurrencyLimit(32)
 
     init(
         manager: SystemdManager, runtimeDirectory: String, journalDirectory: String?, cgroupRoot: String?, restarts: RestartNotices, fleet: FleetSetup?,
-        limitWatches: LimitWatchBoard, logger: Logger
+        limitWatches: LimitWatchBoard, started: Gate, logger: Logger
     ) {
+        self.started = started
         self.limitWatches = limitWatches
         self.fleet = fleet
         self.manager = manager
@@ -46,7 +49,7 @@ struct DetectorFactory: Sendable {
         case .resources(let units, let host, let interval):
             ResourceWatcher(
                 manager: manager, unitLimits: units, hostLimits: host, interval: interval,
-                sampler: cgroupRoot.map { UnitSampler(unifiedRoot: $0) } ?? UnitSampler(), board: limitWatches, logger: logger)
+                sampler: cgroupRoot.map { UnitSampler(unifiedRoot: $0) } ?? UnitSampler(), board: limitWatches, firstRound: started, logger: logger)
         case .fleet:
             // The plan has a fleet spec only when the config has a fleet, and so medicd a setup.
             fleet!.liveness

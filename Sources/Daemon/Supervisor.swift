@@ -18,6 +18,8 @@ struct Supervisor: Service {
     let recovery: IncidentRecovery
     let metrics: MedicMetrics
     let states: DetectorStates
+    /// Opened once every target has been read and READY=1 sent.
+    let started: Gate
     let logger: Logger
 
     func run() async throws {
@@ -37,6 +39,7 @@ struct Supervisor: Service {
                     let line = StatusLine.text(await engine.status, targets: targets)
                     Notify.ready(status: line)
                     logger.notice("ready: \(line)")
+                    started.open()
                     await recovery.adopt(into: engine)
                 },
                 deliver: { event in

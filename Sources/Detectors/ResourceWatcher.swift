@@ -18,6 +18,9 @@ public struct ResourceWatcher: Sendable {
     public let hostLimits: [ResourceLimit]
     public let interval: Duration
     public let board: LimitWatchBoard
+    /// Opens when the first round may begin: medicd's start-up reads every target over the
+    /// bus, and the first round's reads (each unit's cgroup) would compete with it.
+    public let firstRound: Gate
     let manager: SystemdManager
     let sampler: UnitSampler
     let hostSampler: HostSampler
@@ -32,8 +35,9 @@ public struct ResourceWatcher: Sendable {
 
     public init(
         manager: SystemdManager, unitLimits: [String: [ResourceLimit]], hostLimits: [ResourceLimit], interval: Duration,
-        sampler: UnitSampler = UnitSampler(), hostSampler: HostSampler = HostSampler(), board: LimitWatchBoard = LimitWatchBoard(), logger: Logger
+        sampler: UnitSampler = UnitSampler(), hostSampler: HostSampler = HostSampler(), board: LimitWatchBoard = LimitWatchBoard(), firstRound: Gate = Self.openGate, logger: Logger
     ) {
+        self.firstRound = firstRound
         self.manager = manager
         self.unitLimits = unitLimits
         self.hostLimits = hostLimits
@@ -51,7 +55,15 @@ public struct ResourceWatcher: Sendable {
         case again(String)
     }
 
+    /// A gate that is open: the first round begins at once.
+    public static let openGate: Gate = {
+        let gate = Gate()
+        gate.open()
+        return gate
+    }()
+
     public func run(deliver: @escaping @Sendable (Observation) async -> Void) async {
+        await firstRound.wait()
         let (wakes, continuation) = AsyncStream.makeStream(of: Wake.self, bufferingPolicy: .bufferingNewest(65_536))
         let events = LimitEvents { continuation.yield(.event($0)) }
         let ticker = Task {
