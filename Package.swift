@@ -159,7 +159,7 @@ let package = Package(
         .testTarget(name: "PosixTests", dependencies: ["Posix"]),
         .testTarget(name: "PlaybooksTests", dependencies: ["Playbooks", "MedicCore"]),
         .testTarget(name: "DetectorsTests", dependencies: ["Detectors", "Systemd", "Posix", "MedicCore", "Playbooks", "TestHost", .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "EngineTests", dependencies: ["Engine", "Simulation", "Playbooks", "MedicCore"]),
+        .testTarget(name: "EngineTests", dependencies: ["Engine", "Simulation", "Playbooks", "MedicCore", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "MedicCore", "Playbooks", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "FleetTests", dependencies: ["Fleet", "MedicCore", "TestHost"]),
         .testTarget(name: "AuditTests", dependencies: ["Audit", "MedicCore", .product(name: "GRDB", package: "GRDB.swift")]),

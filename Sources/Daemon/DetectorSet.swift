@@ -68,13 +68,29 @@ actor DetectorSet {
         let task = Task {
             do {
                 try await runResiliently(name: name, states: states, metrics: metrics, engine: engine, logger: logger) {
-                    try await detector.run { observation in await engine.handle(observation.withHostPressure()) }
+                    try await Self.run(detector, into: engine)
                 }
             } catch let gaveUp as ServiceGaveUp {
                 failed.yield(gaveUp)
             } catch {}
         }
         running[spec.key] = (spec, task)
+    }
+
+    /// Runs `detector`, its observations handed to the engine in order; what it finds while the
+    /// engine records the last ones goes together, in one write.
+    private static func run(_ detector: any Detector, into engine: Engine) async throws {
+        let batcher = Batcher<Observation>()
+        async let delivered: Void = batcher.run { await engine.handle($0) }
+        do {
+            try await detector.run { observation in batcher.add(observation.withHostPressure()) }
+        } catch {
+            batcher.finish()
+            await delivered
+            throw error
+        }
+        batcher.finish()
+        await delivered
     }
 
     private func stop(_ key: String) async {

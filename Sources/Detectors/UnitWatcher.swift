@@ -38,20 +38,26 @@ public actor UnitWatcher {
     /// being watched; `deliver` receives each event in order.
     public func run(
         ready: @Sendable () async -> Void,
-        deliver: @Sendable (WatcherEvent) async -> Void
+        deliver: @escaping @Sendable (WatcherEvent) async -> Void
     ) async throws {
         await deliver(.observations(try await snapshot()))
         await ready()
+        // Signals are taken as they come; what they mean is delivered in order, and what came
+        // during one delivery (a burst of crashes) goes together in the next.
+        let batcher = Batcher<WatcherEvent>()
+        async let delivered: Void = batcher.run { events in
+            for event in Self.merged(events) { await deliver(event) }
+        }
         for await event in manager.bus.events {
             switch event {
             case .disconnected(let error):
                 logger.warning("lost the bus (\(error)); reconnecting")
-                await deliver(.busLost("\(error)"))
+                batcher.add(.busLost("\(error)"))
             case .connected:
                 logger.notice("bus reconnected; re-reading the targets")
-                await deliver(.busRestored)
+                batcher.add(.busRestored)
                 do {
-                    await deliver(.observations(try await snapshot()))
+                    batcher.add(.observations(try await snapshot()))
                 } catch {
                     logger.error("re-reading units after reconnect failed: \(error)")
                 }
@@ -60,9 +66,24 @@ public actor UnitWatcher {
                 for observation in tracker.ingest(event, at: .now()) {
                     observations.append(await namingFailedCommand(observation).withHostPressure())
                 }
-                if !observations.isEmpty { await deliver(.observations(observations)) }
+                if !observations.isEmpty { batcher.add(.observations(observations)) }
             }
         }
+        batcher.finish()
+        await delivered
+    }
+
+    /// `events` with each run of observations as one.
+    static func merged(_ events: [WatcherEvent]) -> [WatcherEvent] {
+        var merged: [WatcherEvent] = []
+        for event in events {
+            if case .observations(let more) = event, case .observations(let some)? = merged.last {
+                merged[merged.count - 1] = .observations(some + more)
+            } else {
+                merged.append(event)
+            }
+        }
+        return merged
     }
 
     /// A crash with no main process (ExecMainPID=0: an `ExecStartPre=` failed, say) is

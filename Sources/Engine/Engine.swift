@@ -184,22 +184,15 @@ public actor Engine {
         return true
     }
 
-    /// Carries out `batch`; returns what was not carried out if a write failed.
+    /// Carries out `batch`: every record of it in one durable write, then its steps and
+    /// timers, so each step's intent is durable before it runs and a burst of incidents costs
+    /// one write, not one a step. Returns the batch if the write failed (nothing was done).
     private func carryOut(_ batch: [EngineCore.Command]) async -> [EngineCore.Command]? {
-        var pending: [AuditRecord] = []
-        var start = 0
-        for (index, command) in batch.enumerated() {
-            switch command {
-            case .record(let record):
-                pending.append(record)
-                continue
-            case .run, .wake:
-                guard await write(&pending) else { return Array(batch[start...]) }
-                perform(command)
-                start = index + 1
-            }
+        var records = batch.compactMap { command -> AuditRecord? in
+            if case .record(let record) = command { record } else { nil }
         }
-        guard await write(&pending) else { return Array(batch[start...]) }
+        guard await write(&records) else { return batch }
+        for command in batch { perform(command) }
         return nil
     }
 

@@ -22,10 +22,14 @@ struct BurstScenario {
         var killed: Int
         /// Kill → active again, per unit back within the wait.
         var back: [Double]
+        /// When each unit was killed, wall µs.
+        var killedAt: [String: Int64] = [:]
         var restarts = 0
         var held = 0
         var escalations = 0
         var watchdogFired = false
+        /// For medicd, per unit: kill → observed, observed → restart asked, asked → done (ms).
+        var phases: [(observed: Double, asked: Double, done: Double)] = []
     }
 
     func report() throws -> [String] {
@@ -41,6 +45,14 @@ struct BurstScenario {
             return [result.contender, "\(result.killed) of \(total)", "\(sorted.count)", at(0.5), at(0.99), at(1),
                     medic ? "\(result.restarts) / \(result.held) / \(result.escalations)" : "", medic ? (result.watchdogFired ? "FIRED" : "never fired") : ""]
         }).render())
+        for result in results where !result.phases.isEmpty {
+            func spread(_ values: [Double]) -> String {
+                let sorted = values.sorted()
+                return String(format: "%.0f / %.0f ms", sorted[sorted.count / 2], sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * 0.99).rounded()))])
+            }
+            print("    medicd, \(result.killed) killed, median / p99: kill → crash recorded \(spread(result.phases.map(\.observed))), "
+                + "→ restart asked \(spread(result.phases.map(\.asked))), → restart done \(spread(result.phases.map(\.done)))")
+        }
         var failures: [String] = []
         for result in results where result.watchdogFired { failures.append("systemd's watchdog fired on medicd during a burst of \(result.killed)") }
         for result in results where result.contender == "systemd" && result.back.count < result.killed {
@@ -81,7 +93,8 @@ struct BurstScenario {
             try host.runInside(["systemctl", "start", "medic.service"])
             var result = try burst(killed, of: units, on: host, contender: "medicd")
             let audit = try AuditStore(stateDirectory: bench + "/medic-state", readOnly: true)
-            let records = try audit.records(AuditQuery(kinds: [.stepIntent, .guardStopped, .escalation]))
+            let records = try audit.records(AuditQuery(kinds: [.observation, .stepIntent, .stepResult, .guardStopped, .escalation]))
+            result.phases = Self.phases(records, killedAt: result.killedAt)
             result.restarts = records.filter { $0.kind == AuditRecord.Kind.stepIntent.rawValue && $0.step == "restart" }.count
             result.held = Set(records.filter { $0.kind == AuditRecord.Kind.guardStopped.rawValue }.compactMap(\.target)).count
             result.escalations = records.filter { $0.kind == AuditRecord.Kind.escalation.rawValue }.count
@@ -95,6 +108,18 @@ struct BurstScenario {
             try host.runInside(["systemctl", "start"] + units)
         }
         return results
+    }
+
+    /// Per restarted unit: kill → its crash recorded, → the restart asked, → the restart done.
+    private static func phases(_ records: [StoredRecord], killedAt: [String: Int64]) -> [(observed: Double, asked: Double, done: Double)] {
+        killedAt.compactMap { unit, killed in
+            let mine = records.filter { $0.target == unit && $0.wallMicroseconds >= killed }
+            guard let observed = mine.first(where: { $0.kind == AuditRecord.Kind.observation.rawValue })?.wallMicroseconds,
+                  let asked = mine.first(where: { $0.kind == AuditRecord.Kind.stepIntent.rawValue && $0.step == "restart" })?.wallMicroseconds,
+                  let done = mine.first(where: { $0.kind == AuditRecord.Kind.stepResult.rawValue && $0.step == "restart" })?.wallMicroseconds
+            else { return nil }
+            return (Double(observed - killed) / 1000, Double(asked - observed) / 1000, Double(done - asked) / 1000)
+        }
     }
 
     private func setRestart(_ policy: String, on host: TestHost) throws {
@@ -113,6 +138,7 @@ struct BurstScenario {
             killedAt[unit] = Self.monotonicMicroseconds()
             kill(pid, SIGKILL)
         }
+
         var back: [String: Double] = [:]
         let deadline = ContinuousClock.now + .seconds(60)
         var lastProgress = ContinuousClock.now
@@ -126,7 +152,7 @@ struct BurstScenario {
                 lastProgress = .now
             }
         }
-        return Result(contender: contender, killed: count, back: Array(back.values))
+        return Result(contender: contender, killed: count, back: Array(back.values), killedAt: killedAt.mapValues(monotonicToWall))
     }
 
     /// Each unit's ActiveEnterTimestampMonotonic, if it is active now.
