@@ -21,12 +21,14 @@ public struct LimitWatch: Sendable, Codable, Equatable {
 /// socket's status. A reload starts a new watcher before the old one has ended: each takes a
 /// generation, and only the newest one's account counts.
 public final class LimitWatchBoard: Sendable {
-    private let state = Mutex<(generation: Int, watches: [LimitWatch])>((0, []))
+    private let state = Mutex<(generation: Int, watches: [String: [LimitWatch]])>((0, [:]))
 
     public init() {}
 
     /// Every limit, by target then limit.
-    public var all: [LimitWatch] { state.withLock { $0.watches } }
+    public var all: [LimitWatch] {
+        state.withLock { $0.watches }.sorted { $0.key < $1.key }.flatMap { $0.value.sorted { $0.limit < $1.limit } }
+    }
 
     /// Starts a new account (a watcher starts); returns its generation.
     public func begin() -> Int {
@@ -41,9 +43,7 @@ public final class LimitWatchBoard: Sendable {
     public func set(_ target: String, _ entries: [LimitWatch], generation: Int) {
         state.withLock { state in
             guard state.generation == generation else { return }
-            state.watches.removeAll { $0.target == target }
-            state.watches.append(contentsOf: entries)
-            state.watches.sort { ($0.target, $0.limit) < ($1.target, $1.limit) }
+            state.watches[target] = entries
         }
     }
 
