@@ -273,7 +273,7 @@ struct BenchmarkSmokeTests {
                 #expect(lines.contains { $0.hasPrefix(contender + " ") && $0.contains(" \(killed) ") && $0.contains(" ms") }, "\(contender), \(killed)")
             }
         }
-        #expect(lines.filter { $0.hasPrefix("medicd ") && $0.contains("never fired") }.count == 2)
+        #expect(lines.filter { $0.hasPrefix("medicd ") && $0.contains("did not fire") }.count == 2)
         // 6: medic-bench's figures.
         #expect(run.output.contains("observations/s on one core"))
         #expect(run.output.contains("durable appends"))

@@ -43,7 +43,7 @@ struct BurstScenario {
             }
             let medic = result.contender == "medicd"
             return [result.contender, "\(result.killed) of \(total)", "\(sorted.count)", at(0.5), at(0.99), at(1),
-                    medic ? "\(result.restarts) / \(result.held) / \(result.escalations)" : "", medic ? (result.watchdogFired ? "FIRED" : "never fired") : ""]
+                    medic ? "\(result.restarts) / \(result.held) / \(result.escalations)" : "", medic ? (result.watchdogFired ? "FIRED" : "did not fire") : ""]
         }).render())
         for result in results where !result.phases.isEmpty {
             func spread(_ values: [Double]) -> String {
