@@ -80,17 +80,9 @@ actor DetectorSet {
     /// Runs `detector`, its observations handed to the engine in order; what it finds while the
     /// engine records the last ones goes together, in one write.
     private static func run(_ detector: any Detector, into engine: Engine) async throws {
-        let batcher = Batcher<Observation>()
-        async let delivered: Void = batcher.run { await engine.handle($0) }
-        do {
+        try await Batcher<Observation>.pipe(to: { await engine.handle($0) }) { batcher in
             try await detector.run { observation in batcher.add(observation.withHostPressure()) }
-        } catch {
-            batcher.finish()
-            await delivered
-            throw error
         }
-        batcher.finish()
-        await delivered
     }
 
     private func stop(_ key: String) async {

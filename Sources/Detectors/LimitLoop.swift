@@ -25,6 +25,10 @@ struct LimitLoop {
     var following: Set<String> = []
     private let mounts: [String]
     private let hostPressureLimits: [ResourceLimit]
+    /// Per target with any, the limits the kernel can tell about: pressure above a threshold
+    /// (a PSI trigger), memory above one (memory.events, where cgroup2 has the memory
+    /// controller).
+    private let eventLimits: [String: [ResourceLimit]]
 
     static let host = TargetSelector.hostName
 
@@ -34,19 +38,19 @@ struct LimitLoop {
         self.generation = generation
         mounts = watcher.hostLimits.compactMap { if case .disk(let path) = $0.resource { path } else { nil } }
         hostPressureLimits = watcher.hostLimits.filter { if case .pressure = $0.resource { true } else { false } }
-    }
-
-    /// The limits of `target` the kernel can tell about: pressure above a threshold (a PSI
-    /// trigger), memory above one (memory.events, where cgroup2 has the memory controller).
-    private func eventLimits(_ limits: [ResourceLimit]) -> [ResourceLimit] {
-        limits.filter { limit in
+        let memoryEvents = watcher.sampler.unifiedMemory
+        let byEvent = { (limit: ResourceLimit) -> Bool in
             guard limit.comparison == .greater || limit.comparison == .greaterOrEqual else { return false }
             switch limit.resource {
             case .pressure: return true
-            case .memory: return watcher.sampler.unifiedMemory
+            case .memory: return memoryEvents
             default: return false
             }
         }
+        // The host has pressure files, not a cgroup's memory.events.
+        let hostByEvent = hostPressureLimits.filter(byEvent)
+        eventLimits = watcher.unitLimits.mapValues { $0.filter(byEvent) }.filter { !$0.value.isEmpty }
+            .merging(hostByEvent.isEmpty ? [:] : [Self.host: hostByEvent]) { units, _ in units }
     }
 
     /// Samples every target's limits that no event covers, and arms what can be armed.
@@ -96,8 +100,7 @@ struct LimitLoop {
     /// there. A trigger whose cgroup went away (the unit stopped) was disarmed by `LimitEvents`;
     /// it is armed again once the cgroup is back.
     private mutating func arm(_ target: String, _ limits: [ResourceLimit], group: String?) {
-        let candidates = eventLimits(limits)
-        guard !candidates.isEmpty else { return }
+        guard let candidates = eventLimits[target] else { return }
         let place = group ?? "/proc/pressure"
         if events.isArmed(target), armedIn[target] == place { return }
         if let unarmable = unarmable[target], unarmable.group == place { return }
@@ -113,16 +116,17 @@ struct LimitLoop {
         var armed: Set<ResourceLimit> = []
         var problems: [String] = []
         for limit in candidates {
-            let problem: String?
-            switch limit.resource {
-            case .pressure(let pressure):
-                let path = directory + "/" + (group == nil ? pressure.rawValue : pressure.name)
-                problem = events.armPressure(path, share: limit.threshold, window: ResourceWatcher.triggerWindow, for: target)
-                if problem == nil { armed.insert(limit) }
-            default:
-                problem = events.watchChanges(directory + "/memory.events", for: target)
+            guard case .pressure(let pressure) = limit.resource else { continue }
+            let path = directory + "/" + (group == nil ? pressure.rawValue : pressure.name)
+            if let problem = events.armPressure(path, share: limit.threshold, window: ResourceWatcher.triggerWindow, for: target) {
+                problems.append(problem)
+            } else {
+                armed.insert(limit)
             }
-            if let problem { problems.append(problem) }
+        }
+        // One watch of memory.events wakes every memory limit of the target.
+        if candidates.contains(where: { $0.resource == .memory }), let problem = events.watchChanges(directory + "/memory.events", for: target) {
+            problems.append(problem)
         }
         triggered[target] = armed
         armedIn[target] = place
@@ -142,11 +146,12 @@ struct LimitLoop {
         let place = armedIn[target].map { $0 == "/proc/pressure" ? $0 : watcher.sampler.unifiedRoot + $0 }
         watcher.board.set(target, limits.map { limit in
             var how = every
+            let byEvent = eventLimits[target]?.contains(limit) ?? false
             if triggered[target]?.contains(limit) ?? false, case .pressure(let pressure) = limit.resource, let place {
                 how = "kernel event: PSI trigger on \(place)/\(place == "/proc/pressure" ? pressure.rawValue : pressure.name)"
-            } else if case .memory = limit.resource, eventLimits([limit]).count == 1, let place, armedIn[target] != nil, unarmable[target] == nil {
+            } else if byEvent, limit.resource == .memory, let place, unarmable[target] == nil {
                 how += ", and at once when \(place)/memory.events changes"
-            } else if !eventLimits([limit]).isEmpty, let problem = unarmable[target]?.reason {
+            } else if byEvent, let problem = unarmable[target]?.reason {
                 how += " (no kernel event: \(problem))"
             }
             return LimitWatch(target: target, limit: limit.description, how: how)

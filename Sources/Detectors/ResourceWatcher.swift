@@ -109,7 +109,8 @@ public struct ResourceWatcher: Sendable {
         facts["memory_bytes"] = sample.memoryBytes.map { String(Int64($0)) }
         facts["cpu_share"] = rates.cpu.map { String($0) }
         facts["tasks"] = sample.tasks.map { String(Int64($0)) }
-        for (pressure, share) in rates.stalls { facts[pressure.rawValue + "_pressure"] = String(share) }
+        for (pressure, average) in sample.pressures { facts[pressure.rawValue + "_pressure"] = String(average) }
+        for (pressure, share) in rates.stalls { facts[pressure.rawValue + "_stalled"] = String(share) }
         facts["oom_kills"] = sample.oomKills.map { String(Int64($0)) }
         return facts
     }

@@ -15,6 +15,8 @@ public struct UnitSample: Sendable, Equatable {
     /// How long some of the unit's tasks stalled on memory, CPU and IO so far, in seconds (PSI
     /// `some total`; a share of time comes from two samples), where the kernel gives it.
     public var stalls: [ResourceLimit.Pressure: Double] = [:]
+    /// The kernel's own 10-second averages of those (PSI `some avg10`, a fraction).
+    public var pressures: [ResourceLimit.Pressure: Double] = [:]
     /// OOM kills in the unit's cgroup so far (cgroup v2 memory.events).
     public var oomKills: Double?
     /// Where each figure came from: `cgroup2`, `cgroup1`, `systemd`, `proc`.
@@ -29,6 +31,7 @@ public struct UnitSample: Sendable, Equatable {
         sample.fds = fds ?? other.fds
         sample.fdLimit = fdLimit ?? other.fdLimit
         sample.stalls.merge(other.stalls) { mine, _ in mine }
+        sample.pressures.merge(other.pressures) { mine, _ in mine }
         sample.oomKills = oomKills ?? other.oomKills
         sample.sources.merge(other.sources) { mine, _ in mine }
         return sample
@@ -106,9 +109,9 @@ public struct UnitSampler: Sendable {
         }
         if figures.contains(.pressure) {
             for pressure in ResourceLimit.Pressure.allCases {
-                if let text = files.read(v2 + "/" + pressure.name), let total = HostPressure.someTotal(text) {
-                    sample.stalls[pressure] = total
-                }
+                guard let text = files.read(v2 + "/" + pressure.name) else { continue }
+                sample.stalls[pressure] = HostPressure.someTotal(text)
+                sample.pressures[pressure] = HostPressure.someAverage10(text).map { $0 / 100 }
             }
             sample.oomKills = files.keyed(v2 + "/memory.events", "oom_kill")
         }

@@ -44,33 +44,31 @@ public actor UnitWatcher {
         await ready()
         // Signals are taken as they come; what they mean is delivered in order, and what came
         // during one delivery (a burst of crashes) goes together in the next.
-        let batcher = Batcher<WatcherEvent>()
-        async let delivered: Void = batcher.run { events in
+        await Batcher<WatcherEvent>.pipe(to: { events in
             for event in Self.merged(events) { await deliver(event) }
-        }
-        for await event in manager.bus.events {
-            switch event {
-            case .disconnected(let error):
-                logger.warning("lost the bus (\(error)); reconnecting")
-                batcher.add(.busLost("\(error)"))
-            case .connected:
-                logger.notice("bus reconnected; re-reading the targets")
-                batcher.add(.busRestored)
-                do {
-                    batcher.add(.observations(try await snapshot()))
-                } catch {
-                    logger.error("re-reading units after reconnect failed: \(error)")
+        }) { batcher in
+            for await event in manager.bus.events {
+                switch event {
+                case .disconnected(let error):
+                    logger.warning("lost the bus (\(error)); reconnecting")
+                    batcher.add(.busLost("\(error)"))
+                case .connected:
+                    logger.notice("bus reconnected; re-reading the targets")
+                    batcher.add(.busRestored)
+                    do {
+                        batcher.add(.observations(try await snapshot()))
+                    } catch {
+                        logger.error("re-reading units after reconnect failed: \(error)")
+                    }
+                case .unitChanged, .jobNew, .jobRemoved:
+                    var observations: [Observation] = []
+                    for observation in tracker.ingest(event, at: .now()) {
+                        observations.append(await namingFailedCommand(observation).withHostPressure())
+                    }
+                    if !observations.isEmpty { batcher.add(.observations(observations)) }
                 }
-            case .unitChanged, .jobNew, .jobRemoved:
-                var observations: [Observation] = []
-                for observation in tracker.ingest(event, at: .now()) {
-                    observations.append(await namingFailedCommand(observation).withHostPressure())
-                }
-                if !observations.isEmpty { batcher.add(.observations(observations)) }
             }
         }
-        batcher.finish()
-        await delivered
     }
 
     /// `events` with each run of observations as one.

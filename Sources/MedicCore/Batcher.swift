@@ -22,6 +22,25 @@ public final class Batcher<Item: Sendable>: Sendable {
     /// No more items: `run` returns once everything added is delivered.
     public func finish() { continuation.finish() }
 
+    /// Runs `produce` with a batcher whose batches go to `deliver` meanwhile; returns (or
+    /// rethrows) once everything produced is delivered.
+    public static func pipe(
+        isolation: isolated (any Actor)? = #isolation,
+        to deliver: @escaping @Sendable ([Item]) async -> Void, _ produce: (Batcher<Item>) async throws -> Void
+    ) async rethrows {
+        let batcher = Batcher<Item>()
+        async let delivered: Void = batcher.run(deliver)
+        do {
+            try await produce(batcher)
+        } catch {
+            batcher.finish()
+            await delivered
+            throw error
+        }
+        batcher.finish()
+        await delivered
+    }
+
     /// Delivers everything added, in order, in batches, until `finish()`.
     public func run(_ deliver: ([Item]) async -> Void) async {
         for await _ in signal {

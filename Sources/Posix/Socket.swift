@@ -199,10 +199,10 @@ public final class Socket: Sendable {
         guard Glibc.shutdown(fd, Int32(SHUT_WR)) == 0 else { return }
         let deadline = ContinuousClock.now + timeout
         var discarded = 0
+        var buffer = [UInt8](repeating: 0, count: 65_536)
         while discarded < limit {
             let left = deadline - ContinuousClock.now
             guard left > .zero, waitReadable(left) else { return }
-            var buffer = [UInt8](repeating: 0, count: 65_536)
             let n = recv(fd, &buffer, buffer.count, Int32(MSG_DONTWAIT))
             if n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN) { return }
             discarded += max(n, 0)

@@ -51,6 +51,7 @@ struct ResourceTests {
         #expect(sample.tasks == 7)
         #expect(sample.sources["memory"] == "cgroup2")
         #expect(sample.stalls[.memory] == 1.5)
+        #expect(sample.pressures[.memory] == 0.12)
         #expect(sample.oomKills == 1)
         #expect((sample.fds ?? 0) > 0, "this test process has open files")
         #expect(sample.fdLimit.map { $0 > 0 } == true)
@@ -70,7 +71,7 @@ struct ResourceTests {
         try "52428800\n".write(toFile: group + "/memory.current", atomically: true, encoding: .utf8)
         let memoryOnly = UnitSampler(unifiedRoot: root + "/unified", v1Root: root + "/v1").sample(controlGroup: "/system.slice/web.service", figures: [.memory])
         #expect(memoryOnly.sources == ["memory": "proc"])
-        #expect(memoryOnly.cpuSeconds == nil && memoryOnly.tasks == nil && memoryOnly.fds == nil && memoryOnly.stalls.isEmpty)
+        #expect(memoryOnly.cpuSeconds == nil && memoryOnly.tasks == nil && memoryOnly.fds == nil && memoryOnly.stalls.isEmpty && memoryOnly.pressures.isEmpty)
     }
 
     @Test("a real cgroup's files stay open between rounds and read fresh each time; unread ones are closed, a removed cgroup reads as gone")
