@@ -110,6 +110,8 @@ let package = Package(
             ]
         ),
         // A disposable real systemd for tests and the demo.
+        // Post-mortems from the audit log: Markdown, and an HTML page with the timeline drawn.
+        .target(name: "Reports", dependencies: ["Audit", "MedicCore"]),
         .target(name: "TestHost", dependencies: ["Systemd", "Audit", "MedicCore", "Posix", "Actions", "CSpawn"], path: "Tools/TestHost"),
         // medicd's logic: settings, assembly, the services it runs (supervisor, detectors,
         // reloader, control socket, metrics, retention, watchdog), incident recovery.
@@ -139,7 +141,7 @@ let package = Package(
         .executableTarget(
             name: "medic",
                 dependencies: [
-                "MedicCore", "Playbooks", "Audit", "Simulation", "Control", "Systemd", "Posix",
+                "MedicCore", "Playbooks", "Audit", "Reports", "Simulation", "Control", "Systemd", "Posix",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -162,6 +164,7 @@ let package = Package(
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Simulation", "Playbooks", "MedicCore", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "DaemonTests", dependencies: ["Daemon", "MedicCore", "Playbooks", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "FleetTests", dependencies: ["Fleet", "MedicCore", "TestHost"]),
+        .testTarget(name: "ReportsTests", dependencies: ["Reports", "Audit", "MedicCore"]),
         .testTarget(name: "AuditTests", dependencies: ["Audit", "MedicCore", .product(name: "GRDB", package: "GRDB.swift")]),
         .testTarget(
             name: "IntegrationTests",

@@ -1,3 +1,4 @@
+import GRDB
 import Foundation
 import MedicCore
 
@@ -75,5 +76,14 @@ extension AuditStore {
             try StoredRecord.fetchAll(db, sql: "SELECT * FROM record WHERE incident >= ? ORDER BY seq", arguments: [first])
         }
         return IncidentSummary.from(rows).filter { opened.contains($0.id) }
+    }
+}
+
+extension AuditStore {
+    /// Every record of these incidents, in the order they were written.
+    public func records(ofIncidents ids: Set<Int64>) throws -> [StoredRecord] {
+        try read { db in
+            try StoredRecord.filter(ids.sorted().contains(Column("incident"))).order(Column("seq")).fetchAll(db)
+        }
     }
 }

@@ -14,6 +14,8 @@ struct GuardStop {
     var `guard`: String
     var message: String
     var then: Then
+    /// Facts recorded with the stop, beside the guard's name.
+    var facts: [String: String] = [:]
 }
 
 extension EngineCore {
@@ -36,8 +38,13 @@ extension EngineCore {
         }
         if step.isDestructive {
             for dependency in dependencies(of: incident) where targets[dependency]?.healthy == false {
-                let parent = targets[dependency]?.incidents.values.min().map { " (incident \($0))" } ?? ""
-                return GuardStop(guard: "dependency", message: "\(target) depends on \(dependency), which is unhealthy\(parent); waiting for it instead of restarting a victim", then: .hold(until: nil))
+                let parentIncident = targets[dependency]?.incidents.values.min()
+                let parent = parentIncident.map { " (incident \($0))" } ?? ""
+                var facts = ["waits_for": dependency]
+                if let parentIncident { facts["waits_for_incident"] = String(parentIncident) }
+                return GuardStop(
+                    guard: "dependency", message: "\(target) depends on \(dependency), which is unhealthy\(parent); waiting for it instead of restarting a victim",
+                    then: .hold(until: nil), facts: facts)
             }
             if let hold = stormHold(incident.playbook, at: now) {
                 if groups[incident.playbook.name]?.paged == false {

@@ -107,7 +107,7 @@ extension EngineCore {
             emit(.record(AuditRecord(
                 kind: .guardStopped, time: now, target: incident.target, incident: id, playbook: incident.playbook.name,
                 playbookHash: incident.playbook.contentHash, step: step.name, message: "\(step.name) stopped: \(stop.message)",
-                details: [AuditFact.guardName.name: stop.guard, AuditFact.result.name: "refused"])))
+                details: stop.facts.merging([AuditFact.guardName.name: stop.guard, AuditFact.result.name: "refused"]) { $1 })))
             switch stop.then {
             case .hold(let until):
                 incident.phase = .held(index, reason: stop.message, guard: stop.guard)

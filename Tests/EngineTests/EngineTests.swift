@@ -199,7 +199,11 @@ struct EngineTests {
             """
         let out = try simulate([app], timeline)
         let appRestarts = out.steps("restart").filter { $0.record.target == "app.service" }
-        #expect(out.of(.guardStopped).contains { $0.record.message.contains("depends on db.service, which is unhealthy") })
+        let stop = try #require(out.of(.guardStopped).first { $0.record.message.contains("depends on db.service, which is unhealthy") })
+        // What it waits for, as facts (a post-mortem page draws the two incidents together).
+        let dbIncident = out.of(.incidentOpened).first { $0.record.target == "db.service" }?.record.incident
+        #expect(stop.record.details["waits_for"] == "db.service")
+        #expect(stop.record.details["waits_for_incident"] == dbIncident.map { String($0) }, "\(stop.record.details)")
         #expect(appRestarts.count == 1)
         #expect(appRestarts.first.map { $0.at >= .seconds(60) } == true, "restarted only after db came back")
     }

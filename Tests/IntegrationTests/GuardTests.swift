@@ -52,6 +52,9 @@ struct GuardTests {
             #expect(try medicd.records(kinds: [.observation]).contains { $0.message.hasPrefix("start limit hit") })
             #expect(try medicd.records(kinds: [.stepIntent]).allSatisfy { $0.step != "restart" }, "\(log)")
             #expect(try medicd.records(kinds: [.escalation]).contains { $0.facts["level"] == "1" })
+            // The page: the escalation and the notifications as markers, no restart bar.
+            let page = try checkReportPage(state: medicd.state, incident: try #require(opened.incident))
+            #expect(page.marks("marker escalation") >= 1 && page.marks("marker notification") >= 1, "\(page.dom.count)")
             let state = try await manager.state(of: "bad.service")
             #expect(state.activeState == "failed")
             #expect(state.nRestarts == 3)

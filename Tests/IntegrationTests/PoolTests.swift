@@ -111,6 +111,12 @@ struct PoolTests {
                 #expect(back.message.contains("returned to service"), "\(back.message)")
                 #expect(try haproxy.serverStatus()["s1"]?.hasPrefix("MAINT") == false)
                 #expect(records.contains { $0.kind == "step-result" && $0.step == "restart" && $0.facts["result"] == "succeeded" })
+                if fault == .hang {
+                    // The page of a hang behind HAProxy: the server's pool band, in service, in
+                    // maintenance, and in service again.
+                    let page = try checkReportPage(state: medicd.state, incident: try #require(out.incident))
+                    #expect(page.marks("pool pool-ready") == 2 && page.marks("pool pool-maint") == 1, "\(page.dom.count)")
+                }
 
                 let trigger = try #require(records.first { $0.kind == "incident-opened" })
                 let observation = try #require(records.last { $0.kind == "observation" && $0.target == "app1.service" && $0.seq! < trigger.seq! })

@@ -47,6 +47,9 @@ struct RebootTests {
             #expect(result.facts["boot_before"] != nil && result.facts["boot_before"] != result.facts["boot_after"])
             print("reboot: \(result.message)")
             #expect(records.contains { $0.kind == "daemon" && $0.message.hasPrefix("the host booted again") })
+            // The page: the reboot as a bar from its intent to its result across the boot.
+            let page = try checkReportPage(state: medicd.state, incident: try #require(intent.incident))
+            #expect(page.stepMarks.contains(try #require(result.seq)))
 
             // A second crash inside the window: the reboot is refused, counted across the reboot.
             kill(try #require(host.processes(ofUnit: "app.service").first), SIGKILL)

@@ -178,6 +178,9 @@ struct RemedyTests {
             #expect(evidence.facts["evidence.host"]?.contains("MemAvailable") == true)
             let restart = try #require(records.first { $0.kind == "step-intent" && $0.step == "restart" })
             #expect(evidence.seq! < restart.seq!)
+            // The post-mortem page of this crash: its evidence folded under the record table.
+            let page = try checkReportPage(state: medicd.state, incident: try #require(evidence.incident))
+            #expect(page.dom.contains("line 5 before the crash") && page.dom.contains("<details><summary>journal — 3 lines"))
         }
     }
 }

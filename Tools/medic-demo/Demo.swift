@@ -58,6 +58,7 @@ struct Demo {
             on:
               - when: crashed
                 do:
+                  - collect: { journal: 20 }
                   - restart: { timeout: 30s }
                   - verify: { healthy: within 10s, for: 1s }
             """
@@ -102,6 +103,10 @@ struct Demo {
         }
         say("medic audit --state \(work)/state")
         print(shell(medic, ["audit", "--state", work + "/state"]))
+        let page = FileManager.default.temporaryDirectory.path + "/medic-demo-incident-1.html"
+        say("medic report 1 --format html --output \(page)")
+        _ = shell(medic, ["report", "1", "--state", work + "/state", "--format", "html", "--output", page])
+        print("    the post-mortem page, timeline drawn, kept after the demo: open \(page) in a browser")
         say("medicd's own log (stdout, with journald priority prefixes)")
         print(medicd.output)
     }
