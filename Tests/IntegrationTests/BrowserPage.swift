@@ -40,6 +40,16 @@ struct BrowserPage {
         return BrowserPage(dom: dump.output, console: console.map(String.init), screenshot: screenshot)
     }
 
+    /// `path` printed to PDF by the browser (its print styles applied); nil if it could not.
+    static func printed(_ path: String) throws -> Data? {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let run = try ChildProcess(chromium, ["--no-sandbox", "--disable-gpu", "--user-data-dir=\(dir)/profile", "--no-pdf-header-footer",
+                                              "--print-to-pdf=\(dir)/page.pdf", "file://\(path)"], logPath: dir + "/log")
+        if run.waitForExit(timeout: .seconds(60)) == nil { _ = run.stop() }
+        return FileManager.default.contents(atPath: dir + "/page.pdf")
+    }
+
     /// The targets of the timeline's lanes, top to bottom.
     var lanes: [String] { Self.matches(#"<g class="lane" data-target="([^"]*)""#, in: dom).map(Self.unescape) }
     /// The record each step bar links to.

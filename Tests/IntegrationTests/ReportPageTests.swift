@@ -72,7 +72,7 @@ struct ReportPageTests {
         #expect(!tampered.dom.contains("<title>ran</title>"))
     }
 
-    @Test("medic report --since: every incident of the window on one time axis, a lane per target, the quiet hours cut short; Markdown and JSON too")
+    @Test("medic report --since: every incident of the window on one time axis, a lane per target, the quiet hours cut short; it prints; Markdown and JSON too")
     func window() async throws {
         let dir = try temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: dir) }
@@ -93,6 +93,8 @@ struct ReportPageTests {
         #expect(BrowserPage.matches(#"<g class="break">"#, in: page.dom).count == 2, "the hours between incidents are cut short")
         #expect(page.dom.contains("3h30m") && page.dom.contains("1h45m"), "a break says how long it was")
         #expect(page.screenshotTaken)
+        let pdf = try #require(try BrowserPage.printed(path), "the page did not print")
+        #expect(pdf.starts(with: Array("%PDF".utf8)) && pdf.count > 20_000, "\(pdf.count) bytes")
 
         let markdown = try medic(["report", "--since", "2026-11-29T00:00:00Z", "--state", dir])
         #expect(markdown.output.split(separator: "\n").filter { $0.hasPrefix("# Incident ") }.count == 3, "\(markdown.output)")
