@@ -87,3 +87,15 @@ extension AuditStore {
         }
     }
 }
+
+extension AuditStore {
+    /// The keys (`fingerprint startsAt status`) of the Alertmanager alerts recorded since then.
+    public func alertKeys(sinceWallMicroseconds since: Int64) throws -> [String] {
+        try read { db in
+            try String.fetchAll(db, sql: """
+                SELECT json_extract(details, '$.alert_key') FROM record
+                WHERE kind = 'observation' AND wallMicroseconds >= ? AND json_extract(details, '$.alert_key') IS NOT NULL ORDER BY seq
+                """, arguments: [since])
+        }
+    }
+}

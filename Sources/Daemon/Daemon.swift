@@ -132,6 +132,12 @@ public struct Daemon: Sendable {
             }
             services.append(resilient("metrics listener", HTTPListener.metrics(metrics, address: listen, engine: engine, logger: logger)))
         }
+        if let alerts = settings.alertmanager {
+            // The alerts recorded in the last week: their repeats after a restart open nothing.
+            let recorded: @Sendable () -> [String] = { (try? store.alertKeys(sinceWallMicroseconds: Timestamp.now().wallMicroseconds - 7 * 86_400_000_000)) ?? [] }
+            let listener = try AlertReceiver.listener(alerts, recorded: recorded, engine: engine, metrics: metrics, logger: logger)
+            services.append(resilient("alertmanager listener", listener))
+        }
         if let fleet {
             services.append(resilient("fleet membership", fleet.member(playbooks: directory.playbooks, engine: engine, logger: logger)))
             if let health = fleet.health(engine: engine, logger: logger) { services.append(resilient("fleet health listener", health)) }

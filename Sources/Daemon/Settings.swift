@@ -109,6 +109,7 @@ extension DaemonConfig {
         check("retention.keep_for", \.retainFor)
         check("retention.max_size", \.retainSize)
         check("fleet", \.fleet)
+        check("alertmanager", \.alertmanager)
         return changed
     }
 }

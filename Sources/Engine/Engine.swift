@@ -30,6 +30,11 @@ public actor Engine {
     private var auditFailure: (since: ContinuousClock.Instant, error: String)?
     private var retrying = false
     private var droppedObservations = 0
+    /// Commands ever put in the backlog, and ever carried out (their records durable): a
+    /// caller that must know its records are durable waits for `carried` to pass its own.
+    private var enqueued = 0
+    private var carried = 0
+    private var durabilityWaiters: [(upTo: Int, continuation: CheckedContinuation<Bool, Never>)] = []
 
     /// `onChange` is called whenever the status may have changed.
     public init(core: EngineCore, runner: StepRunner, audit: AuditSink, logger: Logger, onChange: (@Sendable (Status) -> Void)? = nil) {
@@ -54,6 +59,26 @@ public actor Engine {
     public func handle(_ observation: Observation) async {
         await carry(core.observe(observation))
     }
+
+    /// Records observations (and `records` of the daemon's own before them) and acts on them,
+    /// like `handle`, for a sender that must know they are durable before it says so (an
+    /// Alertmanager webhook is answered 2xx only then). True once their records are durable;
+    /// false at once, handing nothing over, while the audit log cannot be written (the sender
+    /// tries again later); false too if the write fails on the way (they then wait in the
+    /// backlog like every record).
+    public func handleDurably(_ observations: [Observation], records: [AuditRecord] = []) async -> Bool {
+        guard auditFailure == nil else { return false }
+        var commands = records.map { EngineCore.Command.record($0) }
+        for observation in observations { commands += core.observe(observation) }
+        let upTo = enqueued + commands.count
+        await carry(commands)
+        if carried >= upTo { return true }
+        if auditFailure != nil { return false }
+        return await withCheckedContinuation { durabilityWaiters.append((upTo, $0)) }
+    }
+
+    /// Whether a playbook covering `target` has a rule an alert can set off.
+    public func hasAlertRule(for target: String) -> Bool { core.hasAlertRule(for: target) }
 
     /// Records something the daemon itself went through (not about one target).
     public func note(_ message: String) async {
@@ -165,6 +190,7 @@ public actor Engine {
                 continue
             }
             backlog.append(command)
+            enqueued += 1
         }
     }
 
@@ -191,7 +217,17 @@ public actor Engine {
         var records = batch.compactMap { command -> AuditRecord? in
             if case .record(let record) = command { record } else { nil }
         }
-        guard await write(&records) else { return batch }
+        guard await write(&records) else {
+            for waiter in durabilityWaiters { waiter.continuation.resume(returning: false) }
+            durabilityWaiters.removeAll()
+            return batch
+        }
+        carried += batch.count
+        durabilityWaiters.removeAll { waiter in
+            guard waiter.upTo <= carried else { return false }
+            waiter.continuation.resume(returning: true)
+            return true
+        }
         for command in batch { perform(command) }
         return nil
     }

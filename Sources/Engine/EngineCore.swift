@@ -68,6 +68,14 @@ public struct EngineCore: Sendable {
     }
 
     /// The playbooks that cover a target (by name or glob), in order.
+    /// Whether a playbook covering `target` has a rule an alert can set off (not cached: the
+    /// names come from outside).
+    func hasAlertRule(for target: String) -> Bool {
+        index.values(selecting: target).contains { number in
+            playbooks[number].rules.contains { rule in rule.condition.triggers.contains { if case .alert = $0 { true } else { false } } }
+        }
+    }
+
     mutating func covering(_ target: String) -> [Int] {
         if let known = coverage[target] { return known }
         var found: [Int] = []

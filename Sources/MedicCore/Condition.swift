@@ -47,6 +47,8 @@ public enum Trigger: Sendable, Equatable, Hashable, CustomStringConvertible {
     case hostIsolated
     /// A fleet peer that was down or isolated is back and answers its probe.
     case hostReturned
+    /// Prometheus Alertmanager says this alert fires for the target.
+    case alert(AlertRule)
 
     /// The trigger's name as written.
     public var name: String {
@@ -60,6 +62,7 @@ public enum Trigger: Sendable, Equatable, Hashable, CustomStringConvertible {
         case .hostDown: "host-down"
         case .hostIsolated: "host-isolated"
         case .hostReturned: "host-returned"
+        case .alert: "alert"
         }
     }
 
@@ -68,12 +71,13 @@ public enum Trigger: Sendable, Equatable, Hashable, CustomStringConvertible {
         case .crashed(let kinds?): "crashed(\(kinds.map(\.rawValue).sorted().joined(separator: ", ")))"
         case .limit(let limit): limit.description
         case .journal(let pattern): "journal \"\(pattern)\""
+        case .alert(let rule): rule.description
         default: name
         }
     }
 
     /// The trigger names, for messages.
-    public static let names = ["crashed", "unhealthy", "heartbeat-missed", "heartbeat-late", "host-down", "host-isolated", "host-returned", "journal", "memory", "cpu", "fds", "tasks", "disk", "memory.pressure", "cpu.pressure", "io.pressure"]
+    public static let names = ["crashed", "unhealthy", "heartbeat-missed", "heartbeat-late", "host-down", "host-isolated", "host-returned", "journal", "alert", "memory", "cpu", "fds", "tasks", "disk", "memory.pressure", "cpu.pressure", "io.pressure"]
 }
 
 /// A resource limit: `memory > 1.5GiB for 1m`, `cpu > 90% for 5m`, `fds > 90%`, `disk / > 95%`.

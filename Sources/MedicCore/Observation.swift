@@ -54,6 +54,10 @@ public struct Observation: Sendable, Equatable {
         case hostReturned
         /// What this host saw of a fleet peer that opens nothing (another peer acts, a blip).
         case fleetNote
+        /// Alertmanager says an alert (by name) fires for the target, or is resolved. Its labels
+        /// are in the facts as `label.NAME`.
+        case alertFiring(String)
+        case alertResolved(String)
 
         /// A short stable name for the kind, as recorded (`observed`) and in metrics.
         public var label: String {
@@ -73,6 +77,8 @@ public struct Observation: Sendable, Equatable {
             case .hostIsolated: "host-isolated"
             case .hostReturned: "host-returned"
             case .fleetNote: "fleet-note"
+            case .alertFiring: "alert-firing"
+            case .alertResolved: "alert-resolved"
             }
         }
     }
@@ -113,14 +119,28 @@ public struct Observation: Sendable, Equatable {
             true
         case (.limitExceeded(let seen), .limit(let limit)): seen == limit
         case (.journalMatched(let seen), .journal(let pattern)): seen == pattern
+        case (.alertFiring, .alert(let rule)): rule.matches(alertLabels)
         default: false
         }
     }
 
+    /// An alert's labels, from the facts (`label.NAME`).
+    public var alertLabels: [String: String] {
+        var labels: [String: String] = [:]
+        for (key, value) in facts where key.hasPrefix(Self.labelPrefix) { labels[String(key.dropFirst(Self.labelPrefix.count))] = value }
+        return labels
+    }
+
+    /// Where an alert's labels are kept in the facts.
+    public static let labelPrefix = "label."
+
     /// What a health verdict is about. A target is healthy when its unit is up, its probe
-    /// passes and its heartbeats arrive (those of the three that it has).
+    /// passes and its heartbeats arrive (those of the three that it has), and no alert about it
+    /// fires.
     public enum HealthAspect: Sendable, Hashable {
         case unit, probe, heartbeat, limit
+        /// One alert (by name): firing is unhealthy until Alertmanager says it is resolved.
+        case alert(String)
     }
 
     /// Which aspect of health this observation speaks of.
@@ -129,6 +149,7 @@ public struct Observation: Sendable, Equatable {
         case .unhealthy, .healthy: .probe
         case .heartbeatMissed, .heartbeatResumed: .heartbeat
         case .limitExceeded, .limitCleared: .limit
+        case .alertFiring(let name), .alertResolved(let name): .alert(name)
         default: .unit
         }
     }
@@ -137,8 +158,8 @@ public struct Observation: Sendable, Equatable {
     /// nothing either way.
     public var health: Bool? {
         switch kind {
-        case .crashed, .unhealthy, .heartbeatMissed, .hostDown: return false
-        case .healthy, .heartbeatResumed, .limitCleared, .hostReturned: return true
+        case .crashed, .unhealthy, .heartbeatMissed, .hostDown, .alertFiring: return false
+        case .healthy, .heartbeatResumed, .limitCleared, .hostReturned, .alertResolved: return true
         case .limitExceeded: return false
         case .stateChanged, .stoppedByRequest:
             switch facts["ActiveState"] {

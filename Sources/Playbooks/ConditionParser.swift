@@ -7,6 +7,7 @@ import MedicCore
 ///     factor  := 'not' factor | '(' expr ')' | atom
 ///     atom    := 'crashed' ['(' kind {',' kind} ')'] | 'unhealthy' | 'heartbeat-missed'
 ///              | 'heartbeat-late' | 'host-down' | 'host-isolated' | 'host-returned' | 'journal' QUOTED
+///              | 'alert' QUOTED ['{' label op QUOTED {',' label op QUOTED} '}']   (op: = != =~ !~)
 ///              | resource OP value ['for' duration]            (memory, cpu, fds, tasks, disk PATH)
 ///              | metric OP number ['in' duration]              (restarts, failures, host.*)
 struct ConditionParser {
@@ -53,7 +54,7 @@ struct ConditionParser {
         while i < chars.count {
             let c = chars[i]
             if c.isWhitespace { i += 1; continue }
-            if c == "(" || c == ")" || c == "," {
+            if c == "(" || c == ")" || c == "," || c == "{" || c == "}" {
                 tokens.append(Token(text: String(c), offset: i)); i += 1; continue
             }
             if c == "\"" || c == "'" {
@@ -61,13 +62,13 @@ struct ConditionParser {
                 tokens.append(Token(text: String(chars[(i + 1)..<close]), offset: i, quoted: true))
                 i = close + 1; continue
             }
-            if "<>=".contains(c) {
+            if "<>=!".contains(c) {
                 var j = i + 1
-                if j < chars.count, chars[j] == "=" { j += 1 }
+                if j < chars.count, chars[j] == "=" || (chars[j] == "~" && "=!".contains(c)) { j += 1 }
                 tokens.append(Token(text: String(chars[i..<j]), offset: i)); i = j; continue
             }
             var j = i
-            while j < chars.count, !chars[j].isWhitespace, !"(),<>=\"'".contains(chars[j]) { j += 1 }
+            while j < chars.count, !chars[j].isWhitespace, !"(),{}<>=!\"'".contains(chars[j]) { j += 1 }
             tokens.append(Token(text: String(chars[i..<j]), offset: i)); i = j
         }
         return tokens
@@ -142,6 +143,8 @@ struct ConditionParser {
                 throw Failure(offset: pattern.offset, message: "journal needs a quoted pattern, e.g. journal \"Out of memory\"")
             }
             return .trigger(.journal(pattern.text))
+        case "alert":
+            return .trigger(.alert(try alertRule()))
         case "memory", "cpu", "fds", "tasks", "disk", "memory.pressure", "cpu.pressure", "io.pressure":
             return .trigger(.limit(try limit(token)))
         default:
@@ -151,6 +154,38 @@ struct ConditionParser {
             if let close = suggestion(for: token.text, among: known) { message += " (did you mean '\(close)'?)" }
             throw Failure(offset: token.offset, message: message + "; triggers: \(Trigger.names.joined(separator: ", ")); metrics: \(Metric.allCases.map(\.rawValue).joined(separator: ", "))")
         }
+    }
+
+    /// `"NAME" [{ label OP "value", … }]` after `alert`.
+    private mutating func alertRule() throws -> AlertRule {
+        let name = try next("a quoted alert name")
+        guard name.quoted, !name.text.isEmpty else {
+            throw Failure(offset: name.offset, message: "alert needs the alert's name in quotes, e.g. alert \"HighErrorRate\"")
+        }
+        var rule = AlertRule(name: name.text)
+        guard accept("{") else { return rule }
+        repeat {
+            let label = try next("a label name")
+            guard !label.quoted, label.text.first.map({ $0.isLetter || $0 == "_" }) == true,
+                  label.text.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }) else {
+                throw Failure(offset: label.offset, message: "'\(label.text)' is not a label name (letters, digits and _, e.g. job)")
+            }
+            let opToken = try next("a matcher (=, !=, =~, !~)")
+            guard let op = LabelMatcher.Operator(rawValue: opToken.text) else {
+                throw Failure(offset: opToken.offset, message: "expected =, !=, =~ or !~ after '\(label.text)', found '\(opToken.text)'")
+            }
+            let value = try next("a quoted value")
+            guard value.quoted else {
+                throw Failure(offset: value.offset, message: "the value of '\(label.text)' goes in quotes, e.g. \(label.text) \(op.rawValue) \"\(value.text)\"")
+            }
+            guard let matcher = LabelMatcher(label: label.text, op: op, value: value.text) else {
+                throw Failure(offset: value.offset, message: "'\(value.text)' is not a valid regular expression")
+            }
+            rule.matchers.append(matcher)
+        } while accept(",")
+        let close = try next("'}'")
+        guard close.text == "}", !close.quoted else { throw Failure(offset: close.offset, message: "expected '}' or ',' after the matcher, found '\(close.text)'") }
+        return rule
     }
 
     private mutating func comparisonOperator() throws -> Comparison {

@@ -38,6 +38,7 @@ struct ConfigReader {
 
     static let topKeys = [
         "playbooks", "state", "runtime", "journal", "bus", "dry_run", "control", "metrics", "sampling", "retention", "guards", "receivers", "fleet",
+        "alertmanager",
     ]
 
     mutating func config(_ root: Node) -> DaemonConfig? {
@@ -80,6 +81,7 @@ struct ConfigReader {
             }
         }
         if let node = top["fleet"]?.value { config.fleet = fleet(node) }
+        if let node = top["alertmanager"]?.value { config.alertmanager = alertmanager(node) }
         if let node = top["guards"]?.value, let guards = playbooks.guardSettings(node, base: Guards()) { config.defaults.guards = guards }
         if let node = top["receivers"]?.value { config.defaults.receivers = playbooks.receivers(node) }
         return config
@@ -142,6 +144,42 @@ struct ConfigReader {
             }
         }
         return name == nil || address == nil || endpoints.isEmpty ? nil : fleet
+    }
+
+    /// The `alertmanager:` section: where the webhook is received, the token it must bring,
+    /// TLS, the largest body.
+    private mutating func alertmanager(_ node: Node) -> AlertmanagerReceiver? {
+        guard let keys = playbooks.nodes.mapping(node, what: "'alertmanager'", allowed: ["listen", "token_file", "tls", "max_body"]) else { return nil }
+        guard let listenNode = keys["listen"]?.value, let listen = playbooks.nodes.string(listenNode, what: "'alertmanager.listen'") else {
+            playbooks.nodes.report(node, "'alertmanager' needs 'listen' (HOST:PORT, e.g. 127.0.0.1:9467)")
+            return nil
+        }
+        guard ListenAddress(listen) != nil else {
+            playbooks.nodes.report(listenNode, "'alertmanager.listen' must be HOST:PORT (e.g. 127.0.0.1:9467 or [::1]:9467); found '\(listen)'")
+            return nil
+        }
+        guard let tokenFile = path(keys["token_file"], "'alertmanager.token_file'") else {
+            if keys["token_file"] == nil {
+                playbooks.nodes.report(node, "'alertmanager' needs 'token_file': a file only root can read, holding the bearer token Alertmanager sends")
+            }
+            return nil
+        }
+        var receiver = AlertmanagerReceiver(listen: listen, tokenFile: tokenFile)
+        if let tls = keys["tls"]?.value, let files = playbooks.nodes.mapping(tls, what: "'alertmanager.tls'", allowed: ["cert", "key"]) {
+            receiver.certificateFile = path(files["cert"], "'alertmanager.tls.cert'")
+            receiver.keyFile = path(files["key"], "'alertmanager.tls.key'")
+            if receiver.certificateFile == nil || receiver.keyFile == nil {
+                playbooks.nodes.report(tls, "'alertmanager.tls' needs both 'cert' and 'key'")
+            }
+        }
+        if let node = keys["max_body"]?.value, let text = playbooks.nodes.string(node, what: "'alertmanager.max_body'") {
+            if let size = Quantity.parseSize(text), size >= 1024, size <= 64 * 1024 * 1024 {
+                receiver.maximumBody = Int(size)
+            } else {
+                playbooks.nodes.report(node, "'alertmanager.max_body' must be a size from 1KiB to 64MiB, e.g. 1MiB; found '\(text)'")
+            }
+        }
+        return receiver
     }
 
     /// An absolute path.

@@ -38,6 +38,8 @@ public struct DaemonConfig: Sendable, Equatable {
     public var retainSize: Int64 = 1 << 30
     /// The fleet this host belongs to (nil: none, a fleet of one).
     public var fleet: FleetConfig?
+    /// Where Alertmanager's webhook is received (nil: it is not; the default).
+    public var alertmanager: AlertmanagerReceiver?
     /// Guards and receivers every playbook starts from.
     public var defaults = PlaybookDefaults()
 
@@ -59,4 +61,26 @@ public struct DaemonConfig: Sendable, Equatable {
     public static let minimumSampleInterval: Duration = .milliseconds(50)
     public static let minimumRetainFor: Duration = .seconds(3600)
     public static let minimumRetainSize: Int64 = 1 << 20
+}
+
+/// The `alertmanager:` section: a listener for Alertmanager's webhook, off unless configured.
+public struct AlertmanagerReceiver: Sendable, Equatable {
+    /// HOST:PORT; a loopback address unless the config names another.
+    public var listen: String
+    /// A file owned by root and readable by nobody else, holding the bearer token Alertmanager
+    /// sends (its `http_config.authorization.credentials_file`).
+    public var tokenFile: String
+    /// TLS, when both are given.
+    public var certificateFile: String?
+    public var keyFile: String?
+    /// The largest body taken, in bytes.
+    public var maximumBody = 1 << 20
+
+    public init(listen: String, tokenFile: String) {
+        self.listen = listen
+        self.tokenFile = tokenFile
+    }
+
+    /// The path the webhook is posted to.
+    public static let path = "/alertmanager"
 }

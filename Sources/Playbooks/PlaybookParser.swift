@@ -129,6 +129,7 @@ struct PlaybookReader {
         case .unhealthy: return target.probe != nil
         case .heartbeatMissed: return target.heartbeat != nil
         case .hostDown, .hostIsolated, .hostReturned: return isPeers
+        case .alert: return !isPeers
         case .limit(let limit):
             if case .disk = limit.resource { return isHost }
             return !isPeers

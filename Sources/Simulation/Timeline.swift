@@ -10,8 +10,10 @@ import Playbooks
 ///
 /// Events: crashed (with kind), active, failed, inactive, stopped (an operator's stop), unhealthy,
 /// healthy, heartbeat-missed, heartbeat-late, host-down, host-isolated, host-returned, journal (with pattern), limit (with
-/// limit, e.g. "memory > 1.5GiB for 1m"). `fail` makes the next step of that kind on the target
-/// fail. `facts` adds facts, e.g. {"host.pressure.memory": "0.45"}.
+/// limit, e.g. "memory > 1.5GiB for 1m"), alert-firing and alert-resolved (with alert, and its
+/// labels: {"event": "alert-firing", "alert": "HighErrorRate", "labels": {"job": "web"}}).
+/// `fail` makes the next step of that kind on the target fail. `facts` adds facts, e.g.
+/// {"host.pressure.memory": "0.45"}.
 public struct Timeline: Sendable {
     /// One line of the file.
     public enum Entry: Sendable {
@@ -37,6 +39,8 @@ public struct Timeline: Sendable {
         var limit: String?
         var fail: String?
         var job: String?
+        var alert: String?
+        var labels: [String: String]?
         var facts: [String: String]?
     }
 
@@ -102,6 +106,14 @@ public struct Timeline: Sendable {
                 }
                 kind = .limitCleared(limit)
                 summary = "limit cleared: \(limit.name)"
+            case "alert-firing", "alert-resolved":
+                guard let alert = line.alert, !alert.isEmpty else {
+                    throw LineError(line: lineNumber, message: "an \(event) event needs 'alert' (the alert's name), e.g. \"alert\": \"HighErrorRate\"")
+                }
+                let firing = event == "alert-firing"
+                kind = firing ? .alertFiring(alert) : .alertResolved(alert)
+                for (label, value) in (line.labels ?? [:]).merging(["alertname": alert]) { $1 } { facts[Observation.labelPrefix + label] = value }
+                summary = "alert \(alert) \(firing ? "firing" : "resolved")"
             default:
                 throw LineError(line: lineNumber, message: "unknown event '\(event)'")
             }

@@ -62,23 +62,13 @@ struct UnwritableAuditTests {
             let medicd = try RunningMedicd.start(on: host, playbook: playbook(unit: "web.service", verify: "0s"))
             defer { medicd.process.stop() }
             // Another process holds the write lock, as a stuck backup or a careless sqlite3 would.
-            let intruder = try DatabaseQueue(path: medicd.state + "/" + AuditStore.fileName)
-            let locked = DispatchSemaphore(value: 0), release = DispatchSemaphore(value: 0)
-            Thread.detachNewThread {
-                try? intruder.writeWithoutTransaction { db in
-                    try db.execute(sql: "BEGIN EXCLUSIVE")
-                    locked.signal()
-                    release.wait()
-                    try db.execute(sql: "COMMIT")
-                }
-            }
-            locked.wait()
-            defer { release.signal() }
+            let lock = try AuditLogLock(state: medicd.state)
+            defer { lock.release() }
             kill(try #require(host.processes(ofUnit: "web.service").first), SIGKILL)
             #expect(await eventually(timeout: .seconds(10)) { medicd.process.output.contains("audit log write failed") })
             try await Task.sleep(for: .seconds(1))
             #expect(try await manager.state(of: "web.service").activeState != "active", "a step ran without its intent on record")
-            release.signal()
+            lock.release()
             let recovered = await eventually(timeout: .seconds(20)) {
                 ((try? medicd.records(kinds: [.incidentClosed]).contains { $0.facts["outcome"] == "recovered" }) ?? false)
             }

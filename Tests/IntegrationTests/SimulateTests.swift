@@ -12,7 +12,7 @@ struct SimulateTests {
     }
 
     @Test("every shipped playbook has a timeline, and simulating it opens an incident and acts", arguments: [
-        "web-backend", "hung-backend", "memory-leak", "unhealthy-503", "crash-loop", "full-disk", "host-down", "host-resources",
+        "web-backend", "hung-backend", "memory-leak", "unhealthy-503", "crash-loop", "full-disk", "host-down", "host-resources", "alert-error-rate",
     ])
     func everyShippedPlaybook(name: String) throws {
         let (status, output) = try medic([
@@ -41,6 +41,23 @@ struct SimulateTests {
             "--events", Paths.packageRoot + "/playbooks/timelines/host-resources.jsonl", "--horizon", "2h",
         ])
         #expect(output.components(separatedBy: "about to reboot").count - 1 == 1, "\(output)")
+    }
+
+    @Test("alert-error-rate: a firing alert drains and restarts the unit; it stays unhealthy until the alert is resolved, then returns to the pool; an alert of another job opens nothing")
+    func alertErrorRate() throws {
+        let (status, output) = try medic([
+            "simulate", Paths.packageRoot + "/playbooks/alert-error-rate.yaml",
+            "--events", Paths.packageRoot + "/playbooks/timelines/alert-error-rate.jsonl", "--horizon", "30m",
+        ])
+        #expect(status == 0, "\(output)")
+        let lines = output.split(separator: "\n")
+        let restart = try #require(lines.firstIndex { $0.contains("about to restart") }, "\(output)")
+        let resolved = try #require(lines.firstIndex { $0.contains("alert HighErrorRate resolved") }, "\(output)")
+        let ready = try #require(lines.firstIndex { $0.contains("about to pool ready") }, "\(output)")
+        #expect(restart < resolved && resolved < ready, "\(output)")
+        #expect(output.contains("recovered"), "\(output)")
+        let other = try simulate("alert-error-rate.yaml", #"{"at": "0s", "target": "web.service", "event": "alert-firing", "alert": "HighErrorRate", "labels": {"job": "api", "severity": "page"}}"#)
+        #expect(other.status == 0 && !other.output.contains("incident-opened"), "\(other.output)")
     }
 
     @Test("web-backend: a crash loop is restarted three times, then escalated, then retried slowly")

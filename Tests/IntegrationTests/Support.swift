@@ -1,6 +1,8 @@
 import Audit
 import Foundation
 import Glibc
+import GRDB
+import Synchronization
 import Systemd
 import TestHost
 
@@ -191,4 +193,32 @@ func startBackends(_ count: Int, in directory: String) throws -> (processes: [Ch
         try ChildProcess(try Paths.backend(), ["--port", String(port), "--name", "web\(index + 1)"], logPath: directory + "/web\(index + 1).log")
     }
     return (processes, ports)
+}
+
+/// Another process's exclusive lock on medicd's audit log, as a stuck backup or a careless
+/// sqlite3 would hold it, from `init` until `release()` (or deinit).
+final class AuditLogLock: Sendable {
+    private let released = DispatchSemaphore(value: 0)
+    private let done = Mutex(false)
+
+    init(state: String) throws {
+        let intruder = try DatabaseQueue(path: state + "/" + AuditStore.fileName)
+        let locked = DispatchSemaphore(value: 0), released = self.released
+        Thread.detachNewThread {
+            try? intruder.writeWithoutTransaction { db in
+                try db.execute(sql: "BEGIN EXCLUSIVE")
+                locked.signal()
+                released.wait()
+                try db.execute(sql: "COMMIT")
+            }
+        }
+        locked.wait()
+    }
+
+    deinit { release() }
+
+    func release() {
+        guard done.withLock({ was in defer { was = true }; return !was }) else { return }
+        released.signal()
+    }
 }

@@ -130,6 +130,20 @@ struct ConfigParserTests {
         #expect(again.description.contains("\(dir) is writable by group or others (mode 0775)"))
     }
 
+    @Test("alertmanager: off unless configured; its listener, token file, TLS and body limit, each problem at its place")
+    func alertmanager() throws {
+        #expect(try parse("dry_run: false\n").get().alertmanager == nil)
+        let config = try parse("alertmanager:\n  listen: 127.0.0.1:9467\n  token_file: /etc/medic/am.token\n  tls: { cert: /etc/medic/am.crt, key: /etc/medic/am.key }\n  max_body: 256KiB\n").get()
+        let receiver = try #require(config.alertmanager)
+        #expect(receiver.listen == "127.0.0.1:9467" && receiver.tokenFile == "/etc/medic/am.token" && receiver.maximumBody == 256 * 1024)
+        #expect(receiver.certificateFile == "/etc/medic/am.crt" && receiver.keyFile == "/etc/medic/am.key")
+        #expect(problems("alertmanager:\n  listen: 127.0.0.1:9467\n").contains { $0.contains("medic.yaml:2:3: 'alertmanager' needs 'token_file'") })
+        #expect(problems("alertmanager:\n  listen: nowhere\n  token_file: /t\n").contains { $0.contains("medic.yaml:2:11: 'alertmanager.listen' must be HOST:PORT") })
+        #expect(problems("alertmanager:\n  listen: 127.0.0.1:1\n  token_file: t\n").contains { $0.contains("'alertmanager.token_file' must be an absolute path") })
+        #expect(problems("alertmanager:\n  listen: 127.0.0.1:1\n  token_file: /t\n  tls: { cert: /c }\n").contains { $0.contains("'alertmanager.tls' needs both 'cert' and 'key'") })
+        #expect(problems("alertmanager:\n  listen: 127.0.0.1:1\n  token_file: /t\n  max_body: 1TiB\n").contains { $0.contains("'alertmanager.max_body' must be a size from 1KiB to 64MiB") })
+    }
+
     @Test("metrics on an address other than loopback are refused unless the config says public: true")
     func publicMetrics() throws {
         guard case .failure(let refused) = ConfigParser.parse(data: Array("metrics:\n  listen: 0.0.0.0:9466\n".utf8), file: "medic.yaml") else {

@@ -76,6 +76,42 @@ struct PlaybookParserTests {
         #expect(playbook.targets[0].limits == [memory])
     }
 
+    @Test("alert triggers: the alert's name and Prometheus's label matchers; a bad matcher is named at its place")
+    func alertTriggers() throws {
+        let playbook = try parse("""
+            playbook: alerts
+            targets:
+              - unit: web.service
+            on:
+              - when: alert "HighErrorRate" { job = "web", env != "test", severity =~ "page|critical", instance !~ "canary.*" } or alert 'Down'
+                do: [ restart ]
+            """).get()
+        guard case .or(.trigger(.alert(let rule)), .trigger(.alert(let down))) = playbook.rules[0].condition else {
+            Issue.record("\(playbook.rules[0].condition)")
+            return
+        }
+        #expect(rule.name == "HighErrorRate" && rule.matchers.count == 4 && down == AlertRule(name: "Down"))
+        #expect(rule.description == #"alert "HighErrorRate" { job = "web", env != "test", severity =~ "page|critical", instance !~ "canary.*" }"#)
+        let base = ["alertname": "HighErrorRate", "job": "web", "env": "prod", "severity": "critical", "instance": "web1:8080"]
+        #expect(rule.matches(base))
+        #expect(!rule.matches(base.merging(["job": "api"]) { $1 }))
+        #expect(!rule.matches(base.merging(["env": "test"]) { $1 }))
+        #expect(!rule.matches(base.merging(["severity": "critical-ish"]) { $1 }), "a regular expression matches the whole value")
+        #expect(!rule.matches(base.merging(["instance": "canary-1:8080"]) { $1 }))
+        #expect(!rule.matches(base.merging(["alertname": "Other"]) { $1 }))
+        #expect(rule.matches(base.filter { $0.key != "env" }), "an absent label is empty, and empty is not 'test'")
+
+        func problem(_ when: String) -> String {
+            problems("playbook: a\ntargets:\n  - unit: web.service\non:\n  - when: \(when)\n    do: [ restart ]\n").joined(separator: "\n")
+        }
+        #expect(problem("alert HighErrorRate").contains("alert needs the alert's name in quotes"))
+        #expect(problem(#"alert "X" { job == "web" }"#).contains("expected =, !=, =~ or !~ after 'job', found '=='"))
+        #expect(problem(#"alert "X" { job = web }"#).contains("the value of 'job' goes in quotes"))
+        #expect(problem(#"alert "X" { severity =~ "(" }"#).contains("'(' is not a valid regular expression"))
+        #expect(problem(#"alert "X" { job = "web" "#).contains("expected '}'"))
+        #expect(problem(#"alert "X" { job = "web" }"#).isEmpty)
+    }
+
     @Test("every problem is reported, each at its line and column")
     func allProblems() {
         let found = problems("""

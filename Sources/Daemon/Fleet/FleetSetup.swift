@@ -71,7 +71,7 @@ struct FleetSetup: Sendable {
     func health(engine: Engine, logger: Logger) -> HTTPListener? {
         guard let address = ListenAddress(config.address) else { return nil }
         let body = Array("medicd \(config.host)\n".utf8)
-        return HTTPListener(name: "fleet health", notServed: "the fleet's health endpoint is not served (peers will find this host unreachable)", address: address, routes: ["/health": { (.ok, "text/plain", body) }], engine: engine, logger: logger)
+        return HTTPListener(name: "fleet health", notServed: "the fleet's health endpoint is not served (peers will find this host unreachable)", address: address, routes: ["/health": .page { (.ok, "text/plain", body) }], engine: engine, logger: logger)
     }
 
     /// What `medic fleet` shows.
@@ -90,18 +90,7 @@ struct FleetSetup: Sendable {
     /// The password and the TLS key's files, each refused unless only root can read it: checked
     /// as medicd starts, before it opens anything else.
     static func secrets(_ config: FleetConfig) throws -> (password: String?, key: String?) {
-        (try config.passwordFile.map { try secret($0, what: "fleet.password_file") }, try config.keyFile.map { try secret($0, what: "fleet.tls.key") })
-    }
-
-    /// A file of secrets: owned by root and readable by nobody else, like an ssh key.
-    static func secret(_ path: String, what: String) throws -> String {
-        var info = stat()
-        guard stat(path, &info) == 0 else { throw FleetSetupError(description: "\(what) \(path): cannot read it: \(String(cString: strerror(errno)))") }
-        guard info.st_uid == 0, info.st_mode & 0o077 == 0 else {
-            throw FleetSetupError(description: "\(what) \(path) must be owned by root and readable by nobody else (mode 0600), for it holds a secret; it is mode 0\(String(info.st_mode & 0o777, radix: 8)), owner uid \(info.st_uid)")
-        }
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw FleetSetupError(description: "\(what) \(path): cannot read it") }
-        return text.trimmingCharacters(in: .whitespacesAndNewlines)
+        (try config.passwordFile.map { try SecretFile.read($0, what: "fleet.password_file") }, try config.keyFile.map { try SecretFile.read($0, what: "fleet.tls.key") })
     }
 }
 

@@ -106,6 +106,13 @@ final class MedicMetrics: Sendable {
         }
     }
 
+    /// One request to Alertmanager's webhook, by how it was answered: accepted, repeat (every
+    /// alert in it seen before), unauthorized, malformed, too-large, unavailable (the audit log
+    /// could not be written: 503, Alertmanager sends it again).
+    func alertWebhook(_ result: String) {
+        counter("alert_webhook_requests", "Requests to Alertmanager's webhook, by how they were answered.", [("result", result)]).increment()
+    }
+
     /// The fleet's other hosts as this one sees them, by state.
     func fleet(_ states: [String]) {
         for state in ["up", "lost", "down", "isolated", "returning"] {
