@@ -29,7 +29,7 @@ public struct AlertmanagerPayload: Decodable, Sendable {
             payload = try JSONDecoder().decode(AlertmanagerPayload.self, from: Data(body))
         } catch let DecodingError.keyNotFound(key, context) {
             throw .malformed("field '\((context.codingPath + [key]).map(\.stringValue).joined(separator: "."))' is missing")
-        } catch let DecodingError.typeMismatch(_, context) {
+        } catch let DecodingError.typeMismatch(_, context) where !context.codingPath.isEmpty {
             throw .malformed("field '\(context.codingPath.map(\.stringValue).joined(separator: "."))' has the wrong type")
         } catch {
             throw .malformed("not JSON of Alertmanager's webhook (version 4)")

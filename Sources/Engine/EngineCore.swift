@@ -175,8 +175,10 @@ public struct EngineCore: Sendable {
             return flush()
         }
         let joined = match.flatMap { state.incidents[$0.key] }
+        // The observation that opens an incident is its first record (it is opened below).
+        let opening = match != nil && joined == nil ? nextIncident : nil
         emit(.record(AuditRecord(
-            kind: .observation, time: now, target: name, incident: joined ?? state.incidents.values.min(),
+            kind: .observation, time: now, target: name, incident: joined ?? opening ?? state.incidents.values.min(),
             message: observation.summary, details: observation.facts.merging([AuditFact.observed.name: observation.kind.label]) { own, _ in own })))
         let changed = note(observation, in: &state)
         if let requires = observation.facts["Requires"] { state.requires = requires.split(separator: ",").map(String.init) }

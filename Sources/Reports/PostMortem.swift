@@ -25,6 +25,19 @@ public enum PostMortem {
         for r in records {
             out.append("| \(r.time) | \(r.kind) | \(r.step ?? "") | \(r.message.split(separator: "|", omittingEmptySubsequences: false).joined(separator: "\\|")) |")
         }
+        let alerts = records.filter { $0.facts["alert_fingerprint"] != nil }
+        if !alerts.isEmpty {
+            out += ["", "## Alerts (from Alertmanager)", ""]
+            for record in alerts {
+                let facts = record.facts
+                let labels = facts.filter { $0.key.hasPrefix(Observation.labelPrefix) }.sorted { $0.key < $1.key }
+                    .map { "\($0.key.dropFirst(Observation.labelPrefix.count))=\"\($0.value)\"" }.joined(separator: ", ")
+                let annotations = facts.filter { $0.key.hasPrefix("annotation.") }.sorted { $0.key < $1.key }
+                    .map { "\($0.key.dropFirst("annotation.".count)): \($0.value)" }.joined(separator: "; ")
+                out.append("- \(record.time) \(facts["alert"] ?? "?") \(facts["alert_status"] ?? "") since \(facts["alert_starts_at"] ?? "?") {\(labels)}"
+                    + (annotations.isEmpty ? "" : " — \(annotations)") + (facts["generator_url"].map { " (\($0))" } ?? ""))
+            }
+        }
         let refused = story.setbacks
         out += ["", "## Refused, failed or interrupted", ""]
         out += refused.isEmpty ? ["Nothing."] : refused.map { "- \($0.time) \($0.message)" }

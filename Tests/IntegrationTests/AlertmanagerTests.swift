@@ -118,6 +118,10 @@ struct AlertmanagerTests {
             try alertmanager.post([.init(labels: labels, startsAt: again, endsAt: Date().addingTimeInterval(-1))])
             #expect(await eventually(timeout: .seconds(15)) { ((try? medicd.records(kinds: [.incidentClosed]).count) ?? 0) == 2 }, "\(log())")
             #expect(try medicd.audit.verify().problem == nil)
+            // The post-mortem draft lists the alert with its labels, annotations and source.
+            let draft = try medic(["report", String(try #require(opened.incident)), "--state", medicd.state]).output
+            #expect(draft.contains("## Alerts (from Alertmanager)") && draft.contains(#"job="web""#) && draft.contains("summary: 5% of requests fail")
+                && draft.contains("http://prometheus.example:9090/graph"), "\(draft)")
             // The post-mortem page shows the alert's record.
             let page = try checkReportPage(state: medicd.state, incident: try #require(opened.incident))
             #expect(page.dom.contains("alert HighErrorRate firing: 5% of requests fail"))
