@@ -132,6 +132,9 @@ public struct Daemon: Sendable {
             }
             services.append(resilient("metrics listener", HTTPListener.metrics(metrics, address: listen, engine: engine, logger: logger)))
         }
+        if settings.alertmanager == nil, let playbook = directory.playbooks.first(where: \.hasAlertRule) {
+            logger.warning("playbook \(playbook.name) has alert triggers, but the config has no 'alertmanager:' section: Alertmanager's webhook is not received, and they will not fire")
+        }
         if let alerts = settings.alertmanager {
             // The alerts recorded in the last week: their repeats after a restart open nothing.
             let recorded: @Sendable () -> [String] = { (try? store.alertKeys(sinceWallMicroseconds: Timestamp.now().wallMicroseconds - 7 * 86_400_000_000)) ?? [] }

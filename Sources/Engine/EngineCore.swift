@@ -71,9 +71,7 @@ public struct EngineCore: Sendable {
     /// Whether a playbook covering `target` has a rule an alert can set off (not cached: the
     /// names come from outside).
     func hasAlertRule(for target: String) -> Bool {
-        index.values(selecting: target).contains { number in
-            playbooks[number].rules.contains { rule in rule.condition.triggers.contains { if case .alert = $0 { true } else { false } } }
-        }
+        index.values(selecting: target).contains { playbooks[$0].hasAlertRule }
     }
 
     mutating func covering(_ target: String) -> [Int] {

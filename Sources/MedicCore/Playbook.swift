@@ -355,3 +355,10 @@ public struct RateLimit: Sendable, Equatable, Hashable, CustomStringConvertible 
 
     public var description: String { "\(count) in \(DurationText.format(window))" }
 }
+
+extension Playbook {
+    /// Whether a rule of it is set off by an Alertmanager alert.
+    public var hasAlertRule: Bool {
+        rules.contains { rule in rule.condition.triggers.contains { if case .alert = $0 { true } else { false } } }
+    }
+}

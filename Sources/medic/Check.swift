@@ -65,6 +65,11 @@ struct Check: ParsableCommand {
             for playbook in loaded.playbooks {
                 print("\(playbook.file): ok: playbook \(playbook.name), \(playbook.targets.count) targets, \(playbook.rules.count) rules")
             }
+            if settings.alertmanager == nil {
+                for playbook in loaded.playbooks where playbook.hasAlertRule {
+                    print("\(playbook.file): note: its alert triggers need Alertmanager's webhook, and the config has no 'alertmanager:' section: they will not fire")
+                }
+            }
         }
         if !problems.isEmpty { throw ExitCode(1) }
     }

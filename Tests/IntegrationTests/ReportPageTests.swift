@@ -101,6 +101,11 @@ struct ReportPageTests {
         let json = try medic(["report", "--since", "2026-11-29T00:00:00Z", "--state", dir, "--format", "json"])
         let reports = try JSONSerialization.jsonObject(with: Data(json.output.utf8)) as? [[String: Any]]
         #expect(reports?.count == 3)
+        // A quiet window: a page that says so, not an error.
+        let quiet = try medic(["report", "--since", "2026-11-29T08:00:00Z", "--state", dir, "--format", "html", "--output", dir + "/quiet.html"])
+        #expect(quiet.status == 0, "\(quiet.output)")
+        let quietPage = try BrowserPage.load(dir + "/quiet.html")
+        #expect(quietPage.console.isEmpty && quietPage.dom.contains("No incident was opened in this window.") && quietPage.lanes.isEmpty)
         let neither = try medic(["report", "--state", dir])
         #expect(neither.status != 0 && neither.output.contains("name an incident"), "\(neither.output)")
     }
