@@ -105,8 +105,7 @@ public struct IncidentStory: Sendable {
         summary.timeToRecoverMs ?? healthyAgain.map { Int(($0.at - impactStart) / 1000) }
     }
 
-    /// The targets whose incidents this one waited for, or that waited for it (a dependency
-    /// guard records the incident it waits for).
+    /// The incidents this one waited for (a dependency guard records the incident it waits for).
     var awaitedIncidents: Set<Int64> {
         Set(records.compactMap { $0.kind == AuditRecord.Kind.guardStopped.rawValue ? $0.facts["waits_for_incident"].flatMap(Int64.init) : nil })
     }
