@@ -112,7 +112,7 @@ public struct Timeline: Sendable {
                 }
                 let firing = event == "alert-firing"
                 kind = firing ? .alertFiring(alert) : .alertResolved(alert)
-                for (label, value) in (line.labels ?? [:]).merging(["alertname": alert]) { $1 } { facts[Observation.labelPrefix + label] = value }
+                for (label, value) in (line.labels ?? [:]).merging(["alertname": alert], uniquingKeysWith: { $1 }) { facts[Observation.labelPrefix + label] = value }
                 summary = "alert \(alert) \(firing ? "firing" : "resolved")"
             default:
                 throw LineError(line: lineNumber, message: "unknown event '\(event)'")
