@@ -15,6 +15,8 @@ public struct IncidentStory: Sendable {
     /// A step from its intent to its result (or to the guard that refused it at the runner).
     public struct StepSpan: Sendable {
         public var name: String
+        /// Its place in the plan, `2/4 restart`, from the intent (decoded once).
+        var label: String?
         public var intent: StoredRecord
         /// The record that ended it; nil while it runs, or when medicd never wrote one.
         public var end: StoredRecord?
@@ -122,15 +124,17 @@ public struct IncidentStory: Sendable {
         for record in records {
             switch AuditRecord.Kind(rawValue: record.kind) {
             case .stepIntent where record.step != StepKind.notify.rawValue:
-                let dryRun = record.facts[.dryRun] == "true"
-                spans.append(StepSpan(name: record.step ?? "?", intent: record, end: nil, outcome: dryRun ? "dry-run" : "no result"))
+                let facts = record.facts
+                let dryRun = facts[.dryRun] == "true"
+                spans.append(StepSpan(name: record.step ?? "?", label: facts["step"], intent: record, end: nil, outcome: dryRun ? "dry-run" : "no result"))
             case .stepResult, .guardStopped:
-                let label = record.facts["step"]
+                let facts = record.facts
+                let label = facts["step"]
                 guard let open = spans.firstIndex(where: { span in
-                    span.end == nil && span.outcome != "dry-run" && (label.map { span.intent.facts["step"] == $0 } ?? (span.name == record.step))
+                    span.end == nil && span.outcome != "dry-run" && (label.map { span.label == $0 } ?? (span.name == record.step))
                 }) else { continue }
                 spans[open].end = record
-                spans[open].outcome = record.facts[.result] ?? "succeeded"
+                spans[open].outcome = facts[.result] ?? "succeeded"
             default:
                 continue
             }

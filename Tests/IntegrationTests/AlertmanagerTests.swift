@@ -23,11 +23,9 @@ struct AlertmanagerTests {
     /// medicd's webhook counters, by result.
     private static func webhookCounts(_ medicd: RunningMedicd) -> [String: Double] {
         let page = (try? httpExchange(port: medicd.metricsPort, "GET /metrics HTTP/1.0\r\n\r\n").body) ?? ""
+        let prefix = #"medic_alert_webhook_requests_total{result=""#
         var counts: [String: Double] = [:]
-        for line in page.split(separator: "\n") where line.hasPrefix("medic_alert_webhook_requests_total{") {
-            guard let result = line.split(separator: "\"").dropFirst().first, let value = line.split(separator: " ").last.flatMap({ Double($0) }) else { continue }
-            counts[String(result)] = value
-        }
+        for (name, value) in prometheusSamples(page) where name.hasPrefix(prefix) { counts[String(name.dropFirst(prefix.count).dropLast(2))] = value }
         return counts
     }
 
