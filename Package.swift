@@ -118,7 +118,7 @@ let package = Package(
         .target(
             name: "Daemon",
             dependencies: [
-                "MedicCore", "Posix", "Systemd", "Playbooks", "Detectors", "Engine", "Actions", "Audit", "Control", "Fleet",
+                "MedicCore", "Posix", "Systemd", "Playbooks", "Detectors", "Engine", "Actions", "Audit", "Control", "Fleet", "CLinux",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),

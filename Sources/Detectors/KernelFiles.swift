@@ -8,9 +8,15 @@ import Synchronization
 /// that exited, a unit no longer watched); one whose cgroup went away fails its read and is
 /// opened again by path.
 public final class KernelFiles: Sendable {
+    /// An open file, and the round it was last read in.
+    private struct Entry {
+        var descriptor: Int32
+        var round: UInt64
+    }
+
     private struct State {
-        var descriptors: [String: Int32] = [:]
-        var readThisRound: Set<String> = []
+        var entries: [String: Entry] = [:]
+        var round: UInt64 = 0
     }
 
     private let state = Mutex(State())
@@ -26,43 +32,54 @@ public final class KernelFiles: Sendable {
     }
 
     deinit {
-        state.withLock { for descriptor in $0.descriptors.values { close(descriptor) } }
+        state.withLock { for entry in $0.entries.values { close(entry.descriptor) } }
+    }
+
+    /// Hands the file's bytes now to `body`, or returns nil if it cannot be read. One lookup of
+    /// the path and one `pread` for a file already open.
+    func withContents<R: Sendable>(_ path: String, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
+        state.withLock { state -> R? in
+            let round = state.round
+            if let index = state.entries.index(forKey: path) {
+                state.entries.values[index].round = round
+                if let result = Self.readFromStart(state.entries.values[index].descriptor, body) { return result }
+                close(state.entries.values[index].descriptor)
+                state.entries.remove(at: index)
+            }
+            let descriptor = open(path, O_RDONLY | O_CLOEXEC)
+            guard descriptor >= 0 else { return nil }
+            let result = Self.readFromStart(descriptor, body)
+            if result != nil, state.entries.count < capacity {
+                state.entries[path] = Entry(descriptor: descriptor, round: round)
+            } else {
+                close(descriptor)
+            }
+            return result
+        }
     }
 
     /// The file's text now, or nil if it cannot be read.
     func read(_ path: String) -> String? {
-        state.withLock { state in
-            state.readThisRound.insert(path)
-            if let descriptor = state.descriptors[path] {
-                if let text = Self.readFromStart(descriptor) { return text }
-                close(descriptor)
-                state.descriptors[path] = nil
-            }
-            let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-            guard descriptor >= 0 else { return nil }
-            let text = Self.readFromStart(descriptor)
-            if text != nil, state.descriptors.count < capacity {
-                state.descriptors[path] = descriptor
-            } else {
-                close(descriptor)
-            }
-            return text
-        }
+        withContents(path) { String(decoding: $0, as: UTF8.self) }
     }
 
     /// Ends a sampling round: closes the files it did not read.
     public func endRound() {
         state.withLock { state in
-            for (path, descriptor) in state.descriptors where !state.readThisRound.contains(path) {
-                close(descriptor)
-                state.descriptors[path] = nil
+            let round = state.round
+            defer { state.round += 1 }
+            // Rebuilt only when a file is to be closed: most rounds read every file again.
+            guard state.entries.values.contains(where: { $0.round != round }) else { return }
+            state.entries = state.entries.filter { _, entry in
+                if entry.round == round { return true }
+                close(entry.descriptor)
+                return false
             }
-            state.readThisRound.removeAll(keepingCapacity: true)
         }
     }
 
     /// How many files are open now.
-    public var openCount: Int { state.withLock { $0.descriptors.count } }
+    public var openCount: Int { state.withLock { $0.entries.count } }
 
     /// The file's lines.
     func lines(_ path: String) -> [Substring] {
@@ -71,7 +88,33 @@ public final class KernelFiles: Sendable {
 
     /// The number a one-number file holds (memory.current, pids.current).
     func number(_ path: String) -> Double? {
-        read(path).flatMap { Double($0.prefix { !$0.isWhitespace }) }
+        withContents(path) { Self.decimals($0, field: 0) }.flatMap { $0 }.map(Double.init)
+    }
+
+    /// Every number of a file of one number a line (cgroup.procs).
+    func numbers(_ path: String) -> [Int64] {
+        withContents(path) { bytes in
+            var numbers: [Int64] = []
+            var value: Int64 = 0
+            var inNumber = false
+            for byte in bytes {
+                if byte >= 48, byte <= 57 {
+                    value = value &* 10 &+ Int64(byte - 48)
+                    inNumber = true
+                } else if inNumber {
+                    numbers.append(value)
+                    (value, inNumber) = (0, false)
+                }
+            }
+            if inNumber { numbers.append(value) }
+            return numbers
+        } ?? []
+    }
+
+    /// The `field`th (from 0) space-separated whole number of the file's first line
+    /// (`/proc/PID/statm`).
+    func field(_ path: String, _ field: Int) -> Int64? {
+        withContents(path) { Self.decimals($0, field: field) } ?? nil
     }
 
     /// The value of `key` in a file of `key value` lines (cpu.stat, memory.events).
@@ -82,10 +125,39 @@ public final class KernelFiles: Sendable {
         return nil
     }
 
-    /// Reads a small file (up to 8 KiB) from its start. The kernel hands over such a file in
-    /// one read: a short read is its end, without asking again for the end of file.
-    static func readFromStart(_ descriptor: Int32) -> String? {
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 8192) { buffer -> String? in
+    /// The `field`th whole number of the first line, fields separated by spaces; nil if the
+    /// line has fewer, or the field is not a whole number.
+    static func decimals(_ bytes: UnsafeBufferPointer<UInt8>, field: Int) -> Int64? {
+        var index = 0
+        var current = 0
+        while index < bytes.count, bytes[index] != 10 {
+            if bytes[index] == 32 {
+                current += 1
+                index += 1
+                continue
+            }
+            guard current == field else {
+                index += 1
+                continue
+            }
+            var value: Int64 = 0
+            var digits = 0
+            while index < bytes.count, bytes[index] >= 48, bytes[index] <= 57 {
+                value = value &* 10 &+ Int64(bytes[index] - 48)
+                digits += 1
+                index += 1
+            }
+            let ends = index == bytes.count || bytes[index] == 32 || bytes[index] == 10
+            return digits > 0 && ends ? value : nil
+        }
+        return nil
+    }
+
+    /// Reads a small file (up to 8 KiB) from its start and hands its bytes to `body`. The
+    /// kernel hands over such a file in one read: a short read is its end, without asking
+    /// again for the end of file.
+    static func readFromStart<R>(_ descriptor: Int32, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 8192) { buffer -> R? in
             var total = 0
             while total < buffer.count {
                 let asked = buffer.count - total
@@ -94,7 +166,7 @@ public final class KernelFiles: Sendable {
                 total += n
                 if n < asked { break }
             }
-            return String(decoding: UnsafeBufferPointer(rebasing: buffer[0..<total]), as: UTF8.self)
+            return body(UnsafeBufferPointer(rebasing: buffer[0..<total]))
         }
     }
 }

@@ -66,7 +66,7 @@ struct LimitLoop {
         for (unit, limits) in watcher.unitLimits {
             guard let group = groups[unit], !group.isEmpty else { continue }
             arm(unit, limits, group: group)
-            let sampled = limits.filter { !(triggered[unit]?.contains($0) ?? false) }
+            let sampled = triggered[unit].map { armed in limits.filter { !armed.contains($0) } } ?? limits
             if !sampled.isEmpty { await sample(unit, group: group, limits: sampled, host: host, deliver: deliver) }
         }
         watcher.sampler.files.endRound()

@@ -25,9 +25,13 @@ public struct LimitTracker: Sendable {
     public mutating func evaluate(
         target: String, limit: ResourceLimit, value: Double, at now: Timestamp, facts gather: @autoclosure () -> [String: String] = [:]
     ) -> Observation? {
-        let key = Key(target: target, limit: limit)
-        var state = states[key] ?? State()
-        defer { states[key] = state }
+        // One lookup of the state, changed in place.
+        Self.step(&states[Key(target: target, limit: limit), default: State()], target: target, limit: limit, value: value, at: now, facts: gather)
+    }
+
+    private static func step(
+        _ state: inout State, target: String, limit: ResourceLimit, value: Double, at now: Timestamp, facts gather: () -> [String: String]
+    ) -> Observation? {
         func facts() -> [String: String] {
             var facts = gather()
             facts["value"] = Self.format(value, limit)
@@ -44,7 +48,7 @@ public struct LimitTracker: Sendable {
         }
         state.since = nil
         guard state.fired else { return nil }
-        let margin = limit.threshold * Self.hysteresis
+        let margin = limit.threshold * hysteresis
         let cleared = switch limit.comparison {
         case .greater, .greaterOrEqual: value < limit.threshold - margin
         case .less, .lessOrEqual: value > limit.threshold + margin

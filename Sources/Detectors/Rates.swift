@@ -18,6 +18,8 @@ struct RateMeter {
     /// figures it has.
     mutating func rates(_ target: String, _ sample: UnitSample, at now: ContinuousClock.Instant) -> Rates {
         var rates = Rates()
+        // A memory or tasks limit alone has no rate to work out: nothing is kept for it.
+        guard sample.cpuSeconds != nil || !sample.stalls.isEmpty else { return rates }
         var entry = last[target] ?? (nil, [:])
         if let seconds = sample.cpuSeconds {
             rates.cpu = entry.cpu.flatMap { Self.rate(from: $0, to: (seconds, now)) }

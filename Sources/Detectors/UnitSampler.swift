@@ -136,8 +136,9 @@ public struct UnitSampler: Sendable {
         if let bytes = Self.valid(systemd?.memoryCurrent) { return (bytes, "systemd") }
         guard !processes.pids.isEmpty else { return nil }
         let pageSize = Double(sysconf(Int32(_SC_PAGESIZE)))
-        let pages = processes.pids.compactMap { files.lines("\(procRoot)/\($0)/statm").first?.split(separator: " ").dropFirst().first.flatMap { Double($0) } }
-        return (pages.reduce(0, +) * pageSize, "proc")
+        // statm's second field: resident pages.
+        let pages = processes.pids.reduce(Int64(0)) { $0 + (files.field(procRoot + "/" + String($1) + "/statm", 1) ?? 0) }
+        return (Double(pages) * pageSize, "proc")
     }
 
     /// CPU seconds used so far, and where they came from.
@@ -183,14 +184,14 @@ func readSmall(_ path: String) -> String? {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { return nil }
     defer { close(fd) }
-    return KernelFiles.readFromStart(fd)
+    return KernelFiles.readFromStart(fd) { String(decoding: $0, as: UTF8.self) }
 }
 
 /// A cgroup's processes, read on first use.
 final class ProcessList {
     private let path: String
     private let files: KernelFiles
-    lazy var pids: [pid_t] = files.lines(path).compactMap { pid_t($0) }
+    lazy var pids: [pid_t] = files.numbers(path).compactMap { pid_t(exactly: $0) }
 
     init(path: String, files: KernelFiles) {
         self.path = path

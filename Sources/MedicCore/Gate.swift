@@ -17,6 +17,9 @@ public final class Gate: Sendable {
         for continuation in waiting { continuation.resume() }
     }
 
+    /// Whether the gate is open now.
+    public var isOpen: Bool { state.withLock { $0.open } }
+
     /// Returns once the gate is open.
     public func wait() async {
         await withCheckedContinuation { continuation in

@@ -74,6 +74,36 @@ struct ResourceTests {
         #expect(memoryOnly.cpuSeconds == nil && memoryOnly.tasks == nil && memoryOnly.fds == nil && memoryOnly.stalls.isEmpty && memoryOnly.pressures.isEmpty)
     }
 
+    @Test("memory without a memory controller is every process's resident pages: each pid of cgroup.procs, one that exited skipped")
+    func processesSummed() throws {
+        let root = NSTemporaryDirectory() + "medic-procs-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let group = root + "/unified/system.slice/web.service"
+        try FileManager.default.createDirectory(atPath: group, withIntermediateDirectories: true)
+        try "cpu pids\n".write(toFile: root + "/unified/cgroup.controllers", atomically: true, encoding: .utf8)
+        // 300 exited between the two reads: it has no statm.
+        try "100\n200\n300\n".write(toFile: group + "/cgroup.procs", atomically: true, encoding: .utf8)
+        for (pid, statm) in [(100, "52000 1200 300 10 0 400 0\n"), (200, "9000 20 15 1 0 12 0\n")] {
+            try FileManager.default.createDirectory(atPath: root + "/proc/\(pid)", withIntermediateDirectories: true)
+            try statm.write(toFile: root + "/proc/\(pid)/statm", atomically: true, encoding: .utf8)
+        }
+        let sampler = UnitSampler(unifiedRoot: root + "/unified", v1Root: root + "/v1", procRoot: root + "/proc")
+        let page = Double(sysconf(Int32(_SC_PAGESIZE)))
+        let sample = sampler.sample(controlGroup: "/system.slice/web.service", figures: [.memory])
+        #expect(sample.memoryBytes == 1220 * page)
+        #expect(sample.sources == ["memory": "proc"])
+
+        // The next round reads the same files again, fresh: a process grew, one more started.
+        try "52000 5000 300 10 0 400 0\n".write(toFile: root + "/proc/100/statm", atomically: false, encoding: .utf8)
+        try "100\n200\n".write(toFile: group + "/cgroup.procs", atomically: false, encoding: .utf8)
+        sampler.files.endRound()
+        #expect(sampler.sample(controlGroup: "/system.slice/web.service", figures: [.memory]).memoryBytes == 5020 * page)
+
+        // A cgroup with no process has no figure from its processes.
+        try "".write(toFile: group + "/cgroup.procs", atomically: false, encoding: .utf8)
+        #expect(sampler.sample(controlGroup: "/system.slice/web.service", figures: [.memory]).memoryBytes == nil)
+    }
+
     @Test("a real cgroup's files stay open between rounds and read fresh each time; unread ones are closed, a removed cgroup reads as gone")
     func filesKeptOpen() throws {
         let name = "/medic-files-\(getpid())"

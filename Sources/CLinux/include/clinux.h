@@ -1,8 +1,10 @@
 #ifndef MEDIC_CLINUX_H
 #define MEDIC_CLINUX_H
 /* Linux interfaces that Glibc's Swift module leaves out: epoll, eventfd and inotify, with which
-   the resource watcher waits for the kernel's events (PSI triggers, memory.events). */
+   the resource watcher waits for the kernel's events (PSI triggers, memory.events); malloc.h,
+   with which medicd hands its heap's free memory back after bursts of work. */
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
+#include <malloc.h>
 #endif

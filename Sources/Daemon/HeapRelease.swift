@@ -1,0 +1,47 @@
+import CLinux
+import Logging
+import MedicCore
+import ServiceLifecycle
+
+/// Gives the heap's free memory back to the kernel after bursts of work. glibc keeps what a
+/// burst freed in its arenas for reuse (start-up reads every target: at 10,000 units that is
+/// about 30 MiB freed but still resident; a crash storm or a reload alike). `malloc_trim` hands
+/// the free pages back; it runs once start-up has settled, then once a minute when more than
+/// `threshold` bytes are free.
+struct HeapRelease: Service {
+    /// Opened once every target has been read and READY=1 sent.
+    let started: Gate
+    /// How long after READY=1 the first release comes, at most (the resource watcher's first
+    /// round reads every unit's cgroup over the bus after it).
+    var settle: Duration = .seconds(10)
+    var every: Duration = .seconds(60)
+    /// Free heap below this is left alone: not worth the arenas' lock.
+    var threshold = 1 << 20
+    let logger: Logger
+
+    func run() async throws {
+        do {
+            try await cancelWhenGracefulShutdown {
+                // Looked at every `settle` (not waited on), so that a stop before READY=1 ends it.
+                repeat { try await Task.sleep(for: settle) } while !started.isOpen
+                while true {
+                    Self.release(above: threshold, logger: logger)
+                    try await Task.sleep(for: every)
+                }
+            }
+        } catch is CancellationError {
+            return
+        }
+    }
+
+    /// Hands the heap's free pages back when more than `threshold` bytes are free; returns the
+    /// bytes that were free before.
+    @discardableResult
+    static func release(above threshold: Int, logger: Logger) -> Int {
+        let free = Int(mallinfo2().fordblks)
+        guard free > threshold else { return free }
+        malloc_trim(0)
+        logger.debug("heap: released free memory (\(Quantity.formatSize(Double(free))) free)")
+        return free
+    }
+}
