@@ -23,7 +23,7 @@ public enum AuditChain {
             let utf8 = Array(field.utf8)
             bytes += Array("\(utf8.count):".utf8) + utf8
         }
-        return Array(SHA256.hash(data: bytes)).hex
+        return SHA256.hash(data: bytes).hexString
     }
 
     /// Appends `records` to the chain inside a write transaction: each numbered, hashed onto

@@ -31,7 +31,7 @@ public struct SealingKey: Sendable, Equatable {
     }
 
     /// The verification key as `medic audit setup-keys` prints it: `HEX/START/INTERVAL`.
-    public var text: String { "\(key.hex)/\(start)/\(interval)" }
+    public var text: String { "\(key.hexString)/\(start)/\(interval)" }
 
     /// Reads a verification key (`HEX/START/INTERVAL`, epoch 0); nil if it is not one.
     public init?(text: String) {
@@ -60,7 +60,7 @@ public struct SealingKey: Sendable, Equatable {
     /// The seal of a record's hash: `EPOCH:HMAC`.
     public func seal(_ hash: String) -> String {
         let code = HMAC<SHA256>.authenticationCode(for: Array(hash.utf8), using: SymmetricKey(data: key))
-        return "\(epoch):\(Array(code).hex)"
+        return "\(epoch):\(Array(code).hexString)"
     }
 }
 
@@ -171,9 +171,6 @@ public enum SealingError: Error, CustomStringConvertible {
 }
 
 extension [UInt8] {
-    /// Lower-case hexadecimal.
-    var hex: String { map { String(format: "%02x", $0) }.joined() }
-
     /// Bytes from hexadecimal; nil if `hex` is not an even number of hex digits.
     init?(hex: String) {
         let digits = Array(hex.utf8)

@@ -7,7 +7,7 @@ import ServiceLifecycle
 /// burst freed in its arenas for reuse (start-up reads every target: at 10,000 units that is
 /// about 30 MiB freed but still resident; a crash storm or a reload alike). `malloc_trim` hands
 /// the free pages back; it runs once start-up has settled, then once a minute when more than
-/// `threshold` bytes are free.
+/// `threshold` bytes were freed since.
 struct HeapRelease: Service {
     /// Opened once every target has been read and READY=1 sent.
     let started: Gate
@@ -15,7 +15,7 @@ struct HeapRelease: Service {
     /// round reads every unit's cgroup over the bus after it).
     var settle: Duration = .seconds(10)
     var every: Duration = .seconds(60)
-    /// Free heap below this is left alone: not worth the arenas' lock.
+    /// Less freed than this since the last release is left alone: not worth the arenas' locks.
     var threshold = 1 << 20
     let logger: Logger
 
@@ -24,8 +24,9 @@ struct HeapRelease: Service {
             try await cancelWhenGracefulShutdown {
                 // Looked at every `settle` (not waited on), so that a stop before READY=1 ends it.
                 repeat { try await Task.sleep(for: settle) } while !started.isOpen
+                var free = 0
                 while true {
-                    Self.release(above: threshold, logger: logger)
+                    free = Self.release(ifFreed: threshold, since: free, logger: logger)
                     try await Task.sleep(for: every)
                 }
             }
@@ -34,12 +35,12 @@ struct HeapRelease: Service {
         }
     }
 
-    /// Hands the heap's free pages back when more than `threshold` bytes are free; returns the
-    /// bytes that were free before.
-    @discardableResult
-    static func release(above threshold: Int, logger: Logger) -> Int {
+    /// Hands the heap's free pages back when more than `threshold` bytes are free beyond
+    /// `since`: the least free since the last release (pages handed back stay counted as free,
+    /// and free memory taken again and freed again is new). Returns the next `since`.
+    static func release(ifFreed threshold: Int, since: Int = 0, logger: Logger) -> Int {
         let free = Int(mallinfo2().fordblks)
-        guard free > threshold else { return free }
+        guard free - since > threshold else { return min(free, since) }
         malloc_trim(0)
         logger.debug("heap: released free memory (\(Quantity.formatSize(Double(free))) free)")
         return free

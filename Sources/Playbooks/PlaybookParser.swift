@@ -14,7 +14,7 @@ public enum PlaybookParser {
         case .success(let node): root = node
         }
         var reader = PlaybookReader(file: file, defaults: defaults)
-        let hash = SHA256.hash(data: data).map { String(format: "%02x", $0) }.joined()
+        let hash = SHA256.hash(data: data).hexString
         let playbook = reader.playbook(root, hash: hash)
         return YAMLDocument.result(playbook, reader.nodes.diagnostics)
     }

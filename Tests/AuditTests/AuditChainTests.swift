@@ -17,6 +17,14 @@ struct AuditChainTests {
         return (store, try DatabaseQueue(path: dir + "/" + AuditStore.fileName), dir)
     }
 
+    @Test("a record's hash is written as %02x wrote it, so logs written before still verify")
+    func hexAsBefore() {
+        let every = (0...255).map(UInt8.init)
+        #expect(every.hexString == every.map { String(format: "%02x", $0) }.joined())
+        #expect([UInt8]().hexString.isEmpty)
+        #expect([UInt8](hex: every.hexString) == every)
+    }
+
     @Test("an intact log verifies, and a person's command carries who they are")
     func intact() async throws {
         let (store, _, dir) = try await tenRecords()

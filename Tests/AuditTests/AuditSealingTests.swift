@@ -100,7 +100,7 @@ struct AuditSealingTests {
     func keyText() {
         let key = SealingKey.generate(interval: 900, now: 1_800_000_000)
         #expect(SealingKey(text: key.text) == key)
-        for bad in ["", "abc/1/2", key.key.hex + "/x/900", key.key.hex + "/1800000000/0", String(key.key.hex.dropLast()) + "/1/1"] {
+        for bad in ["", "abc/1/2", key.key.hexString + "/x/900", key.key.hexString + "/1800000000/0", String(key.key.hexString.dropLast()) + "/1/1"] {
             #expect(SealingKey(text: bad) == nil, "\(bad)")
         }
     }

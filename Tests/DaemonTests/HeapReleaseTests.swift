@@ -25,7 +25,7 @@ struct HeapReleaseTests {
         defer { Glibc.free(above) }
         for block in blocks { Glibc.free(block) }
         let before = Self.residentBytes()
-        let freeBefore = HeapRelease.release(above: 1 << 20, logger: Logger(label: "test"))
+        let freeBefore = HeapRelease.release(ifFreed: 1 << 20, logger: Logger(label: "test"))
         let after = Self.residentBytes()
         #expect(freeBefore > 30 << 20, "the burst's blocks were free in the heap")
         #expect(before - after > 20 << 20, "resident \(before >> 20) MiB before, \(after >> 20) MiB after")

@@ -8,6 +8,9 @@ public struct ProcessCost: Sendable {
     /// The part of it that is the process's own (RssAnon: heap, stacks), not pages of its
     /// binary and libraries, which are shared and can be dropped and read again.
     public var anonymousMiB: Double
+    /// Proportional set size (smaps_rollup's Pss): each page shared with other processes counted
+    /// as its share, in MiB; nil where the kernel does not say.
+    public var proportionalMiB: Double?
     /// User plus system CPU time so far, in seconds.
     public var cpuSeconds: Double
     /// File descriptors open.
@@ -26,6 +29,9 @@ public struct ProcessCost: Sendable {
         guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
         residentMiB = kilobytes("VmRSS") / 1024
         anonymousMiB = kilobytes("RssAnon") / 1024
+        let rollup = (try? String(contentsOfFile: "/proc/\(pid)/smaps_rollup", encoding: .utf8)) ?? ""
+        proportionalMiB = rollup.split(separator: "\n").first { $0.hasPrefix("Pss:") }?
+            .split(separator: " ").dropFirst().first.flatMap { Double($0) }.map { $0 / 1024 }
         cpuSeconds = (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
         descriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? 0
     }

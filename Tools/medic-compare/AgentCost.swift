@@ -22,6 +22,8 @@ struct AgentCost {
         /// From exec to ready (READY=1 for medicd), where the agent says.
         var startup: Duration?
         var residentMiB: Double
+        /// Resident memory with shared pages counted as this process's share.
+        var proportionalMiB: Double?
         var anonymousMiB: Double
         /// Share of one core, 0…1.
         var cpuShare: Double
@@ -35,9 +37,9 @@ struct AgentCost {
         print("")
         print("5. Each agent's cost watching N idle services, all three side by side as units of one test host; each service a `sleep infinity` with a memory limit,")
         print("   looked at every \(Self.interval) s (medicd's default sampling, monit `set daemon \(Self.interval)`); supervisord runs N programs of its own. Idle CPU over \(Int(idle.seconds)) s:")
-        print(Table(header: ["services", "agent", "exec → READY=1", "resident memory", "of it anonymous", "CPU (share of one core)"], rows: results.map {
+        print(Table(header: ["services", "agent", "exec → READY=1", "resident memory", "PSS", "of it anonymous", "CPU (share of one core)"], rows: results.map {
             [String($0.units), $0.agent, $0.startup.map { String(format: "%.0f ms", $0.milliseconds) } ?? "", String(format: "%.1f MiB", $0.residentMiB),
-             String(format: "%.1f MiB", $0.anonymousMiB), String(format: "%.3f%%", $0.cpuShare * 100)]
+             $0.proportionalMiB.map { String(format: "%.1f MiB", $0) } ?? "", String(format: "%.1f MiB", $0.anonymousMiB), String(format: "%.3f%%", $0.cpuShare * 100)]
         }).render())
     }
 
@@ -137,7 +139,7 @@ struct AgentCost {
             }
             return Result(
                 agent: agent.0, units: units, startup: agent.0 == "medicd" ? try readyAfter(host, unit: agent.1) : nil,
-                residentMiB: cost.residentMiB, anonymousMiB: cost.anonymousMiB, cpuShare: Double(after[index] - before[index]) / 1e6 / wall)
+                residentMiB: cost.residentMiB, proportionalMiB: cost.proportionalMiB, anonymousMiB: cost.anonymousMiB, cpuShare: Double(after[index] - before[index]) / 1e6 / wall)
         }
     }
 

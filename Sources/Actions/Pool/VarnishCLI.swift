@@ -25,7 +25,7 @@ public struct VarnishCLI: Sendable {
     /// The answer to a challenge (lower-case hex).
     public static func authenticator(challenge: String, secret: [UInt8]) -> String {
         let bytes = Array(challenge.utf8) + [0x0A] + secret + Array(challenge.utf8) + [0x0A]
-        return SHA256.hash(data: bytes).map { String(format: "%02x", $0) }.joined()
+        return SHA256.hash(data: bytes).hexString
     }
 
     /// Runs `commands` in one session at `address`, authenticated with `secretFile`; every
