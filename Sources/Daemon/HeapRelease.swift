@@ -11,9 +11,11 @@ import ServiceLifecycle
 struct HeapRelease: Service {
     /// Opened once every target has been read and READY=1 sent.
     let started: Gate
-    /// How long after READY=1 the first release comes, at most (the resource watcher's first
-    /// round reads every unit's cgroup over the bus after it).
+    /// How often the gate is looked at before READY=1: the first release comes one to two of
+    /// these after it (the resource watcher's first round reads every unit's cgroup over the
+    /// bus after READY=1).
     var settle: Duration = .seconds(10)
+    /// How often the free heap is looked at after that.
     var every: Duration = .seconds(60)
     /// Less freed than this since the last release is left alone: not worth the arenas' locks.
     var threshold = 1 << 20
