@@ -60,7 +60,7 @@ public struct SealingKey: Sendable, Equatable {
     /// The seal of a record's hash: `EPOCH:HMAC`.
     public func seal(_ hash: String) -> String {
         let code = HMAC<SHA256>.authenticationCode(for: Array(hash.utf8), using: SymmetricKey(data: key))
-        return "\(epoch):\(Array(code).hexString)"
+        return "\(epoch):\(code.hexString)"
     }
 }
 

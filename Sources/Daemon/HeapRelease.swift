@@ -7,29 +7,29 @@ import ServiceLifecycle
 /// burst freed in its arenas for reuse (start-up reads every target: at 10,000 units that is
 /// about 30 MiB freed but still resident; a crash storm or a reload alike). `malloc_trim` hands
 /// the free pages back; it runs once start-up has settled, then once a minute when more than
-/// `threshold` bytes were freed since.
+/// 1 MiB was freed since.
 struct HeapRelease: Service {
     /// Opened once every target has been read and READY=1 sent.
     let started: Gate
     /// How often the gate is looked at before READY=1: the first release comes one to two of
     /// these after it (the resource watcher's first round reads every unit's cgroup over the
     /// bus after READY=1).
-    var settle: Duration = .seconds(10)
+    static let settle = Duration.seconds(10)
     /// How often the free heap is looked at after that.
-    var every: Duration = .seconds(60)
+    static let every = Duration.seconds(60)
     /// Less freed than this since the last release is left alone: not worth the arenas' locks.
-    var threshold = 1 << 20
+    static let threshold = 1 << 20
     let logger: Logger
 
     func run() async throws {
         do {
             try await cancelWhenGracefulShutdown {
                 // Looked at every `settle` (not waited on), so that a stop before READY=1 ends it.
-                repeat { try await Task.sleep(for: settle) } while !started.isOpen
+                repeat { try await Task.sleep(for: Self.settle) } while !started.isOpen
                 var free = 0
                 while true {
-                    free = Self.release(ifFreed: threshold, since: free, logger: logger)
-                    try await Task.sleep(for: every)
+                    free = Self.release(ifFreed: Self.threshold, since: free, logger: logger)
+                    try await Task.sleep(for: Self.every)
                 }
             }
         } catch is CancellationError {

@@ -88,7 +88,7 @@ public final class KernelFiles: Sendable {
 
     /// The number a one-number file holds (memory.current, pids.current).
     func number(_ path: String) -> Double? {
-        withContents(path) { Self.decimals($0, field: 0) }.flatMap { $0 }.map(Double.init)
+        field(path, 0).map(Double.init)
     }
 
     /// Every number of a file of one number a line (cgroup.procs).

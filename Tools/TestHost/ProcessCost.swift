@@ -21,17 +21,17 @@ public struct ProcessCost: Sendable {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
               let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
               let close = stat.lastIndex(of: ")") else { return nil }
-        func kilobytes(_ field: String) -> Double {
-            status.split(separator: "\n").first { $0.hasPrefix(field + ":") }?.split(separator: " ").dropFirst().first.flatMap { Double($0) } ?? 0
+        // `Field:   123 kB` lines of /proc's status and smaps_rollup.
+        func kilobytes(_ field: String, in text: String) -> Double? {
+            text.split(separator: "\n").first { $0.hasPrefix(field + ":") }?.split(separator: " ").dropFirst().first.flatMap { Double($0) }
         }
         // Fields after the command name: state is field 3, utime 14 and stime 15.
         let fields = stat[stat.index(after: close)...].split(separator: " ")
         guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
-        residentMiB = kilobytes("VmRSS") / 1024
-        anonymousMiB = kilobytes("RssAnon") / 1024
+        residentMiB = (kilobytes("VmRSS", in: status) ?? 0) / 1024
+        anonymousMiB = (kilobytes("RssAnon", in: status) ?? 0) / 1024
         let rollup = (try? String(contentsOfFile: "/proc/\(pid)/smaps_rollup", encoding: .utf8)) ?? ""
-        proportionalMiB = rollup.split(separator: "\n").first { $0.hasPrefix("Pss:") }?
-            .split(separator: " ").dropFirst().first.flatMap { Double($0) }.map { $0 / 1024 }
+        proportionalMiB = kilobytes("Pss", in: rollup).map { $0 / 1024 }
         cpuSeconds = (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
         descriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? 0
     }

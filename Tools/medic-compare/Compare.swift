@@ -10,7 +10,9 @@ struct Compare {
     static func main() async {
         let arguments = CommandLine.arguments
         let quick = arguments.contains("--quick")
-        let only = arguments.firstIndex(of: "--only").flatMap { arguments.dropFirst($0 + 1).first }
+        /// The value given after `flag`, if it is given.
+        func option(_ flag: String) -> String? { arguments.firstIndex(of: flag).flatMap { arguments.dropFirst($0 + 1).first } }
+        let only = option("--only")
             .map { Set($0.split(separator: ",").compactMap { Int($0) }) } ?? Set(1...10)
         let products = ((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? arguments[0]) as NSString
         let medicd = products.deletingLastPathComponent + "/medicd"
@@ -28,9 +30,9 @@ struct Compare {
                 failures += try LeakScenario(medicd: medicd, rounds: quick ? 2 : 10).report()
             }
             if only.contains(5) {
-                let counts = arguments.firstIndex(of: "--units").flatMap { arguments.dropFirst($0 + 1).first }
+                let counts = option("--units")
                     .map { $0.split(separator: ",").compactMap { Int($0) } } ?? (quick ? [10, 100] : [10, 100, 1000, 10000])
-                let idle = arguments.firstIndex(of: "--idle").flatMap { arguments.dropFirst($0 + 1).first.flatMap { Int($0) } } ?? (quick ? 5 : 10)
+                let idle = option("--idle").flatMap { Int($0) } ?? (quick ? 5 : 10)
                 try AgentCost(medicd: medicd, unitCounts: counts, idle: .seconds(idle)).report()
             }
             if only.contains(6) {
@@ -47,7 +49,7 @@ struct Compare {
                 failures += try await FrontScenario(medicd: medicd, rounds: quick ? 1 : 5, setups: setups).report()
             }
             if only.contains(10) {
-                let total = arguments.firstIndex(of: "--burst-units").flatMap { arguments.dropFirst($0 + 1).first.flatMap { Int($0) } } ?? (quick ? 100 : 1000)
+                let total = option("--burst-units").flatMap { Int($0) } ?? (quick ? 100 : 1000)
                 failures += try BurstScenario(medicd: medicd, total: total, bursts: [total / 10, total]).report()
             }
         } catch {
