@@ -13,7 +13,7 @@ struct PackageTests {
     /// Builds the package at `version` from the release binaries, into `directory`.
     static func package(_ version: String, into directory: String) throws -> String {
         guard FileManager.default.isExecutableFile(atPath: release + "/medicd") else {
-            throw TestHostError.setup("no release build in \(release): scripts/test builds it (swift build -c release --static-swift-stdlib --product medicd, medic, generate-manual)")
+            throw TestHostError.setup("no release build in \(release): scripts/test builds it (release_build in scripts/env.sh, for medicd, medic and generate-manual)")
         }
         try runProgram("/bin/bash", [Paths.packageRoot + "/scripts/package", "--from", release, "--version", version, "--output", directory])
         return directory + "/medic_\(version)_\(try runProgram("/usr/bin/dpkg", ["--print-architecture"]).trimmingCharacters(in: .whitespacesAndNewlines)).deb"
