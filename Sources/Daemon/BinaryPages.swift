@@ -5,16 +5,16 @@ import Systemd
 /// Keeps in memory only the pages of medicd's own binary that it uses.
 ///
 /// The kernel maps a faulting page of a file together with its neighbours that are in the page
-/// cache (fault-around, 64 KiB), and reads ahead around it when it is not (read-around, the
-/// disk's read-ahead). A binary that was just installed is wholly in the page cache, so each
-/// page medicd touches maps the 64 KiB around it. `mapOnlyWhatRuns` asks for no read-ahead on
-/// the binary's segments (`MADV_RANDOM`), unmaps the read-only ones (code and constants: never
-/// written, so nothing is lost; the writable ones, which hold the relocated pointers and the
-/// globals, stay mapped) and drops the binary's pages that no process maps from the page
-/// cache (written out first: a binary installed moments ago is still dirty in the cache, and a
-/// dirty page cannot be dropped). From then on a page of its constants and data is read and mapped when it is used,
-/// one at a time. Code is too on kernels before 6.16; later ones read ahead in code mappings
-/// whatever the advice, so there the code's layout (`link-order.txt`) is what keeps it small.
+/// cache (fault-around, 64 KiB), and reads ahead around it when it is not (read-around, the disk's
+/// read-ahead). A binary that was just installed is wholly in the page cache, so each page medicd
+/// touches maps the 64 KiB around it. `mapOnlyWhatRuns` asks for no read-ahead on the binary's
+/// segments (`MADV_RANDOM`), unmaps the read-only ones (code and constants: never written, so
+/// nothing is lost; the writable ones, which hold the relocated pointers and the globals, stay
+/// mapped) and drops the binary's pages that no process maps from the page cache (written out
+/// first: a binary installed moments ago is still dirty in the cache, and a dirty page cannot be
+/// dropped). From then on a page of its constants and data is read and mapped when it is used, one
+/// at a time. Code is too on kernels before 6.16; later ones read ahead in code mappings whatever
+/// the advice, so there the code's layout (`link-order.txt`) is what keeps it small.
 public enum BinaryPages {
     /// One loadable segment of the running program, widened to whole pages.
     struct Segment {
