@@ -88,8 +88,10 @@ public struct DetectorPlan: Sendable, Equatable {
         if !patterns.isEmpty { specs.append(.journal(patterns)) }
         if !late.isEmpty { specs.append(.watchdogLate(late.sorted())) }
         if !unitLimits.isEmpty || !hostLimits.isEmpty {
+            // Units with the same limits share one list (10,000 units, one playbook: one list).
+            var lists: Set<[ResourceLimit]> = []
             specs.append(.resources(
-                units: unitLimits.mapValues { $0.sorted { $0.description < $1.description } },
+                units: unitLimits.mapValues { lists.insert($0.sorted { $0.description < $1.description }).memberAfterInsert },
                 host: hostLimits.sorted { $0.description < $1.description }, interval: sampleInterval))
         }
         if let fleet { specs.append(.fleet(fleet)) }

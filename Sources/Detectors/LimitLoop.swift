@@ -29,6 +29,10 @@ struct LimitLoop {
     /// (a PSI trigger), memory above one (memory.events, where cgroup2 has the memory
     /// controller).
     private let eventLimits: [String: [ResourceLimit]]
+    /// Each limit's text and how a sampled limit is watched, made once: every target's entry on
+    /// the board shares them.
+    private let descriptions: [ResourceLimit: String]
+    private let sampledEvery: String
 
     static let host = TargetSelector.hostName
 
@@ -49,8 +53,16 @@ struct LimitLoop {
         }
         // The host has pressure files, not a cgroup's memory.events.
         let hostByEvent = hostPressureLimits.filter(byEvent)
-        eventLimits = watcher.unitLimits.mapValues { $0.filter(byEvent) }.filter { !$0.value.isEmpty }
-            .merging(hostByEvent.isEmpty ? [:] : [Self.host: hostByEvent]) { units, _ in units }
+        // Units with the same limits share one list.
+        var lists: Set<[ResourceLimit]> = []
+        let unitsByEvent = watcher.unitLimits.compactMapValues { limits in
+            let watched = limits.filter(byEvent)
+            return watched.isEmpty ? nil : lists.insert(watched).memberAfterInsert
+        }
+        eventLimits = unitsByEvent.merging(hostByEvent.isEmpty ? [:] : [Self.host: hostByEvent]) { units, _ in units }
+        let limits = Set(watcher.unitLimits.values.joined()).union(watcher.hostLimits)
+        descriptions = Dictionary(uniqueKeysWithValues: limits.map { ($0, $0.description) })
+        sampledEvery = "sampled every \(DurationText.format(watcher.interval))"
     }
 
     /// Samples every target's limits that no event covers, and arms what can be armed.
@@ -142,10 +154,9 @@ struct LimitLoop {
     }
 
     private func publish(_ target: String, _ limits: [ResourceLimit]) {
-        let every = "sampled every \(DurationText.format(watcher.interval))"
         let place = armedIn[target].map { $0 == "/proc/pressure" ? $0 : watcher.sampler.unifiedRoot + $0 }
         watcher.board.set(target, limits.map { limit in
-            var how = every
+            var how = sampledEvery
             let byEvent = eventLimits[target]?.contains(limit) ?? false
             if triggered[target]?.contains(limit) ?? false, case .pressure(let pressure) = limit.resource, let place {
                 how = "kernel event: PSI trigger on \(place)/\(place == "/proc/pressure" ? pressure.rawValue : pressure.name)"
@@ -154,7 +165,7 @@ struct LimitLoop {
             } else if byEvent, let problem = unarmable[target]?.reason {
                 how += " (no kernel event: \(problem))"
             }
-            return LimitWatch(target: target, limit: limit.description, how: how)
+            return LimitWatch(target: target, limit: descriptions[limit] ?? limit.description, how: how)
         }, generation: generation)
     }
 

@@ -12,7 +12,7 @@ import Systemd
 /// and a different result (systemd giving up with start-limit-hit) is reported again.
 public struct UnitTracker: Sendable {
     private struct Tracked: Sendable {
-        var state = UnitState()
+        var state = KeptUnitState()
         /// The result of the crash episode already reported (nil: none open). A new non-success
         /// result (exit-code, then start-limit-hit) is a new report.
         var crashReported: String?
@@ -55,15 +55,15 @@ public struct UnitTracker: Sendable {
         guard tracks(unit) else { return [] }
         var tracked = units[unit] ?? Tracked()
         let previous = tracked.state
-        tracked.state = state
+        tracked.state = KeptUnitState(state)
         var observations: [Observation] = []
         if previous.activeState != state.activeState || previous.subState != state.subState {
-            observations.append(stateChanged(unit, tracked.state, at: time, note: "state read from systemd"))
+            observations.append(stateChanged(unit, state, at: time, note: "state read from systemd"))
         }
         let crashed = state.result.flatMap(CrashKind.init(systemdResult:))
         if let crashed, state.activeState != "active", tracked.crashReported != state.result {
             tracked.crashReported = state.result
-            observations.append(crash(unit, crashed, tracked.state, at: time))
+            observations.append(crash(unit, crashed, state, at: time))
         } else if crashed == nil {
             tracked.crashReported = nil
         }
@@ -88,7 +88,7 @@ public struct UnitTracker: Sendable {
                 // name the last run's failure).
                 tracked.crashReported = CrashKind.startLimitHit.rawValue
                 observations.append(Observation(
-                    target: unit, kind: .crashed(.startLimitHit), time: time, facts: facts(tracked.state).merging(["Job": "\(id) failed"]) { $1 },
+                    target: unit, kind: .crashed(.startLimitHit), time: time, facts: facts(tracked.state.unitState).merging(["Job": "\(id) failed"]) { $1 },
                     summary: "start limit hit: systemd refused to start the unit again (start request repeated too quickly)"))
             }
             units[unit] = tracked
@@ -101,7 +101,7 @@ public struct UnitTracker: Sendable {
         let previous = tracked.state
         tracked.state.merge(change)
         var observations: [Observation] = []
-        let state = tracked.state
+        let state = tracked.state.unitState
         if state.activeState == "active" || (state.activeState == "activating" && state.subState != "auto-restart") {
             tracked.startedSinceJob = true
         }

@@ -29,11 +29,14 @@ public struct EngineCore: Sendable {
     var playbooks: [Playbook] {
         didSet {
             coverage.removeAll()
+            coverageLists.removeAll()
             index = Self.index(playbooks)
         }
     }
     /// Which playbooks cover a target, by index, worked out once per target name.
     var coverage: [String: [Int]] = [:]
+    /// The distinct lists in `coverage`, each kept once.
+    private var coverageLists: Set<[Int]> = []
     /// Each playbook's target selectors, by the playbook's index.
     private var index: SelectorIndex<Int>
     var settings: Settings
@@ -78,8 +81,10 @@ public struct EngineCore: Sendable {
         if let known = coverage[target] { return known }
         var found: [Int] = []
         for number in index.values(selecting: target) where found.last != number { found.append(number) }
-        coverage[target] = found
-        return found
+        // Targets covered by the same playbooks share one list.
+        let shared = coverageLists.insert(found).memberAfterInsert
+        coverage[target] = shared
+        return shared
     }
 
     // MARK: Inputs

@@ -1,46 +1,40 @@
 import MedicCore
 
-/// What the engine remembers of a target.
+/// What the engine remembers of a target. What Medic did to it (`RemedyHistory`, read and
+/// written as if its fields were the target's own) is kept out of line: most targets never
+/// need it, and inline it was 2 MB of the engine's table at 10,000 targets.
+@dynamicMemberLookup
 struct TargetState: Sendable {
     /// Last known health of each aspect (the unit's state, its probe, its heartbeats).
-    var aspects: [Observation.HealthAspect: Bool] = [:]
-    /// Aspects that need fresh evidence from the process a restart or start brought up (its
-    /// probe passing, its heartbeat arriving) before the target counts as healthy.
-    var awaitingFresh: Set<Observation.HealthAspect> = []
+    var aspects = AspectTable<Bool>()
     /// When each aspect last said healthy (the probe's start, the beat's arrival).
-    var lastPositive: [Observation.HealthAspect: Timestamp] = [:]
+    var lastPositive = AspectTable<Timestamp>()
     /// systemd's ActiveState as last seen.
     var activeState: String?
     /// Healthy: every aspect that has spoken says so, and none awaits fresh evidence; nil until
     /// one has spoken.
     var healthy: Bool? {
-        aspects.isEmpty ? nil : aspects.values.allSatisfy { $0 } && awaitingFresh.isEmpty
+        aspects.isEmpty ? nil : aspects.allSatisfy { $0 } && self.awaitingFresh.isEmpty
     }
     var healthSince: Timestamp?
     /// Times of health transitions, for flap detection.
     var transitions: [Timestamp] = []
-    /// When each kind of step ran on it (for rate limits).
-    var stepRuns: [StepKind: [Timestamp]] = [:]
-    /// When plans failed on it.
-    var failures: [Timestamp] = []
-    /// The open incidents, one per (playbook, rule).
-    var incidents: [String: Int64] = [:]
-    /// The incident whose step is acting on the target now: steps on one target never overlap.
-    var busy: Int64?
-    /// Back-off level: how many attempts in a row without a long healthy period.
-    var backoffLevel = 0
-    /// When the last plan started, for cool-down.
-    var lastPlanStart: Timestamp?
-    /// Set after the escalation ladder ran out: no automatic action until a human resumes.
-    var paused = false
     /// How long the last healthy period lasted when it ended.
     var lastHealthyPeriod: Duration?
-    /// When a restart or start of it last succeeded: probe verdicts begun before are stale.
-    var lastRemedy: Timestamp?
-    /// When that restart or start began: evidence begun since speaks of the new process.
-    var freshSince: Timestamp?
+    /// The open incidents, one per (playbook, rule).
+    var incidents: [String: Int64] = [:]
     /// The units systemd says it needs (Requires=, BindsTo=).
     var requires: [String] = []
+    @OutOfLine private var remedies: RemedyHistory?
+
+    subscript<Value>(dynamicMember field: WritableKeyPath<RemedyHistory, Value>) -> Value {
+        get { (remedies ?? RemedyHistory())[keyPath: field] }
+        set {
+            var history = remedies ?? RemedyHistory()
+            history[keyPath: field] = newValue
+            remedies = history
+        }
+    }
 
     /// Health may have changed since `before`: note the transition; returns the new health if
     /// it changed.
@@ -56,6 +50,29 @@ struct TargetState: Sendable {
     func count(_ times: [Timestamp], within window: Duration, at now: Timestamp) -> Int {
         times.filter { now.since($0) < window }.count
     }
+}
+
+/// What Medic did to a target, and what that left pending.
+struct RemedyHistory: Sendable, Equatable {
+    /// Aspects that need fresh evidence from the process a restart or start brought up (its
+    /// probe passing, its heartbeat arriving) before the target counts as healthy.
+    var awaitingFresh: Set<Observation.HealthAspect> = []
+    /// When each kind of step ran on it (for rate limits).
+    var stepRuns: [StepKind: [Timestamp]] = [:]
+    /// When plans failed on it.
+    var failures: [Timestamp] = []
+    /// The incident whose step is acting on the target now: steps on one target never overlap.
+    var busy: Int64?
+    /// Back-off level: how many attempts in a row without a long healthy period.
+    var backoffLevel = 0
+    /// When the last plan started, for cool-down.
+    var lastPlanStart: Timestamp?
+    /// Set after the escalation ladder ran out: no automatic action until a human resumes.
+    var paused = false
+    /// When a restart or start of it last succeeded: probe verdicts begun before are stale.
+    var lastRemedy: Timestamp?
+    /// When that restart or start began: evidence begun since speaks of the new process.
+    var freshSince: Timestamp?
 }
 
 /// An incident: one per (target, rule) while open.

@@ -110,9 +110,9 @@ public enum TargetSelector: Sendable, Equatable, Hashable, CustomStringConvertib
 public struct TargetSpec: Sendable, Equatable {
     public var selector: TargetSelector
     /// Load-balancer pool membership.
-    public var pool: PoolMembership?
-    public var probe: Probe?
-    public var heartbeat: Heartbeat?
+    @OutOfLine public var pool: PoolMembership?
+    @OutOfLine public var probe: Probe?
+    @OutOfLine public var heartbeat: Heartbeat?
     /// Resource limits, each a trigger when held.
     public var limits: [ResourceLimit]
     /// Units this target needs; while one is unhealthy, this target is not remediated.
