@@ -32,7 +32,9 @@ struct TargetState: Sendable {
         set {
             var history = remedies ?? RemedyHistory()
             history[keyPath: field] = newValue
-            remedies = history
+            // A history back at its start (`medic resume '*'` clears every target's pause) takes
+            // no allocation.
+            remedies = history == RemedyHistory() ? nil : history
         }
     }
 

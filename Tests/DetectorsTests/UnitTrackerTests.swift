@@ -92,6 +92,20 @@ struct UnitTrackerTests {
         #expect(found.contains { $0.summary == "ExecStartPre=/usr/bin/check-config --strict exited with status 4: the main process was never started" })
     }
 
+    @Test("a failed command read at start does not describe a later crash the signals report")
+    func failedCommandNotReused() {
+        var tracker = UnitTracker(units: ["web.service"])
+        var state = UnitState(activeState: "failed", subState: "failed", result: "exit-code", execMainPID: 0, execMainCode: 0, execMainStatus: 0)
+        var command = ExecCommandStatus(path: "/usr/bin/check-config", arguments: ["/usr/bin/check-config"], pid: 12, code: 1, status: 4)
+        command.setting = "ExecStartPre"
+        state.failedCommand = command
+        _ = tracker.snapshot("web.service", state, at: now)
+        _ = tracker.ingest(service("success", mainPID: 41), at: now)
+        _ = tracker.ingest(unit("active", "running"), at: now)
+        let crashed = tracker.ingest(service("signal", code: 2, status: 9), at: now)
+        #expect(crashed.map(\.summary) == ["main process 41 killed by signal 9 (SIGKILL)"])
+    }
+
     @Test("units not tracked are ignored")
     func untracked() {
         var tracker = UnitTracker(units: ["web.service"])
