@@ -7,7 +7,8 @@ import ServiceLifecycle
 /// burst freed in its arenas for reuse (start-up reads every target: at 10,000 units that is
 /// about 30 MiB freed but still resident; a crash storm or a reload alike). `malloc_trim` hands
 /// the free pages back; it runs once start-up has settled, then once a minute when more than
-/// 1 MiB was freed since.
+/// 1 MiB was freed since. The first release also lets go of the file pages start-up mapped
+/// (`StartUpPages`).
 struct HeapRelease: Service {
     /// Opened once every target has been read and READY=1 sent.
     let started: Gate
@@ -26,6 +27,10 @@ struct HeapRelease: Service {
             try await cancelWhenGracefulShutdown {
                 // Looked at every `settle` (not waited on), so that a stop before READY=1 ends it.
                 repeat { try await Task.sleep(for: Self.settle) } while !started.isOpen
+                let clock = ContinuousClock()
+                var unmapped = 0
+                let took = clock.measure { unmapped = StartUpPages.unmap() }
+                logger.info("start-up settled: let go of \(Quantity.formatSize(Double(unmapped))) of file pages it mapped (\(took.milliseconds) ms)")
                 var free = 0
                 while true {
                     free = Self.release(ifFreed: Self.threshold, since: free, logger: logger)

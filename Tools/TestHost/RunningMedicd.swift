@@ -53,6 +53,22 @@ public struct RunningMedicd: Sendable {
             audit: try AuditStore(stateDirectory: work + "/state", readOnly: true), notify: notify, startup: ContinuousClock.now - start)
     }
 
+    /// What medicd logs once its start-up's work is over (the first heap release, 10–20 s after
+    /// READY=1), having let go of the file pages start-up mapped.
+    public static let settledLine = "start-up settled"
+
+    /// Waits (up to `timeout`) until medicd has logged that its start-up's work is over; false if
+    /// it did not.
+    @discardableResult
+    public func waitUntilSettled(timeout: Duration = .seconds(40)) -> Bool {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if process.output.contains(Self.settledLine) { return true }
+            usleep(100_000)
+        }
+        return false
+    }
+
     /// Records about `unit` (all units without one) of `kinds` (all kinds without), oldest first.
     public func records(unit: String? = nil, kinds: [AuditRecord.Kind]? = nil) throws -> [StoredRecord] {
         try audit.records(AuditQuery(unit: unit, kinds: kinds))

@@ -121,7 +121,11 @@ struct AgentCost {
         // supervisord is idle once it has started its programs.
         let deadline = ContinuousClock.now + .seconds(60)
         while agents.count > 1, host.processes(ofUnit: "supervisor.service").count <= units, ContinuousClock.now < deadline { usleep(50_000) }
-        // Let start-up work settle, then average over whole rounds of every agent.
+        // Let start-up work settle (medicd's ends with its first heap release, 10–20 s after
+        // READY=1), then average over whole rounds of every agent.
+        let settled = ContinuousClock.now + .seconds(40)
+        while !medicdSettled(host), ContinuousClock.now < settled { usleep(200_000) }
+        guard medicdSettled(host) else { throw BenchFailure("medicd never said its start-up settled with \(units) services") }
         Thread.sleep(forTimeInterval: 2)
         let before = try agents.map { try cpuMicroseconds(host, unit: $0.1) }
         let idleStart = ContinuousClock.now
@@ -141,6 +145,15 @@ struct AgentCost {
                 agent: agent.0, units: units, startup: agent.0 == "medicd" ? try readyAfter(host, unit: agent.1) : nil,
                 residentMiB: cost.residentMiB, proportionalMiB: cost.proportionalMiB, anonymousMiB: cost.anonymousMiB, cpuShare: Double(after[index] - before[index]) / 1e6 / wall)
         }
+    }
+
+    /// Whether the running medicd (not one of an earlier count of services) logged the end of
+    /// its start-up's work (`start-up settled`).
+    private func medicdSettled(_ host: TestHost) -> Bool {
+        guard let invocation = try? host.runInside(["systemctl", "show", "-P", "InvocationID", "medic.service"])
+            .trimmingCharacters(in: .whitespacesAndNewlines), !invocation.isEmpty else { return false }
+        let lines = (try? host.runInside(["journalctl", "--no-pager", "-q", "_SYSTEMD_INVOCATION_ID=" + invocation, "-g", RunningMedicd.settledLine])) ?? ""
+        return !lines.isEmpty
     }
 
     /// The unit's CPU time so far, every process and thread of it (cgroup2 cpu.stat).

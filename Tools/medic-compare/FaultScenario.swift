@@ -174,6 +174,9 @@ struct FaultScenario {
                 detected: { fault in supervisordExit(log: bench + "/supervisord.log", after: fault) },
                 settle: { _ in usleep(300_000) }))
         }
+        // Faults meet medicd as it runs for hours: past start-up, which ends 10–20 s after
+        // READY=1 with its first heap release (and the file pages start-up mapped let go of).
+        guard medic.waitUntilSettled() else { throw BenchFailure("medicd never said its start-up settled:\n\(medic.process.output.suffix(2000))") }
         var results: [Result] = []
         for contender in contenders {
             guard waitUntilServing(port: contender.port, timeout: .seconds(20)) != nil else {

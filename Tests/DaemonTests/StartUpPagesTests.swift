@@ -1,0 +1,94 @@
+@testable import Daemon
+import Foundation
+import Glibc
+import Testing
+
+/// Run on this test process's own mappings, as medicd runs it on its own.
+@Suite("Start-up pages", .serialized)
+struct StartUpPagesTests {
+    /// The resident bytes of this process's private read-only file mappings, and of the
+    /// mappings holding pages of their own (written: relocated pointers, globals, the heap).
+    private static func resident() throws -> (clean: Int, written: Int) {
+        let smaps = try #require(StartUpPages.readProcFile("/proc/self/smaps"))
+        let clean = StartUpPages.clean(in: smaps).reduce(0) { $0 + $1.1 }
+        let anonymous = smaps.split(separator: "\n").filter { $0.hasPrefix("Anonymous:") }
+            .reduce(0) { $0 + (Int($1.split(separator: " ")[1]) ?? 0) * 1024 }
+        return (clean, anonymous)
+    }
+
+    @Test("only private read-only file mappings that nothing wrote are let go of")
+    func selection() {
+        let smaps = """
+            55d0a0000000-55d0a0200000 r--p 00000000 fe:01 1311   /usr/local/sbin/medicd
+            Size:               2048 kB
+            Rss:                 512 kB
+            Anonymous:             0 kB
+            VmFlags: rd mr mw me rr
+            55d0a0200000-55d0a2000000 r-xp 00200000 fe:01 1311   /usr/local/sbin/medicd
+            Size:              30720 kB
+            Rss:                8192 kB
+            Anonymous:             0 kB
+            VmFlags: rd ex mr mw me rr
+            55d0a2000000-55d0a2100000 r--p 02000000 fe:01 1311   /usr/local/sbin/medicd
+            Size:               1024 kB
+            Rss:                1024 kB
+            Anonymous:           900 kB
+            VmFlags: rd mr mw me ac
+            55d0a2100000-55d0a2200000 rw-p 02100000 fe:01 1311   /usr/local/sbin/medicd
+            Size:               1024 kB
+            Rss:                 100 kB
+            Anonymous:            60 kB
+            VmFlags: rd wr mr mw me ac
+            7f0000000000-7f0000100000 r-xp 00028000 fe:01 2207   /usr/lib/x86_64-linux-gnu/libc.so.6
+            Size:               1024 kB
+            Rss:                 900 kB
+            Anonymous:             0 kB
+            VmFlags: rd ex mr mw me
+            7f0000100000-7f0000110000 r-xp 00000000 fe:01 2208   /usr/lib/locked (deleted)
+            Size:                 64 kB
+            Rss:                  64 kB
+            Anonymous:             0 kB
+            VmFlags: rd ex mr mw me lo
+            7f0000200000-7f0000300000 r--s 00000000 fe:01 4400   /var/lib/medic/audit.db-shm
+            Size:               1024 kB
+            Rss:                   8 kB
+            Anonymous:             0 kB
+            VmFlags: rd sh mr mw me
+            7f0000300000-7f0000310000 r--p 00000000 00:00 0
+            Size:                 64 kB
+            Rss:                  64 kB
+            Anonymous:            64 kB
+            VmFlags: rd mr mw me
+            7f0000400000-7f0000410000 r--p 00000000 fe:01 2209   /usr/lib/untouched.so
+            Size:                 64 kB
+            Rss:                   0 kB
+            Anonymous:             0 kB
+            VmFlags: rd mr mw me
+            7ffc00000000-7ffc00002000 r-xp 00000000 00:00 0      [vdso]
+            Size:                  8 kB
+            Rss:                   8 kB
+            Anonymous:             0 kB
+            VmFlags: rd ex mr mw me de sd
+            """
+        let chosen = StartUpPages.clean(in: smaps)
+        #expect(chosen.map(\.0.path) == ["/usr/local/sbin/medicd", "/usr/local/sbin/medicd", "/usr/lib/x86_64-linux-gnu/libc.so.6"])
+        #expect(chosen.map(\.0.pages.lowerBound) == [0x55d0_a000_0000, 0x55d0_a020_0000, 0x7f00_0000_0000])
+        #expect(chosen.map(\.1) == [512 << 10, 8192 << 10, 900 << 10])
+    }
+
+    @Test("start-up's file pages leave the resident set, written pages stay, and the code goes on running")
+    func unmapsCleanPages() throws {
+        // Touch a good deal of code and constants first, as start-up does.
+        let text = try JSONEncoder().encode(["a": [1, 2, 3]])
+        let before = try Self.resident()
+        let released = StartUpPages.unmap()
+        let after = try Self.resident()
+        #expect(released > 1 << 20, "\(released) bytes of clean file pages were resident")
+        #expect(after.clean < before.clean / 2, "clean file pages resident: \(before.clean) before, \(after.clean) after")
+        #expect(after.written >= before.written * 9 / 10, "pages of its own: \(before.written) before, \(after.written) after")
+        // What was let go of is mapped again from the page cache when it runs.
+        let decoded = try JSONDecoder().decode([String: [Int]].self, from: text)
+        #expect(decoded == ["a": [1, 2, 3]])
+        #expect(try Self.resident().clean > after.clean)
+    }
+}
