@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 
 /// Lets go of the file pages that start-up mapped and idle does not use.
@@ -14,7 +15,7 @@ import Glibc
 /// touched: only private read-only mappings with no page of their own are.
 public enum StartUpPages {
     /// One mapping of `/proc/self/smaps` that can be let go of.
-    struct Mapping: Equatable {
+    struct Mapping {
         let pages: Range<UInt>
         let path: String
     }
@@ -22,7 +23,7 @@ public enum StartUpPages {
     /// Drops the mappings of clean file pages; returns how many bytes of them were resident.
     @discardableResult
     public static func unmap() -> Int {
-        guard let smaps = readProcFile("/proc/self/smaps") else { return 0 }
+        guard let smaps = try? String(contentsOfFile: "/proc/self/smaps", encoding: .utf8) else { return 0 }
         var released = 0
         for (mapping, resident) in clean(in: smaps) {
             let start = UnsafeMutableRawPointer(bitPattern: mapping.pages.lowerBound)
@@ -67,22 +68,5 @@ public enum StartUpPages {
             candidate = Mapping(pages: low..<high, path: fields[5...].joined(separator: " "))
         }
         return found
-    }
-
-    /// A /proc file's text (its size reads as 0, so it is read until the end).
-    static func readProcFile(_ path: String) -> String? {
-        let descriptor = open(path, O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { return nil }
-        defer { close(descriptor) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 64 << 10)
-        while true {
-            let count = chunk.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-            if count < 0, errno == EINTR { continue }
-            guard count >= 0 else { return nil }
-            if count == 0 { break }
-            bytes.append(contentsOf: chunk[..<count])
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }
