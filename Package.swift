@@ -164,11 +164,11 @@ let package = Package(
         // Benchmarks that print figures (scripts/bench builds them in release).
         .executableTarget(
             name: "medic-bench",
-            dependencies: ["MedicCore", "Engine", "Playbooks", "Audit", "Detectors", .product(name: "Logging", package: "swift-log")],
+            dependencies: ["MedicCore", "Engine", "Playbooks", "Audit", "Detectors", "Posix", .product(name: "Logging", package: "swift-log")],
             path: "Tools/medic-bench"
         ),
         // Medic beside systemd, monit, supervisord and HAProxy on real test hosts (scripts/compare).
-        .executableTarget(name: "medic-compare", dependencies: ["TestHost", "Audit", "MedicCore", "Fleet"], path: "Tools/medic-compare"),
+        .executableTarget(name: "medic-compare", dependencies: ["TestHost", "Audit", "MedicCore", "Fleet", "Posix"], path: "Tools/medic-compare"),
         .executableTarget(
             name: "medic-demo",
             dependencies: ["TestHost", "Systemd", "Posix"],
@@ -178,7 +178,7 @@ let package = Package(
         .testTarget(name: "PlaybooksTests", dependencies: ["Playbooks", "MedicCore"]),
         .testTarget(name: "DetectorsTests", dependencies: ["Detectors", "Systemd", "Posix", "MedicCore", "Playbooks", "TestHost", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "EngineTests", dependencies: ["Engine", "Simulation", "Playbooks", "MedicCore", .product(name: "Logging", package: "swift-log")]),
-        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "MedicCore", "Playbooks", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "DaemonTests", dependencies: ["Daemon", "MedicCore", "Playbooks", "Posix", "CLinux", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "FleetTests", dependencies: ["Fleet", "MedicCore", "TestHost"]),
         .testTarget(name: "ReportsTests", dependencies: ["Reports", "Audit", "MedicCore"]),
         .testTarget(name: "AuditTests", dependencies: ["Audit", "MedicCore", .product(name: "GRDB", package: "GRDB.swift")]),

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import MedicCore
+import Posix
 import Systemd
 
 /// Keeps the evidence of an incident before anything destructive runs: the unit's last journal
@@ -63,10 +64,10 @@ struct CollectAction {
     /// Load averages, memory and the root file system's space.
     static func hostFigures() -> String {
         var lines: [String] = []
-        if let load = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8) {
+        if let load = WholeFile.text("/proc/loadavg") {
             lines.append("load: " + load.split(separator: " ").prefix(3).joined(separator: " "))
         }
-        if let meminfo = try? String(contentsOfFile: "/proc/meminfo", encoding: .utf8) {
+        if let meminfo = WholeFile.text("/proc/meminfo") {
             let wanted = ["MemTotal", "MemAvailable", "SwapTotal", "SwapFree"]
             for line in meminfo.split(separator: "\n") where wanted.contains(where: { line.hasPrefix($0 + ":") }) {
                 lines.append(line.split(separator: " ", omittingEmptySubsequences: true).joined(separator: " "))

@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import MedicCore
+import Posix
 
 /// The audit log: an append-only SQLite database (`STATE/audit.sqlite`) through GRDB.
 ///
@@ -40,7 +41,7 @@ public final class AuditStore: AuditSink {
             try db.execute(sql: "PRAGMA cache_size = -512")
         }
         host = ProcessInfo.processInfo.hostName
-        bootID = ((try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8)) ?? "")
+        bootID = (WholeFile.text("/proc/sys/kernel/random/boot_id") ?? "")
             .trimmingCharacters(in: .whitespacesAndNewlines)
         sealer = RecordSealer(stateDirectory: stateDirectory)
         do {

@@ -1,5 +1,5 @@
-import Foundation
 import Glibc
+import Posix
 
 /// Lets go of the file pages that start-up mapped and idle does not use.
 ///
@@ -23,7 +23,7 @@ public enum StartUpPages {
     /// Drops the mappings of clean file pages; returns how many bytes of them were resident.
     @discardableResult
     public static func unmap() -> Int {
-        guard let smaps = try? String(contentsOfFile: "/proc/self/smaps", encoding: .utf8) else { return 0 }
+        guard let smaps = WholeFile.text("/proc/self/smaps") else { return 0 }
         var released = 0
         for (mapping, resident) in clean(in: smaps) {
             let start = UnsafeMutableRawPointer(bitPattern: mapping.pages.lowerBound)

@@ -1,4 +1,5 @@
 import Glibc
+import Posix
 import Synchronization
 
 /// Small kernel files (cgroup and /proc) kept open from one sampling round to the next and read
@@ -153,20 +154,27 @@ public final class KernelFiles: Sendable {
         return nil
     }
 
-    /// Reads a small file (up to 8 KiB) from its start and hands its bytes to `body`. The
-    /// kernel hands over such a file in one read: a short read is its end, without asking
-    /// again for the end of file.
+    /// A read shorter than this is the whole file. The kernel makes these files about a page
+    /// at a time (seq_file) and ends a read short of the page only when its next line would
+    /// not fit; the lines of the files read here (cgroup.procs, statm, memory.*, cpu.stat,
+    /// pressure) are far shorter than half a page.
+    static let wholeBelow = 2048
+
+    /// Reads a file from its start and hands its bytes to `body`. Most are a few lines, whole
+    /// in one `pread` into the stack; a longer one (the `cgroup.procs` of a unit with hundreds
+    /// of processes) is read on to its end.
     static func readFromStart<R>(_ descriptor: Int32, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R? {
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 8192) { buffer -> R? in
-            var total = 0
-            while total < buffer.count {
-                let asked = buffer.count - total
-                let n = pread(descriptor, buffer.baseAddress! + total, asked, off_t(total))
-                if n < 0 { return nil }
-                total += n
-                if n < asked { break }
+        var failed = false
+        let whole: R? = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 4096) { buffer in
+            let n = pread(descriptor, buffer.baseAddress!, buffer.count, 0)
+            guard n >= 0 else {
+                failed = true
+                return nil
             }
-            return body(UnsafeBufferPointer(rebasing: buffer[0..<total]))
+            return n < wholeBelow ? body(UnsafeBufferPointer(rebasing: buffer[0..<n])) : nil
         }
+        if let whole { return whole }
+        guard !failed, lseek(descriptor, 0, SEEK_SET) == 0, let bytes = try? WholeFile.bytes(of: descriptor) else { return nil }
+        return bytes.withUnsafeBufferPointer(body)
     }
 }

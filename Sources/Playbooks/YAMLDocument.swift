@@ -26,16 +26,11 @@ enum YAMLDocument {
         if let kind = FileKind.nonRegular(info.st_mode) {
             return fail("\(file) is \(kind), not a regular file; refused (a playbook or config is a YAML file)")
         }
-        var bytes = [UInt8](repeating: 0, count: maximumFileSize + 1)
-        var count = 0
-        while count < bytes.count {
-            let n = bytes.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + count, $0.count - count) }
-            if n < 0, errno == EINTR { continue }
-            if n < 0 { return fail("cannot read file: \(PosixError.reason())") }
-            if n == 0 { break }
-            count += n
+        do {
+            return .success(try WholeFile.bytes(of: fd, limit: maximumFileSize + 1))
+        } catch {
+            return fail("cannot read file: \(error.reason)")
         }
-        return .success(Array(bytes[..<count]))
     }
 
     /// The document's tree. `what` names the kind of file (`a playbook`), `needs` what an

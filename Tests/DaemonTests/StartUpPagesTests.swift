@@ -1,6 +1,7 @@
 @testable import Daemon
 import Foundation
 import Glibc
+import Posix
 import Testing
 
 /// Run on this test process's own mappings, as medicd runs it on its own.
@@ -8,12 +9,14 @@ import Testing
 struct StartUpPagesTests {
     /// The resident bytes of this process's private read-only file mappings, and of the
     /// mappings holding pages of their own (written: relocated pointers, globals, the heap).
-    private static func resident() throws -> (clean: Int, written: Int) {
-        let smaps = try String(contentsOfFile: "/proc/self/smaps", encoding: .utf8)
-        let clean = StartUpPages.clean(in: smaps).reduce(0) { $0 + $1.1 }
+    private static func resident() throws -> (clean: Int, written: Int, libraries: Int) {
+        let smaps = try #require(WholeFile.text("/proc/self/smaps"))
+        let chosen = StartUpPages.clean(in: smaps)
+        let clean = chosen.reduce(0) { $0 + $1.1 }
+        let libraries = chosen.filter { $0.0.path.contains("/libc.so") }.reduce(0) { $0 + $1.1 }
         let anonymous = smaps.split(separator: "\n").filter { $0.hasPrefix("Anonymous:") }
             .reduce(0) { $0 + (Int($1.split(separator: " ")[1]) ?? 0) * 1024 }
-        return (clean, anonymous)
+        return (clean, anonymous, libraries)
     }
 
     @Test("only private read-only file mappings that nothing wrote are let go of")
@@ -86,6 +89,9 @@ struct StartUpPagesTests {
         #expect(released > 1 << 20, "\(released) bytes of clean file pages were resident")
         #expect(after.clean < before.clean / 2, "clean file pages resident: \(before.clean) before, \(after.clean) after")
         #expect(after.written >= before.written * 9 / 10, "pages of its own: \(before.written) before, \(after.written) after")
+        // The shared libraries' mappings come after the binary's, beyond the first page of smaps.
+        #expect(before.libraries > 0, "libc's clean pages were resident")
+        #expect(after.libraries < before.libraries, "libc's clean pages resident: \(before.libraries) before, \(after.libraries) after")
         // What was let go of is mapped again from the page cache when it runs.
         let decoded = try JSONDecoder().decode([String: [Int]].self, from: text)
         #expect(decoded == ["a": [1, 2, 3]])

@@ -2,6 +2,7 @@ import Detectors
 import Foundation
 import Glibc
 import MedicCore
+import Posix
 import Testing
 
 private func at(_ seconds: Double) -> Timestamp {
@@ -136,6 +137,47 @@ struct ResourceTests {
         #expect(rmdir(root + name) == 0)
         #expect(sampler.sample(controlGroup: name, figures: [.fds]).fds == nil)
         #expect(sampler.files.openCount == 0, "a removed cgroup's file fails its read and is let go")
+    }
+
+    @Test("a unit with hundreds of processes is sampled whole: its cgroup.procs is longer than the page the kernel hands over in one read")
+    func manyProcesses() throws {
+        let name = "/medic-many-\(getpid())"
+        let group = UnitSampler.defaultUnifiedRoot + name
+        try FileManager.default.createDirectory(atPath: group, withIntermediateDirectories: false)
+        defer { Self.removeGroup(group) }
+        // A shell moves itself into the cgroup, then starts 800 sleeps there (their children).
+        let shell = Process()
+        shell.executableURL = URL(fileURLWithPath: "/bin/sh")
+        shell.arguments = ["-c", "echo $$ > \(group)/cgroup.procs && for i in $(seq 800); do sleep 60 & done; wait"]
+        try shell.run()
+        let deadline = ContinuousClock.now + .seconds(20)
+        var pids: [Substring] = []
+        repeat {
+            usleep(50_000)
+            pids = (WholeFile.text(group + "/cgroup.procs") ?? "").split(separator: "\n")
+        } while pids.count < 801 && ContinuousClock.now < deadline
+        try #require(pids.count == 801, "\(pids.count) processes in the cgroup")
+        let text = try #require(WholeFile.text(group + "/cgroup.procs"))
+        #expect(text.utf8.count > 4096, "cgroup.procs is \(text.utf8.count) bytes")
+
+        let descriptors = pids.map { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\($0)/fd").count) ?? 0 }.reduce(0, +)
+        let sampler = UnitSampler(unifiedRoot: UnitSampler.defaultUnifiedRoot)
+        // Read twice: by path, then again through the descriptor kept open.
+        for _ in 0..<2 {
+            let sample = sampler.sample(controlGroup: name, figures: [.fds])
+            #expect(sample.fds == Double(descriptors), "open files of every process: \(descriptors)")
+            sampler.files.endRound()
+        }
+    }
+
+    /// Kills every process of a test's cgroup by its PID and removes the cgroup.
+    private static func removeGroup(_ group: String) {
+        let deadline = ContinuousClock.now + .seconds(5)
+        while let text = WholeFile.text(group + "/cgroup.procs"), !text.isEmpty, ContinuousClock.now < deadline {
+            for pid in text.split(separator: "\n").compactMap({ pid_t($0) }) { kill(pid, SIGKILL) }
+            usleep(20_000)
+        }
+        rmdir(group)
     }
 
     @Test("the host sampler agrees with values read independently")

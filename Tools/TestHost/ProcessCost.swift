@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Posix
 
 /// What a running process costs, read from /proc: resident memory, CPU time, descriptors.
 public struct ProcessCost: Sendable {
@@ -18,8 +19,8 @@ public struct ProcessCost: Sendable {
 
     /// Reads the process's cost now; nil if it is gone.
     public init?(pid: pid_t) {
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-              let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+        guard let status = WholeFile.text("/proc/\(pid)/status"),
+              let stat = WholeFile.text("/proc/\(pid)/stat"),
               let close = stat.lastIndex(of: ")") else { return nil }
         // `Field:   123 kB` lines of /proc's status and smaps_rollup.
         func kilobytes(_ field: String, in text: String) -> Double? {
@@ -30,7 +31,7 @@ public struct ProcessCost: Sendable {
         guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
         residentMiB = (kilobytes("VmRSS", in: status) ?? 0) / 1024
         anonymousMiB = (kilobytes("RssAnon", in: status) ?? 0) / 1024
-        let rollup = (try? String(contentsOfFile: "/proc/\(pid)/smaps_rollup", encoding: .utf8)) ?? ""
+        let rollup = WholeFile.text("/proc/\(pid)/smaps_rollup") ?? ""
         proportionalMiB = kilobytes("Pss", in: rollup).map { $0 / 1024 }
         cpuSeconds = (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
         descriptors = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? 0

@@ -193,7 +193,7 @@ public final class TestHost: Sendable {
     /// systemd's PID as seen from this machine (the child of the unshare process).
     public var systemdPID: pid_t? {
         guard let unshare = state.withLock({ $0.process?.processIdentifier }) else { return nil }
-        let children = (try? String(contentsOfFile: "/proc/\(unshare)/task/\(unshare)/children", encoding: .utf8)) ?? ""
+        let children = WholeFile.text("/proc/\(unshare)/task/\(unshare)/children") ?? ""
         return children.split(separator: " ").first.flatMap { pid_t($0) }
     }
 
@@ -293,12 +293,12 @@ public final class TestHost: Sendable {
     public func processes(ofUnit unitName: String, slice: String? = nil) -> [pid_t] {
         let slice = slice ?? (unitName.split(separator: "@").count == 2
             ? "system.slice/system-\(unitName.split(separator: "@")[0].replacingOccurrences(of: "-", with: "\\x2d")).slice" : "system.slice")
-        let text = (try? String(contentsOfFile: "\(cgroup)/\(slice)/\(unitName)/cgroup.procs", encoding: .utf8)) ?? ""
+        let text = WholeFile.text("\(cgroup)/\(slice)/\(unitName)/cgroup.procs") ?? ""
         return text.split(separator: "\n").compactMap { pid_t($0) }
     }
 
     private func isMountPoint(_ path: String) -> Bool {
-        let mounts = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""
+        let mounts = WholeFile.text("/proc/self/mountinfo") ?? ""
         return mounts.split(separator: "\n").contains { $0.split(separator: " ").dropFirst(4).first.map(String.init) == path }
     }
 }

@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import MedicCore
 import Playbooks
+import Posix
 
 /// medic-bench: prints Medic's figures (engine throughput, audit write rate) on this machine.
 /// Build it in release (`scripts/bench`); `--quick` runs a small smoke version.
@@ -52,7 +53,7 @@ struct Bench {
     }
 
     static func residentMiB() -> Double {
-        let statm = (try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8))?.split(separator: " ") ?? []
+        let statm = WholeFile.text("/proc/self/statm")?.split(separator: " ") ?? []
         return (statm.count > 1 ? Double(statm[1]) ?? 0 : 0) * Double(sysconf(Int32(_SC_PAGESIZE))) / 1_048_576
     }
 

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Posix
 import TestHost
 
 /// Scenario 5: what each agent costs while it watches N idle services, side by side on one test
@@ -159,7 +160,7 @@ struct AgentCost {
     /// The unit's CPU time so far, every process and thread of it (cgroup2 cpu.stat).
     private func cpuMicroseconds(_ host: TestHost, unit: String) throws -> Int64 {
         let path = host.cgroupDirectory + "/system.slice/\(unit)/cpu.stat"
-        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        let text = WholeFile.text(path) ?? ""
         guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("usage_usec ") }), let usec = Int64(line.dropFirst(11)) else {
             throw BenchFailure("no CPU figure for \(unit) in \(path)")
         }
@@ -170,7 +171,7 @@ struct AgentCost {
     private func mainPID(_ host: TestHost, unit: String) throws -> pid_t? {
         let inner = try host.runInside(["systemctl", "show", "-P", "MainPID", unit]).trimmingCharacters(in: .whitespacesAndNewlines)
         return host.processes(ofUnit: unit).first { pid in
-            let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+            let status = WholeFile.text("/proc/\(pid)/status") ?? ""
             return status.split(separator: "\n").first { $0.hasPrefix("NSpid:") }?.split(separator: "\t").last.map(String.init) == inner
         }
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Posix
 
 /// medic-compare: runs Medic beside the tools operators use today on real systemd test hosts
 /// and prints one table per scenario. `--quick` is a small smoke run; `--only 1,3` runs some of
@@ -63,7 +64,7 @@ struct Compare {
 /// The machine the figures come from.
 enum Machine {
     static var description: String {
-        let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?.split(separator: "\n")
+        let cpu = WholeFile.text("/proc/cpuinfo")?.split(separator: "\n")
             .first { $0.hasPrefix("model name") }?.split(separator: ":").last?.trimmingCharacters(in: .whitespaces) ?? "unknown CPU"
         var name = utsname()
         uname(&name)

@@ -1,6 +1,7 @@
 import Foundation
 import Glibc
 import MedicCore
+import Posix
 import TestHost
 
 /// Scenarios 1 and 2: a backend is killed (`kill -9`) or hangs (SIGSTOP: alive, silent) → the
@@ -128,7 +129,7 @@ struct FaultScenario {
                            + (hang ? [] : ["supervisor-bench.service"]))
 
         let backendIn = { (unit: String, port: Int) in
-            host.processes(ofUnit: unit).first { (try? String(contentsOfFile: "/proc/\($0)/cmdline", encoding: .utf8))?.contains("backend-\(port)") == true }
+            host.processes(ofUnit: unit).first { WholeFile.text("/proc/\($0)/cmdline")?.contains("backend-\(port)") == true }
         }
         var contenders = [
             Contender(

@@ -1,6 +1,7 @@
 import Audit
 import Foundation
 import Glibc
+import Posix
 import TestHost
 
 /// Scenario 4: a backend leaks memory steadily; how long from its memory crossing the limit until
@@ -142,14 +143,14 @@ struct LeakScenario {
     /// A unit's memory as its cgroup counts it (memory.current), or, where the cgroup has no
     /// memory controller, its processes' resident memory (as medicd and monit then count it).
     static func memoryBytes(memoryCurrent: String, processes: [pid_t]) -> Double {
-        if let text = try? String(contentsOfFile: memoryCurrent, encoding: .utf8), let bytes = Double(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
+        if let text = WholeFile.text(memoryCurrent), let bytes = Double(text.trimmingCharacters(in: .whitespacesAndNewlines)) {
             return bytes
         }
         return processes.compactMap { ProcessCost(pid: $0)?.residentMiB }.reduce(0, +) * 1_048_576
     }
 
     static func hasMemoryController(_ host: TestHost) -> Bool {
-        ((try? String(contentsOfFile: host.cgroupDirectory + "/cgroup.controllers", encoding: .utf8)) ?? "").split(separator: " ").contains { $0.trimmingCharacters(in: .whitespacesAndNewlines) == "memory" }
+        (WholeFile.text(host.cgroupDirectory + "/cgroup.controllers") ?? "").split(separator: " ").contains { $0.trimmingCharacters(in: .whitespacesAndNewlines) == "memory" }
     }
 
     /// The unit's backend once it is a process other than `previous` and serves, and when it

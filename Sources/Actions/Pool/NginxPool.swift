@@ -114,12 +114,12 @@ public struct NginxPool: LoadBalancerPool {
     private static func workers(of master: pid_t) -> Set<pid_t> {
         var found: Set<pid_t> = []
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
-            guard let pid = pid_t(entry), let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            guard let pid = pid_t(entry), let stat = WholeFile.text("/proc/\(pid)/stat"),
                   let close = stat.lastIndex(of: ")")
             else { continue }
             let fields = stat[stat.index(after: close)...].split(separator: " ")
             guard fields.count > 2, pid_t(fields[1]) == master,
-                  let command = try? String(contentsOfFile: "/proc/\(pid)/cmdline", encoding: .utf8),
+                  let command = WholeFile.text("/proc/\(pid)/cmdline"),
                   command.hasPrefix("nginx: worker process"), !command.contains("shutting down")
             else { continue }
             found.insert(pid)
