@@ -9,7 +9,7 @@ import ServiceLifecycle
 /// the free pages back; it runs once start-up has settled, then once a minute when more than
 /// 1 MiB was freed since. The first release also lets go of the file pages start-up mapped
 /// (`StartUpPages`).
-struct HeapRelease: Service {
+public struct HeapRelease: Service {
     /// Opened once every target has been read and READY=1 sent.
     let started: Gate
     /// How often the gate is looked at before READY=1: the first release comes one to two of
@@ -22,7 +22,7 @@ struct HeapRelease: Service {
     static let threshold = 1 << 20
     let logger: Logger
 
-    func run() async throws {
+    public func run() async throws {
         do {
             try await cancelWhenGracefulShutdown {
                 // Looked at every `settle` (not waited on), so that a stop before READY=1 ends it.
@@ -40,6 +40,19 @@ struct HeapRelease: Service {
         } catch is CancellationError {
             return
         }
+    }
+
+    /// Keeps every block of 128 KiB or more in a mapping of its own, from medicd's start. glibc
+    /// otherwise raises that threshold to the size of each large block it maps and frees (up to
+    /// 32 MiB), and the threshold for trimming an arena's top to twice that: after start-up's
+    /// large temporaries (the replies of the bus, the tables of thousands of units as they
+    /// grow, files read whole), blocks of megabytes came from the arenas, left them fragmented
+    /// when freed, and a thread arena's free top of up to twice the threshold was never handed
+    /// back (`malloc_trim` does not trim it). With the threshold fixed, a large block goes back
+    /// to the kernel when it is freed. Anonymous memory at 10,000 units, scenario 5: 30–38 MiB
+    /// before, 25 MiB after; at 1,000 units 8.0 → 6.8 MiB.
+    public static func mapLargeBlocks() {
+        mallopt(M_MMAP_THRESHOLD, 128 << 10)
     }
 
     /// Hands the heap's free pages back when more than `threshold` bytes are free beyond

@@ -1,3 +1,4 @@
+import CLinux
 @testable import Daemon
 import Foundation
 import Glibc
@@ -26,5 +27,22 @@ struct HeapReleaseTests {
         let after = try Self.residentBytes()
         #expect(freeBefore > 30 << 20, "the burst's blocks were free in the heap")
         #expect(before - after > 20 << 20, "resident \(before >> 20) MiB before, \(after >> 20) MiB after")
+    }
+
+    @Test("a large block keeps a mapping of its own even after a larger one was freed, and goes back to the kernel when freed")
+    func largeBlocksMapped() throws {
+        HeapRelease.mapLargeBlocks()
+        // glibc's own rule would now serve blocks up to 8 MiB from its arenas.
+        let large = try #require(malloc(8 << 20))
+        memset(large, 1, 8 << 20)
+        Glibc.free(large)
+        let mappedBefore = mallinfo2().hblkhd
+        let block = try #require(malloc(1 << 20))
+        memset(block, 1, 1 << 20)
+        let mappedWith = mallinfo2().hblkhd
+        Glibc.free(block)
+        let mappedAfter = mallinfo2().hblkhd
+        #expect(mappedWith >= mappedBefore + (1 << 20), "mapped blocks: \(mappedBefore) bytes before, \(mappedWith) with the 1 MiB block")
+        #expect(mappedAfter + (1 << 20) <= mappedWith, "handed back when freed: \(mappedAfter) bytes mapped after")
     }
 }
