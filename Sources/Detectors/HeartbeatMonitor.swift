@@ -1,8 +1,7 @@
 import Foundation
+import Synchronization
 import Logging
 import MedicCore
-import Posix
-import Synchronization
 import Systemd
 
 /// Heartbeats to medicd's own notify socket, for programs that do not use systemd's watchdog:
@@ -110,7 +109,7 @@ public enum UnitOfProcess {
     /// The innermost `*.service` (or `.scope`) component of the process's cgroup path, read from
     /// `procRoot/PID/cgroup` (the unified `0::` line, else systemd's named hierarchy).
     public static func unit(of pid: pid_t, procRoot: String = "/proc") -> String? {
-        guard pid > 0, let text = WholeFile.text("\(procRoot)/\(pid)/cgroup") else { return nil }
+        guard pid > 0, let text = readSmall("\(procRoot)/\(pid)/cgroup") else { return nil }
         let lines = text.split(separator: "\n")
         let line = lines.first { $0.hasPrefix("0::") } ?? lines.first { $0.contains(":name=systemd:") }
         guard let path = line?.split(separator: ":", maxSplits: 2).last else { return nil }

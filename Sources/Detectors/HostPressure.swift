@@ -1,6 +1,5 @@
 import Foundation
 import MedicCore
-import Posix
 
 /// The host's pressure at a moment: PSI (`some avg10`) for cpu, memory and io as fractions, and
 /// the 1-minute load average. Every observation carries it, so a playbook can tell a starving
@@ -11,12 +10,12 @@ public enum HostPressure {
     public static func facts(procRoot: String = "/proc") -> [String: String] {
         var facts: [String: String] = [:]
         for resource in ["cpu", "memory", "io"] {
-            if let text = WholeFile.text("\(procRoot)/pressure/\(resource)"),
+            if let text = readSmall("\(procRoot)/pressure/\(resource)"),
                let avg10 = someAverage10(text) {
                 facts["host.pressure.\(resource)"] = String(avg10 / 100)
             }
         }
-        if let text = WholeFile.text("\(procRoot)/loadavg"),
+        if let text = readSmall("\(procRoot)/loadavg"),
            let first = text.split(separator: " ").first, Double(first) != nil {
             facts["host.load"] = String(first)
         }

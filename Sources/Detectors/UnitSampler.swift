@@ -178,8 +178,9 @@ public struct UnitSampler: Sendable {
     }
 }
 
-/// Reads a small kernel file with plain open/read/close (the cgroup and /proc files are a few
-/// bytes; Foundation's file reading costs more than the read itself).
+/// Reads a kernel file with plain open/pread/close: one `pread` for the usual few lines, read on
+/// to its end when longer (`KernelFiles.readFromStart`). Foundation's file reading costs more
+/// than the read itself, and stops after the first page of a file of size 0.
 func readSmall(_ path: String) -> String? {
     let fd = open(path, O_RDONLY | O_CLOEXEC)
     guard fd >= 0 else { return nil }

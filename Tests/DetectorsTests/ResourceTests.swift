@@ -145,22 +145,31 @@ struct ResourceTests {
         let group = UnitSampler.defaultUnifiedRoot + name
         try FileManager.default.createDirectory(atPath: group, withIntermediateDirectories: false)
         defer { Self.removeGroup(group) }
-        // A shell moves itself into the cgroup, then starts 800 sleeps there (their children).
+        // A shell moves itself into the cgroup, then starts 1,200 sleeps there (its children):
+        // more than a page of cgroup.procs even with PIDs of three digits.
         let shell = Process()
         shell.executableURL = URL(fileURLWithPath: "/bin/sh")
-        shell.arguments = ["-c", "echo $$ > \(group)/cgroup.procs && for i in $(seq 800); do sleep 60 & done; wait"]
+        shell.arguments = ["-c", "echo $$ > \(group)/cgroup.procs && for i in $(seq 1200); do sleep 60 & done; wait"]
         try shell.run()
         let deadline = ContinuousClock.now + .seconds(20)
         var pids: [Substring] = []
         repeat {
             usleep(50_000)
             pids = (WholeFile.text(group + "/cgroup.procs") ?? "").split(separator: "\n")
-        } while pids.count < 801 && ContinuousClock.now < deadline
-        try #require(pids.count == 801, "\(pids.count) processes in the cgroup")
+        } while pids.count < 1201 && ContinuousClock.now < deadline
+        try #require(pids.count == 1201, "\(pids.count) processes in the cgroup")
         let text = try #require(WholeFile.text(group + "/cgroup.procs"))
         #expect(text.utf8.count > 4096, "cgroup.procs is \(text.utf8.count) bytes")
 
-        let descriptors = pids.map { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\($0)/fd").count) ?? 0 }.reduce(0, +)
+        // A sleep just forked holds the shell's descriptors until it runs: counted once they
+        // all sleep, and their count holds still.
+        var descriptors = Self.openFiles(of: pids)
+        while ContinuousClock.now < deadline {
+            usleep(200_000)
+            let again = Self.openFiles(of: pids)
+            if again == descriptors { break }
+            descriptors = again
+        }
         let sampler = UnitSampler(unifiedRoot: UnitSampler.defaultUnifiedRoot)
         // Read twice: by path, then again through the descriptor kept open.
         for _ in 0..<2 {
@@ -168,6 +177,11 @@ struct ResourceTests {
             #expect(sample.fds == Double(descriptors), "open files of every process: \(descriptors)")
             sampler.files.endRound()
         }
+    }
+
+    /// How many files the processes have open, from /proc.
+    private static func openFiles(of pids: [Substring]) -> Int {
+        pids.map { (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\($0)/fd").count) ?? 0 }.reduce(0, +)
     }
 
     /// Kills every process of a test's cgroup by its PID and removes the cgroup.
