@@ -8,7 +8,7 @@ import ServiceLifecycle
 /// about 30 MiB freed but still resident; a crash storm or a reload alike). `malloc_trim` hands
 /// the free pages back; it runs once start-up has settled, then once a minute when more than
 /// 1 MiB was freed since. The first release also lets go of the file pages start-up mapped
-/// (`StartUpPages`).
+/// (`ColdPages`).
 public struct HeapRelease: Service {
     /// Opened once every target has been read and READY=1 sent.
     let started: Gate
@@ -27,14 +27,17 @@ public struct HeapRelease: Service {
             try await cancelWhenGracefulShutdown {
                 // Looked at every `settle` (not waited on), so that a stop before READY=1 ends it.
                 repeat { try await Task.sleep(for: Self.settle) } while !started.isOpen
+                // The heap trimmed and the line logged before the pages are let go of, so that
+                // what is mapped again is what idle runs (the line's formatting alone maps 1 MiB).
+                var free = Self.release(ifFreed: Self.threshold, since: 0, logger: logger)
+                logger.info("start-up settled: letting go of the file pages it mapped")
                 let clock = ContinuousClock()
                 var unmapped = 0
-                let took = clock.measure { unmapped = StartUpPages.unmap() }
-                logger.info("start-up settled: let go of \(Quantity.formatSize(Double(unmapped))) of file pages it mapped (\(took.milliseconds) ms)")
-                var free = 0
+                let took = clock.measure { unmapped = ColdPages.unmap() }
+                logger.debug("let go of \(Quantity.formatSize(Double(unmapped))) of file pages (\(took.milliseconds) ms)")
                 while true {
-                    free = Self.release(ifFreed: Self.threshold, since: free, logger: logger)
                     try await Task.sleep(for: Self.every)
+                    free = Self.release(ifFreed: Self.threshold, since: free, logger: logger)
                 }
             }
         } catch is CancellationError {

@@ -13,7 +13,7 @@ import UnixSignals
 /// A reload applies the config's guards, receivers and dry_run, and the detectors the new
 /// playbooks need (`DetectorSet.apply`: new ones start, gone ones stop, unchanged ones keep
 /// running); the config's paths, listeners, sampling and retention take effect when medicd
-/// restarts, and the reload says so.
+/// restarts, and the reload says so. Then it lets go of the pages the reload mapped (`ColdPages`).
 struct Reloader: Service {
     let source: SettingsSource
     /// The settings medicd started with.
@@ -37,6 +37,8 @@ struct Reloader: Service {
     /// control socket), or refuses the whole set; returns whether it was applied, and what
     /// happened in one line.
     func reload(by actor: String) async -> (applied: Bool, message: String) {
+        // Parsing YAML and reading the targets maps code idle does not run.
+        defer { ColdPages.unmap() }
         let directory = running.playbooks
         logger.notice("reloading \(source.file.map { "\($0) and " } ?? "")playbooks from \(directory) (asked by \(actor))")
         let config: DaemonConfig

@@ -5,7 +5,8 @@ import MedicCore
 import ServiceLifecycle
 
 /// Prunes the audit log from its oldest end, by age and by size, once a minute after start and
-/// then every hour, recording each pruning in the log itself.
+/// then every hour, recording each pruning in the log itself, and lets go of the pages the
+/// pruning mapped (`ColdPages`).
 struct RetentionService: Service {
     let store: AuditStore
     let engine: Engine
@@ -19,6 +20,7 @@ struct RetentionService: Service {
                 try await Task.sleep(for: .seconds(60))
                 while true {
                     await pruneOnce()
+                    ColdPages.unmap()
                     try await Task.sleep(for: .seconds(3600))
                 }
             }

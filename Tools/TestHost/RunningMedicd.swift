@@ -54,7 +54,7 @@ public struct RunningMedicd: Sendable {
     }
 
     /// What medicd logs once its start-up's work is over (the first heap release, 10–20 s after
-    /// READY=1), having let go of the file pages start-up mapped.
+    /// READY=1), just before it lets go of the file pages start-up mapped.
     public static let settledLine = "start-up settled"
 
     /// Waits (up to `timeout`) until medicd has logged that its start-up's work is over; false if

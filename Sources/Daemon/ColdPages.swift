@@ -1,19 +1,22 @@
 import Glibc
 import Posix
 
-/// Lets go of the file pages that start-up mapped and idle does not use.
+/// Lets go of the file pages that start-up, or a rare job since, mapped and idle does not use.
 ///
 /// Start-up runs code that idle never runs again (reading the configuration and every target,
 /// the first sampling round), in medicd's binary and in the shared libraries (libc, libstdc++,
 /// SQLite, libsystemd), and the kernel maps each page it touched together with the neighbours
 /// that are in the page cache (fault-around, 64 KiB). Those pages stay mapped, and counted as
-/// medicd's resident memory, for as long as it runs. `unmap` drops medicd's mappings of the file
+/// medicd's resident memory, for as long as it runs; so do the pages of the jobs that run once
+/// an hour or when asked (pruning the audit log: 2 MiB; a reload), so they call it too. `unmap` drops medicd's mappings of the file
 /// pages it has not changed: code, and read-only data no relocation wrote. The pages stay in the
 /// page cache, shared with every process that maps them; the ones idle uses are mapped again at
 /// their next use (a minor fault, no disk read), and an incident maps what it needs from the
 /// cache the same way. Pages a process wrote (relocated pointers, globals, the heap) are never
-/// touched: only private read-only mappings with no page of their own are.
-public enum StartUpPages {
+/// touched: only private read-only mappings with no page of their own are, and the unchanged
+/// pages of medicd's constants where its link made them writable (`BinaryPages.writableConstants`),
+/// each page looked up in `/proc/self/pagemap` first.
+public enum ColdPages {
     /// One mapping of `/proc/self/smaps` that can be let go of.
     struct Mapping {
         let pages: Range<UInt>
@@ -21,7 +24,8 @@ public enum StartUpPages {
     }
 
     /// Drops the mappings of clean file pages; returns how many bytes of them were resident.
-    @discardableResult
+    /// Never inlined: `scripts/link-order` cuts its profile of idle where this returns.
+    @discardableResult @inline(never)
     public static func unmap() -> Int {
         guard let smaps = WholeFile.text("/proc/self/smaps") else { return 0 }
         var released = 0
@@ -29,7 +33,55 @@ public enum StartUpPages {
             let start = UnsafeMutableRawPointer(bitPattern: mapping.pages.lowerBound)
             if madvise(start, mapping.pages.count, MADV_DONTNEED) == 0 { released += resident }
         }
+        if let constants = BinaryPages.writableConstants {
+            released += unmapUnchanged(in: constants)
+        }
         return released
+    }
+
+    /// Drops the resident pages of `range` (whole pages of a private file mapping) that still
+    /// hold the file's own contents; returns their bytes. A page the process changed is its own
+    /// copy, and the kernel would discard it: it is left alone, and so is one swapped out.
+    static func unmapUnchanged(in range: Range<UInt>) -> Int {
+        guard let entries = pagemap(of: range) else { return 0 }
+        var released = 0
+        for run in unchangedRuns(entries, from: range.lowerBound, page: page) {
+            if madvise(UnsafeMutableRawPointer(bitPattern: run.lowerBound), run.count, MADV_DONTNEED) == 0 {
+                released += run.count
+            }
+        }
+        return released
+    }
+
+    /// The `/proc/self/pagemap` entry of each page of `range` (whole pages).
+    static func pagemap(of range: Range<UInt>) -> [UInt64]? {
+        let map = open("/proc/self/pagemap", O_RDONLY | O_CLOEXEC)
+        guard map >= 0 else { return nil }
+        defer { close(map) }
+        var entries = [UInt64](repeating: 0, count: range.count / Int(page))
+        let bytes = entries.withUnsafeMutableBytes { pread(map, $0.baseAddress, $0.count, off_t(range.lowerBound / page) * 8) }
+        return bytes == entries.count * 8 ? entries : nil
+    }
+
+    private static let page = UInt(sysconf(Int32(_SC_PAGESIZE)))
+
+    /// The runs of pages whose pagemap entries say present and backed by the file (bit 63 and
+    /// bit 61, `Documentation/admin-guide/mm/pagemap.rst`), `entries[i]` describing the page at
+    /// `start + i * page`.
+    static func unchangedRuns(_ entries: [UInt64], from start: UInt, page: UInt) -> [Range<UInt>] {
+        let present: UInt64 = 1 << 63
+        let fromFile: UInt64 = 1 << 61
+        var runs: [Range<UInt>] = []
+        var first: Int?
+        for index in 0...entries.count {
+            if index < entries.count, entries[index] & (present | fromFile) == present | fromFile {
+                if first == nil { first = index }
+            } else if let began = first {
+                runs.append(start + UInt(began) * page..<start + UInt(index) * page)
+                first = nil
+            }
+        }
+        return runs
     }
 
     /// The private, read-only, file-backed mappings with no page of their own (nothing in them

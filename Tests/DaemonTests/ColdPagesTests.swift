@@ -6,12 +6,12 @@ import Testing
 
 /// Run on this test process's own mappings, as medicd runs it on its own.
 @Suite("Start-up pages", .serialized)
-struct StartUpPagesTests {
+struct ColdPagesTests {
     /// The resident bytes of this process's private read-only file mappings, and of the
     /// mappings holding pages of their own (written: relocated pointers, globals, the heap).
     private static func resident() throws -> (clean: Int, written: Int, libraries: Int) {
         let smaps = try #require(WholeFile.text("/proc/self/smaps"))
-        let chosen = StartUpPages.clean(in: smaps)
+        let chosen = ColdPages.clean(in: smaps)
         let clean = chosen.reduce(0) { $0 + $1.1 }
         let libraries = chosen.filter { $0.0.path.contains("/libc.so") }.reduce(0) { $0 + $1.1 }
         let anonymous = smaps.split(separator: "\n").filter { $0.hasPrefix("Anonymous:") }
@@ -73,7 +73,7 @@ struct StartUpPagesTests {
             Anonymous:             0 kB
             VmFlags: rd ex mr mw me de sd
             """
-        let chosen = StartUpPages.clean(in: smaps)
+        let chosen = ColdPages.clean(in: smaps)
         #expect(chosen.map(\.0.path) == ["/usr/local/sbin/medicd", "/usr/local/sbin/medicd", "/usr/lib/x86_64-linux-gnu/libc.so.6"])
         #expect(chosen.map(\.0.pages.lowerBound) == [0x55d0_a000_0000, 0x55d0_a020_0000, 0x7f00_0000_0000])
         #expect(chosen.map(\.1) == [512 << 10, 8192 << 10, 900 << 10])
@@ -84,7 +84,7 @@ struct StartUpPagesTests {
         // Touch a good deal of code and constants first, as start-up does.
         let text = try JSONEncoder().encode(["a": [1, 2, 3]])
         let before = try Self.resident()
-        let released = StartUpPages.unmap()
+        let released = ColdPages.unmap()
         let after = try Self.resident()
         #expect(released > 1 << 20, "\(released) bytes of clean file pages were resident")
         #expect(after.clean < before.clean / 2, "clean file pages resident: \(before.clean) before, \(after.clean) after")
@@ -96,5 +96,66 @@ struct StartUpPagesTests {
         let decoded = try JSONDecoder().decode([String: [Int]].self, from: text)
         #expect(decoded == ["a": [1, 2, 3]])
         #expect(try Self.resident().clean > after.clean)
+    }
+}
+
+/// The constants the link placed in a writable segment: only their unchanged pages go.
+@Suite("Writable constants' pages", .serialized)
+struct WritableConstantsTests {
+    private static let present: UInt64 = 1 << 63
+    private static let swapped: UInt64 = 1 << 62
+    private static let fromFile: UInt64 = 1 << 61
+
+    @Test("only runs of present pages backed by the file are chosen; changed and swapped pages stay")
+    func runs() {
+        let entries: [UInt64] = [
+            Self.present | Self.fromFile, Self.present | Self.fromFile, // a run of two
+            Self.present, // changed: the process's own copy
+            Self.present | Self.fromFile, // a run of one
+            0, // not mapped
+            Self.swapped, // a changed page, swapped out
+            Self.present | Self.fromFile | 0x1234, Self.present | Self.fromFile, // a run at the end
+        ]
+        let runs = ColdPages.unchangedRuns(entries, from: 0x10000, page: 0x1000)
+        #expect(runs == [0x10000..<0x12000, 0x13000..<0x14000, 0x16000..<0x18000])
+        #expect(ColdPages.unchangedRuns([], from: 0x10000, page: 0x1000).isEmpty)
+        #expect(ColdPages.unchangedRuns([Self.present, Self.swapped], from: 0x10000, page: 0x1000).isEmpty)
+    }
+
+    /// Resident pages of `range` backed by the file, and resident pages of the process's own.
+    private static func resident(_ range: Range<UInt>) throws -> (unchanged: Int, changed: Int) {
+        let entries = try #require(ColdPages.pagemap(of: range))
+        let unchanged = entries.filter { $0 & (Self.present | Self.fromFile) == Self.present | Self.fromFile }.count
+        let changed = entries.filter { $0 & (Self.present | Self.fromFile) == Self.present }.count
+        return (unchanged, changed)
+    }
+
+    @Test("this binary's constants are found in its writable segment, and their unchanged pages leave the resident set")
+    func unmapsUnchangedConstants() throws {
+        // Swift's writable `.rodata` puts the whole section in a writable segment, here as in medicd.
+        let constants = try #require(BinaryPages.writableConstants)
+        let writable = BinaryPages.segments().filter(\.writable)
+        #expect(writable.contains { $0.pages.lowerBound <= constants.lowerBound && constants.upperBound <= $0.pages.upperBound })
+        // Read every page of them, as start-up reads its literals and tables.
+        let sum = Self.checksum(constants)
+        let before = try Self.resident(constants)
+        #expect(before.unchanged > 16, "\(before.unchanged) unchanged pages resident after reading them all (sum \(sum))")
+        let released = ColdPages.unmapUnchanged(in: constants)
+        let after = try Self.resident(constants)
+        #expect(released >= before.unchanged * 4096 * 9 / 10, "\(released) bytes let go of, \(before.unchanged) pages were resident")
+        #expect(after.unchanged < before.unchanged / 4, "unchanged pages resident: \(before.unchanged) before, \(after.unchanged) after")
+        #expect(after.changed == before.changed, "the relocated pages stay: \(before.changed) before, \(after.changed) after")
+        // What was let go of is read again from the file when it is used.
+        #expect(Self.checksum(constants) == sum)
+    }
+
+    /// A checksum of the bytes of `range`, every one of its pages read.
+    private static func checksum(_ range: Range<UInt>) -> UInt64 {
+        let bytes = UnsafeRawBufferPointer(start: UnsafeRawPointer(bitPattern: range.lowerBound), count: range.count)
+        var sum: UInt64 = 0
+        for (index, word) in bytes.bindMemory(to: UInt64.self).enumerated() {
+            sum &+= word &* UInt64(index | 1)
+        }
+        return sum
     }
 }
