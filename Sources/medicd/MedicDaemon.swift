@@ -114,7 +114,7 @@ struct MedicDaemon: AsyncParsableCommand {
     }
 
     func run() async throws {
-        HeapRelease.mapLargeBlocks()
+        HeapRelease.configure()
         await BinaryPages.mapOnlyWhatRuns()
         // A broken pipe (a log stream, a peer gone) is an error of that write, not medicd's end.
         signal(SIGPIPE, SIG_IGN)
