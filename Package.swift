@@ -168,7 +168,11 @@ let package = Package(
             path: "Tools/medic-bench"
         ),
         // Medic beside systemd, monit, supervisord and HAProxy on real test hosts (scripts/compare).
-        .executableTarget(name: "medic-compare", dependencies: ["TestHost", "Audit", "MedicCore", "Fleet", "Posix"], path: "Tools/medic-compare"),
+        .executableTarget(
+            name: "medic-compare",
+            dependencies: ["TestHost", "Audit", "MedicCore", "Fleet", "Posix", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            path: "Tools/medic-compare"
+        ),
         .executableTarget(
             name: "medic-demo",
             dependencies: ["TestHost", "Systemd", "Posix"],

@@ -1,21 +1,55 @@
+import ArgumentParser
 import Foundation
 import Glibc
 import Posix
 
 /// medic-compare: runs Medic beside the tools operators use today on real systemd test hosts
-/// and prints one table per scenario. `--quick` is a small smoke run; `--only 1,3` runs some of
-/// the scenarios; `--units 100,1000` sets the service counts of scenario 5, `--burst-units 1000`
-/// the units of scenario 10, `--idle 60` how many seconds scenario 5 averages idle CPU over. Exits non-zero if a contender failed to do its job.
+/// and prints one table per scenario. Exits non-zero if a contender failed to do its job.
 @main
-struct Compare {
-    static func main() async {
-        let arguments = CommandLine.arguments
-        let quick = arguments.contains("--quick")
-        /// The value given after `flag`, if it is given.
-        func option(_ flag: String) -> String? { arguments.firstIndex(of: flag).flatMap { arguments.dropFirst($0 + 1).first } }
-        let only = option("--only")
-            .map { Set($0.split(separator: ",").compactMap { Int($0) }) } ?? Set(1...10)
-        let products = ((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? arguments[0]) as NSString
+struct Compare: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "medic-compare",
+        abstract: "Runs Medic beside systemd, monit, supervisord, HAProxy, Varnish and nginx on real systemd test hosts and prints one table per scenario.",
+        discussion: """
+            Without options it runs every scenario in full: about 24 minutes. It uses the medicd and \
+            medic-bench beside its own binary. Exits non-zero if a contender failed to do its job.
+            """)
+
+    @Flag(help: "A small smoke run of each scenario.")
+    var quick = false
+
+    @Option(help: ArgumentHelp("The scenarios to run, by number, 1 to 10.", valueName: "n,n,..."))
+    var only: String?
+
+    @Option(help: ArgumentHelp("Scenario 5's service counts (default 10,100,1000,10000).", valueName: "n,n,..."))
+    var units: String?
+
+    @Option(help: ArgumentHelp("The seconds scenario 5 averages idle CPU over (default 10).", valueName: "seconds"))
+    var idle: Int?
+
+    @Option(help: ArgumentHelp("Scenario 10's units, a tenth and all of them killed (default 1000).", valueName: "n"))
+    var burstUnits: Int?
+
+    func validate() throws {
+        if let only, Self.numbers(only).map({ !$0.allSatisfy((1...10).contains) }) ?? true {
+            throw ValidationError("--only '\(only)': scenario numbers from 1 to 10, separated by commas")
+        }
+        if let units, Self.numbers(units).map({ !$0.allSatisfy { $0 > 0 } }) ?? true {
+            throw ValidationError("--units '\(units)': service counts above 0, separated by commas")
+        }
+        if let idle, idle <= 0 { throw ValidationError("--idle \(idle): seconds above 0") }
+        if let burstUnits, burstUnits < 10 { throw ValidationError("--burst-units \(burstUnits): at least 10") }
+    }
+
+    /// The numbers of a comma-separated list; nil if one is not a number.
+    private static func numbers(_ list: String) -> [Int]? {
+        let numbers = list.split(separator: ",").map { Int($0) }
+        return numbers.contains(nil) || numbers.isEmpty ? nil : numbers.compactMap { $0 }
+    }
+
+    func run() async throws {
+        let only = self.only.flatMap(Self.numbers).map(Set.init) ?? Set(1...10)
+        let products = ((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]) as NSString
         let medicd = products.deletingLastPathComponent + "/medicd"
         print(Machine.description)
         var failures: [String] = []
@@ -31,9 +65,8 @@ struct Compare {
                 failures += try LeakScenario(medicd: medicd, rounds: quick ? 2 : 10).report()
             }
             if only.contains(5) {
-                let counts = option("--units")
-                    .map { $0.split(separator: ",").compactMap { Int($0) } } ?? (quick ? [10, 100] : [10, 100, 1000, 10000])
-                let idle = option("--idle").flatMap { Int($0) } ?? (quick ? 5 : 10)
+                let counts = units.flatMap(Self.numbers) ?? (quick ? [10, 100] : [10, 100, 1000, 10000])
+                let idle = self.idle ?? (quick ? 5 : 10)
                 try AgentCost(medicd: medicd, unitCounts: counts, idle: .seconds(idle)).report()
             }
             if only.contains(6) {
@@ -50,14 +83,14 @@ struct Compare {
                 failures += try await FrontScenario(medicd: medicd, rounds: quick ? 1 : 5, setups: setups).report()
             }
             if only.contains(10) {
-                let total = option("--burst-units").flatMap { Int($0) } ?? (quick ? 100 : 1000)
+                let total = burstUnits ?? (quick ? 100 : 1000)
                 failures += try BurstScenario(medicd: medicd, total: total, bursts: [total / 10, total]).report()
             }
         } catch {
             failures.append("\(error)")
         }
         for failure in failures { FileHandle.standardError.write(Data("medic-compare: FAILED: \(failure)\n".utf8)) }
-        exit(failures.isEmpty ? 0 : 1)
+        if !failures.isEmpty { throw ExitCode.failure }
     }
 }
 
