@@ -1,7 +1,7 @@
 import Foundation
-import Synchronization
 import Logging
 import MedicCore
+import Synchronization
 import Systemd
 
 /// Heartbeats to medicd's own notify socket, for programs that do not use systemd's watchdog:

@@ -19,10 +19,10 @@ struct Compare: AsyncParsableCommand {
     var quick = false
 
     @Option(help: ArgumentHelp("The scenarios to run, by number, 1 to 10.", valueName: "n,n,..."))
-    var only: String?
+    var only: Numbers?
 
     @Option(help: ArgumentHelp("Scenario 5's service counts (default 10,100,1000,10000).", valueName: "n,n,..."))
-    var units: String?
+    var units: Numbers?
 
     @Option(help: ArgumentHelp("The seconds scenario 5 averages idle CPU over (default 10).", valueName: "seconds"))
     var idle: Int?
@@ -31,24 +31,30 @@ struct Compare: AsyncParsableCommand {
     var burstUnits: Int?
 
     func validate() throws {
-        if let only, Self.numbers(only).map({ !$0.allSatisfy((1...10).contains) }) ?? true {
-            throw ValidationError("--only '\(only)': scenario numbers from 1 to 10, separated by commas")
+        if let only, !only.values.allSatisfy((1...10).contains) {
+            throw ValidationError("--only \(only): scenario numbers from 1 to 10, separated by commas")
         }
-        if let units, Self.numbers(units).map({ !$0.allSatisfy { $0 > 0 } }) ?? true {
-            throw ValidationError("--units '\(units)': service counts above 0, separated by commas")
+        if let units, !units.values.allSatisfy({ $0 > 0 }) {
+            throw ValidationError("--units \(units): service counts above 0, separated by commas")
         }
         if let idle, idle <= 0 { throw ValidationError("--idle \(idle): seconds above 0") }
         if let burstUnits, burstUnits < 10 { throw ValidationError("--burst-units \(burstUnits): at least 10") }
     }
 
-    /// The numbers of a comma-separated list; nil if one is not a number.
-    private static func numbers(_ list: String) -> [Int]? {
-        let numbers = list.split(separator: ",").map { Int($0) }
-        return numbers.contains(nil) || numbers.isEmpty ? nil : numbers.compactMap { $0 }
+    /// A comma-separated list of numbers, as `--only 1,3` gives it.
+    struct Numbers: ExpressibleByArgument, CustomStringConvertible {
+        let values: [Int]
+        var description: String { values.map(String.init).joined(separator: ",") }
+
+        init?(argument: String) {
+            let values = argument.split(separator: ",").map { Int($0) }
+            guard !values.isEmpty, !values.contains(nil) else { return nil }
+            self.values = values.compactMap { $0 }
+        }
     }
 
     func run() async throws {
-        let only = self.only.flatMap(Self.numbers).map(Set.init) ?? Set(1...10)
+        let only = Set(self.only?.values ?? Array(1...10))
         let products = ((try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]) as NSString
         let medicd = products.deletingLastPathComponent + "/medicd"
         print(Machine.description)
@@ -65,7 +71,7 @@ struct Compare: AsyncParsableCommand {
                 failures += try LeakScenario(medicd: medicd, rounds: quick ? 2 : 10).report()
             }
             if only.contains(5) {
-                let counts = units.flatMap(Self.numbers) ?? (quick ? [10, 100] : [10, 100, 1000, 10000])
+                let counts = units?.values ?? (quick ? [10, 100] : [10, 100, 1000, 10000])
                 let idle = self.idle ?? (quick ? 5 : 10)
                 try AgentCost(medicd: medicd, unitCounts: counts, idle: .seconds(idle)).report()
             }
