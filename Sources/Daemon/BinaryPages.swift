@@ -34,18 +34,18 @@ public enum BinaryPages {
                     _ = madvise(start, segment.pages.count, MADV_DONTNEED)
                 }
             }
-            dropFromPageCache(writingOutFirst: true)
+            dropFromPageCache()
         }
     }
 
     /// Drops the binary's pages that no process maps from the page cache, so that a page
     /// mapped again is read alone (with `MADV_RANDOM`), not mapped with the 64 KiB of cached
     /// neighbours around it. A binary installed moments ago is still dirty in the cache, and a
-    /// dirty page cannot be dropped: `writingOutFirst` writes it out, which waits for the disk.
-    static func dropFromPageCache(writingOutFirst: Bool) {
+    /// dirty page cannot be dropped: it is written out first, which waits for the disk.
+    private static func dropFromPageCache() {
         let binary = open("/proc/self/exe", O_RDONLY | O_CLOEXEC)
         guard binary >= 0 else { return }
-        if writingOutFirst { _ = fdatasync(binary) }
+        _ = fdatasync(binary)
         _ = posix_fadvise(binary, 0, 0, POSIX_FADV_DONTNEED)
         close(binary)
     }

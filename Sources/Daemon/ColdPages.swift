@@ -14,13 +14,13 @@ import Posix
 /// no relocation wrote, and the unchanged pages of its constants where its link made them
 /// writable (`BinaryPages.writableConstants`, each page looked up in `/proc/self/pagemap`
 /// first). Pages a process wrote (relocated pointers, globals, the heap) are never touched.
-/// The libraries' pages stay in the page cache, shared with every process that maps them, and
-/// the ones idle uses are mapped again at their next use (a minor fault). Its own binary's
-/// pages that no process maps leave the page cache as well (`BinaryPages.dropFromPageCache`):
-/// otherwise each page idle maps again comes with the 64 KiB of cached neighbours around it,
-/// and much of what was let go of is back. The first incident after it reads the pages it
-/// needs from the disk (scenario 1, the slowest of 20 crashes after the settle: serving again
-/// after 40–69 ms, 30–36 ms before; the median the same, 20–21 ms).
+/// Every page stays in the page cache, and the ones idle uses are mapped again at their next
+/// use (a minor fault, with the cached neighbours around it). Dropping medicd's own binary from
+/// the cache here as well kept 0.4–0.9 MiB of those neighbours unmapped, but then the first
+/// incident after each letting go (the settle, and every hourly pruning: in a quiet fleet,
+/// nearly every incident) read its code and constants from the disk: serving again 40–68 ms
+/// after the crash instead of 16–26 ms (scenario 1's first crash after the settle, several
+/// runs each way; the crashes after it 15–25 ms either way).
 public enum ColdPages {
     /// One mapping of `/proc/self/smaps` that can be let go of.
     struct Mapping {
@@ -41,7 +41,6 @@ public enum ColdPages {
         if let constants = BinaryPages.writableConstants {
             released += unmapUnchanged(in: constants)
         }
-        BinaryPages.dropFromPageCache(writingOutFirst: false)
         return released
     }
 

@@ -73,19 +73,20 @@ extension OwnPagesTests {
             }
         }
 
-        @Test("when idle's pages are let go of, the binary's pages nothing maps leave the page cache too")
-        func coldPagesLeaveTheCache() throws {
-            // Written out, as start-up leaves it, and read whole, as start-up's work reads it.
+        @Test("when idle's pages are let go of, the binary stays in the page cache, for the next incident to map without the disk")
+        func coldPagesStayCached() throws {
+            // Written out, as start-up leaves it, and read whole.
             let file = open(Self.executable, O_RDONLY | O_CLOEXEC)
             try #require(file >= 0)
             fdatasync(file)
             close(file)
             let contents = try #require(FileManager.default.contents(atPath: Self.executable))
+            let pages = contents.count / Int(sysconf(Int32(_SC_PAGESIZE)))
             let before = try Self.cachedPages()
             ColdPages.unmap()
             let after = try Self.cachedPages()
-            #expect(before >= contents.count / Int(sysconf(Int32(_SC_PAGESIZE))) * 9 / 10, "\(before) pages cached after reading it whole")
-            #expect(after < before / 2, "\(before) pages cached before, \(after) after")
+            #expect(before >= pages * 9 / 10, "\(before) of \(pages) pages cached after reading it whole")
+            #expect(after >= before * 9 / 10, "\(before) pages cached before, \(after) after")
         }
     }
 }
