@@ -4,11 +4,12 @@ import Glibc
 import Synchronization
 
 /// A program started by the harness (medicd, the CLI, varnishd…), with its output captured to a
-/// file and stopped by its PID. `stop()` (also run by `deinit`) sends SIGTERM, then SIGKILL after
-/// a grace period. Started with posix_spawn and reaped by its own PID only: Foundation's
-/// `Process` takes the end of a descriptor it hands the child for the child's exit, and then
-/// waits for it without a timeout on the one thread that watches every child, so a program that
-/// closes its descriptors (varnishd does) stops every other child from ever being seen to exit.
+/// file and stopped by its PID. `stop()` (also run by `deinit`, and by an interrupted tool:
+/// `Interruption`) sends SIGTERM, then SIGKILL after a grace period. Started with posix_spawn
+/// and reaped by its own PID only: Foundation's `Process` takes the end of a descriptor it hands
+/// the child for the child's exit, and then waits for it without a timeout on the one thread
+/// that watches every child, so a program that closes its descriptors (varnishd does) stops
+/// every other child from ever being seen to exit.
 public final class ChildProcess: Sendable {
     public let pid: pid_t
     /// Where stdout and stderr go.
@@ -46,9 +47,13 @@ public final class ChildProcess: Sendable {
         let code = posix_spawn(&child, executable, &actions, &attributes, argv, envp)
         guard code == 0 else { throw TestHostError.setup("cannot start \(executable): \(String(cString: strerror(code)))") }
         pid = child
+        Interruption.register(self) { [weak self] in self?.stop(grace: .seconds(5)) }
     }
 
-    deinit { stop() }
+    deinit {
+        stop()
+        Interruption.unregister(self)
+    }
 
     public var isRunning: Bool { status == nil }
 

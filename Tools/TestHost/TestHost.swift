@@ -8,8 +8,9 @@ import Systemd
 /// to a minimal target, with a private /run whose bus socket is reachable from outside.
 ///
 /// Everything it starts is stopped by PID (never by process name) and everything it mounts is
-/// unmounted by `destroy()`, which `deinit` also calls. Several can run at once. A host that
-/// reboots (systemd exits with 129) is powered on again by the harness, keeping its "disk".
+/// unmounted by `destroy()`, which `deinit` also calls, and so does an interrupted tool
+/// (`Interruption`). Several can run at once. A host that reboots (systemd exits with 129) is
+/// powered on again by the harness, keeping its "disk".
 public final class TestHost: Sendable {
     /// The host's name (its hostname, and `container=` for systemd).
     public let name: String
@@ -25,6 +26,8 @@ public final class TestHost: Sendable {
         var holdNextReboot = false
     }
     private let state = Mutex(State())
+    /// Held while the host is destroyed: a second `destroy()` returns once it is gone.
+    private let destruction = Mutex(())
     private let binds: [String]
     private let cgroup: String
     /// The network namespace it runs in, and its address there, when it was given a network.
@@ -62,6 +65,7 @@ public final class TestHost: Sendable {
         guard let made = mkdtemp(&template) else { throw TestHostError.setup("mkdtemp: \(PosixError.reason())") }
         directory = String(cString: made)
         cgroup = "/sys/fs/cgroup/unified/testhost-" + (directory as NSString).lastPathComponent
+        Interruption.register(self) { [weak self] in self?.destroy() }
         do {
             try prepare()
             try powerOn(timeout: timeout)
@@ -220,19 +224,22 @@ public final class TestHost: Sendable {
     }
 
     /// Stops the host if it runs (by PID), removes its cgroups deepest first, unmounts its disk
-    /// and deletes its directory. Safe to call more than once.
+    /// and deletes its directory. Safe to call more than once, from more than one thread.
     public func destroy() {
-        let alreadyDestroyed = state.withLock { state -> Bool in
-            defer { state.destroyed = true }
-            return state.destroyed
+        destruction.withLock { _ in
+            let alreadyDestroyed = state.withLock { state -> Bool in
+                defer { state.destroyed = true }
+                return state.destroyed
+            }
+            if alreadyDestroyed { return }
+            defer { Interruption.unregister(self) }
+            powerOff()
+            removeCgroups()
+            let disk = directory + "/disk"
+            if isMountPoint(disk) { try? runProgram("/bin/umount", ["-l", disk]) }
+            if !isMountPoint(disk) { try? FileManager.default.removeItem(atPath: directory) }
+            if let namespace { network?.detach(namespace) }
         }
-        if alreadyDestroyed { return }
-        powerOff()
-        removeCgroups()
-        let disk = directory + "/disk"
-        if isMountPoint(disk) { try? runProgram("/bin/umount", ["-l", disk]) }
-        if !isMountPoint(disk) { try? FileManager.default.removeItem(atPath: directory) }
-        if let namespace { network?.detach(namespace) }
     }
 
     /// Retries for up to 5 s: a cgroup cannot go while a process in it is still being reaped.

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Glibc
 import Posix
+import TestHost
 
 /// medic-compare: runs Medic beside the tools operators use today on real systemd test hosts
 /// and prints one table per scenario. Exits non-zero if a contender failed to do its job.
@@ -29,6 +30,19 @@ struct Compare: AsyncParsableCommand {
 
     @Option(help: ArgumentHelp("Scenario 10's units, a tenth and all of them killed (default 1000).", valueName: "n"))
     var burstUnits: Int?
+
+    /// ArgumentParser's own, but for an interruption (Ctrl-C): it stops the test hosts and the
+    /// programs it started before the tool ends.
+    static func main() async {
+        Interruption.stopEverythingOnSignals()
+        do {
+            let command = try parse()
+            try await command.run()
+        } catch {
+            Interruption.exit { exit(withError: error) }
+        }
+        Interruption.exit { exit() }
+    }
 
     func validate() throws {
         if let only, !only.values.allSatisfy((1...10).contains) {

@@ -6,16 +6,18 @@ import TestHost
 
 /// medic-demo: boots a disposable test host, runs a small HTTP backend in it as a systemd unit,
 /// starts medicd against it, kills the backend with SIGKILL, and shows Medic healing it and the
-/// audit log it wrote. Everything it starts is stopped again by PID.
+/// audit log it wrote. Everything it starts is stopped again by PID, also when it is interrupted.
 @main
 struct Demo {
     static func main() async {
+        Interruption.stopEverythingOnSignals()
         do {
             try await run()
         } catch {
             FileHandle.standardError.write(Data("medic-demo: \(error)\n".utf8))
-            exit(1)
+            Interruption.exit { exit(1) }
         }
+        Interruption.exit { exit(0) }
     }
 
     static func say(_ text: String) { print("\n==> \(text)") }
