@@ -14,7 +14,8 @@ import Synchronization
 public enum Interruption {
     private struct Running {
         var stops: [(owner: ObjectIdentifier, stop: @Sendable () -> Void)] = []
-        /// A second signal while everything is being stopped waits for the first one's end.
+        /// Set by the first signal, or by the tool's own end: a second signal then does
+        /// nothing, and the tool's end waits for the first signal's stopping to end the tool.
         var stopping = false
     }
     private static let running = Mutex(Running())
