@@ -125,7 +125,7 @@ public struct Daemon: Sendable {
                 handler: ControlHandler(engine: engine, reloader: reloader, startedAt: now, fleet: fleet, limitWatches: limitWatches), logger: logger)),
             resilient("retention", RetentionService(store: store, engine: engine, age: settings.retainFor, maxBytes: settings.retainSize, logger: logger)),
             .init(service: DetectorService(detectors: detectors, plan: plan)),
-            .init(service: HeapRelease(started: started, logger: logger)),
+            .init(service: HeapRelease(started: started, releaseCaches: store.releaseMemory, logger: logger)),
         ]
         if let listen = settings.metricsListen.flatMap(ListenAddress.init) {
             if !listen.isLoopback {

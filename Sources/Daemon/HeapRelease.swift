@@ -7,11 +7,16 @@ import ServiceLifecycle
 /// burst freed in its arenas for reuse (start-up reads every target: at 10,000 units that is
 /// about 30 MiB freed but still resident; a crash storm or a reload alike). `malloc_trim` hands
 /// the free pages back; it runs once start-up has settled, then once a minute when more than
-/// 1 MiB was freed since. The first release also lets go of the file pages start-up mapped
-/// (`ColdPages`).
+/// 256 KiB was freed since. The first release empties the caches kept beside malloc's free lists
+/// before (`releaseCaches`: the audit log's SQLite caches, which start-up's records filled) and
+/// lets go of the file pages start-up mapped after (`ColdPages`).
 public struct HeapRelease: Service {
     /// Opened once every target has been read and READY=1 sent.
     let started: Gate
+    /// Empties the caches that hold memory for reuse beyond malloc's own, before the first
+    /// release (`AuditStore.releaseMemory`). Not before the later ones: its code, run once a
+    /// minute, would stay mapped (1.5 MiB at 1,000 units) until the next `ColdPages.unmap`.
+    let releaseCaches: @Sendable () async -> Void
     /// How often the gate is looked at before READY=1: the first release comes one to two of
     /// these after it (the resource watcher's first round reads every unit's cgroup over the
     /// bus after READY=1).
@@ -19,7 +24,9 @@ public struct HeapRelease: Service {
     /// How often the free heap is looked at after that.
     static let every = Duration.seconds(60)
     /// Less freed than this since the last release is left alone: not worth the arenas' locks.
-    static let threshold = 1 << 20
+    /// At 1,000 units what the sampler's first rounds after the settle free is 0.3 MiB, which
+    /// a threshold of 1 MiB left resident for as long as medicd ran.
+    static let threshold = 256 << 10
     let logger: Logger
 
     public func run() async throws {
@@ -27,6 +34,7 @@ public struct HeapRelease: Service {
             try await cancelWhenGracefulShutdown {
                 // Looked at every `settle` (not waited on), so that a stop before READY=1 ends it.
                 repeat { try await Task.sleep(for: Self.settle) } while !started.isOpen
+                await releaseCaches()
                 // The heap trimmed and the line logged before the pages are let go of, so that
                 // what is mapped again is what idle runs (the line's formatting alone maps 1 MiB).
                 var free = Self.release(ifFreed: Self.threshold, since: 0, logger: logger)

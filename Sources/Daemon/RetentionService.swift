@@ -5,8 +5,9 @@ import MedicCore
 import ServiceLifecycle
 
 /// Prunes the audit log from its oldest end, by age and by size, once a minute after start and
-/// then every hour, recording each pruning in the log itself, and lets go of the pages the
-/// pruning mapped (`ColdPages`).
+/// then every hour, recording each pruning in the log itself, and lets go of what the pruning
+/// filled: SQLite's caches (`AuditStore.releaseMemory`) and the file pages it mapped
+/// (`ColdPages`).
 struct RetentionService: Service {
     let store: AuditStore
     let engine: Engine
@@ -20,6 +21,7 @@ struct RetentionService: Service {
                 try await Task.sleep(for: .seconds(60))
                 while true {
                     await pruneOnce()
+                    await store.releaseMemory()
                     ColdPages.unmap()
                     try await Task.sleep(for: .seconds(3600))
                 }

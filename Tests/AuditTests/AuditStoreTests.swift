@@ -1,5 +1,6 @@
 import Audit
 import Foundation
+import GRDBSQLite
 import MedicCore
 import Testing
 
@@ -82,5 +83,27 @@ struct AuditStoreTests {
         #expect(settings.synchronous == 2)
         let attributes = try FileManager.default.attributesOfItem(atPath: dir + "/state")
         #expect((attributes[.posixPermissions] as? Int) == 0o700)
+    }
+
+    @Test("releaseMemory gives back SQLite's caches, and the log goes on: reads and appends after it see every record")
+    func releaseMemory() async throws {
+        let dir = scratchDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let store = try AuditStore(stateDirectory: dir)
+        let details = ["unit": String(repeating: "x", count: 200)]
+        for batch in 0..<20 {
+            _ = try await store.append((0..<100).map { AuditRecord(kind: .observation, target: "u\(batch)-\($0).service", message: "sampled", details: details) })
+        }
+        #expect(try store.records().count == 2_000)
+        let before = sqlite3_memory_used()
+        await store.releaseMemory()
+        let after = sqlite3_memory_used()
+        // The writer's page cache holds up to 512 KiB and a reader's as much.
+        #expect(before - after > 256 << 10, "SQLite held \(before) bytes, \(after) after the release")
+        let next = try await store.append(AuditRecord(kind: .decision, message: "after the release"))
+        #expect(next == 2_001)
+        #expect(try store.records().count == 2_001)
+        let verification = try store.verify()
+        #expect(verification.problem == nil && verification.records == 2_001)
     }
 }
