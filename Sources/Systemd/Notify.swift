@@ -1,4 +1,5 @@
 import CSystemd
+import Glibc
 
 /// sd_notify: telling the service manager about this process's state. A no-op when the process
 /// was not started by systemd with a notify socket. sd_notify can block while the socket's
@@ -6,11 +7,16 @@ import CSystemd
 /// caller never waits; of several `STATUS=` lines not yet sent, only the latest is.
 public enum Notify {
     private static let sender = BlockingCallThread(name: "medic-sd-notify", capacity: 64)
+    /// `$NOTIFY_SOCKET` as it was at the first message, when medicd can send to it itself.
+    private static let socket = NotifySocket(environment: getenv("NOTIFY_SOCKET").map { String(cString: $0) })
 
     /// Sends raw `KEY=value` lines, later, from the notify thread; a `key` replaces a message
-    /// with the same key not yet sent.
+    /// with the same key not yet sent. Sent on medicd's own socket (`NotifySocket`); through
+    /// sd_notify when the address is of another kind or that send failed.
     public static func send(_ state: String, key: String? = nil) {
-        sender.post(key: key) { _ = sd_notify(0, state) }
+        sender.post(key: key) {
+            if socket?.send(state) != true { _ = sd_notify(0, state) }
+        }
     }
 
     /// Startup is finished (`READY=1`), optionally with a status line.
