@@ -1,9 +1,9 @@
 import CSystemd
 import Glibc
 
-/// sd_notify: telling the service manager about this process's state. A no-op when the process
-/// was not started by systemd with a notify socket. sd_notify can block while the socket's
-/// queue is full, so every notification is sent from a thread of its own, in order, and the
+/// The sd_notify protocol: telling the service manager about this process's state. A no-op when
+/// the process was not started by systemd with a notify socket. A send can block while the
+/// socket's queue is full, so every notification is sent from a thread of its own, in order, and the
 /// caller never waits; of several `STATUS=` lines not yet sent, only the latest is.
 public enum Notify {
     private static let sender = BlockingCallThread(name: "medic-sd-notify", capacity: 64)
