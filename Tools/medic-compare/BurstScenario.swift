@@ -46,9 +46,11 @@ struct BurstScenario {
                     medic ? "\(result.restarts) / \(result.held) / \(result.escalations)" : "", medic ? (result.watchdogFired ? "FIRED" : "did not fire") : ""]
         }).render())
         for result in results where !result.phases.isEmpty {
+            // Below 10 ms with a decimal: the engine's decision takes well under one.
+            func ms(_ value: Double) -> String { String(format: value < 10 ? "%.1f" : "%.0f", value) }
             func spread(_ values: [Double]) -> String {
                 let sorted = values.sorted()
-                return String(format: "%.0f / %.0f ms", sorted[sorted.count / 2], sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * 0.99).rounded()))])
+                return "\(ms(sorted[sorted.count / 2])) / \(ms(sorted[min(sorted.count - 1, Int((Double(sorted.count - 1) * 0.99).rounded()))])) ms"
             }
             print("    medicd, \(result.killed) killed, median / p99: kill → crash recorded \(spread(result.phases.map(\.observed))), "
                 + "→ restart asked \(spread(result.phases.map(\.asked))), → restart done \(spread(result.phases.map(\.done)))")
