@@ -17,30 +17,6 @@ final class QuietCgroups: Sendable {
         case memory, tasks, fds, fdLimit
     }
 
-    /// The figures of one unit, held inline: a thousand units keep no dictionary each.
-    struct Figures {
-        private var values: (Double?, Double?, Double?, Double?) = (nil, nil, nil, nil)
-
-        subscript(figure: Figure) -> Double? {
-            get {
-                switch figure {
-                case .memory: values.0
-                case .tasks: values.1
-                case .fds: values.2
-                case .fdLimit: values.3
-                }
-            }
-            set {
-                switch figure {
-                case .memory: values.0 = newValue
-                case .tasks: values.1 = newValue
-                case .fds: values.2 = newValue
-                case .fdLimit: values.3 = newValue
-                }
-            }
-        }
-    }
-
     /// A slice's CPU time at this round's look, and whether it is the same as at the round
     /// before.
     private struct Slice {
@@ -51,7 +27,7 @@ final class QuietCgroups: Sendable {
 
     /// A unit's figures, read in round `readRound`, kept until `until`.
     private struct Kept {
-        var values = Figures()
+        var values: [Figure: Double] = [:]
         var readRound: UInt64
         var until: ContinuousClock.Instant
         var round: UInt64
@@ -61,9 +37,6 @@ final class QuietCgroups: Sendable {
         var slices: [String: Slice] = [:]
         var kept: [String: Kept] = [:]
         var round: UInt64 = 0
-        /// Where in `longest` the next figure kept is read again: steps of the golden ratio,
-        /// so the units kept in one round come due spread over a minute, not together.
-        var spread = 0.0
     }
 
     private let state = Mutex(State())
@@ -108,10 +81,8 @@ final class QuietCgroups: Sendable {
                 entry.round = round
                 state.kept[group] = entry
             } else {
-                state.spread = (state.spread + 0.618_033_988_749_894_9).truncatingRemainder(dividingBy: 1)
-                var entry = Kept(readRound: round, until: now + longest + longest * state.spread, round: round)
-                entry.values[figure] = value
-                state.kept[group] = entry
+                let spread = longest * Double.random(in: 0..<1)
+                state.kept[group] = Kept(values: value.map { [figure: $0] } ?? [:], readRound: round, until: now + longest + spread, round: round)
             }
         }
         return value
