@@ -120,25 +120,10 @@ public final class KernelFiles: Sendable {
 
     /// The value of `key` in a file of `key value` lines (cpu.stat, memory.events).
     func keyed(_ path: String, _ key: String) -> Double? {
-        keyedInteger(path, key).map(Double.init)
-    }
-
-    /// The whole number after `key` in a file of `key value` lines, read without making text
-    /// of the file; nil if no line has the key or its value is not a whole number.
-    func keyedInteger(_ path: String, _ key: String) -> Int64? {
-        withContents(path) { bytes -> Int64? in
-            let key = Array(key.utf8)
-            var start = 0
-            while start < bytes.count {
-                let end = bytes[start...].firstIndex(of: 10) ?? bytes.count
-                let valueStart = start + key.count + 1
-                if valueStart < end, bytes[valueStart - 1] == 32, bytes[start..<(start + key.count)].elementsEqual(key) {
-                    return Self.decimals(UnsafeBufferPointer(rebasing: bytes[valueStart..<end]), field: 0)
-                }
-                start = end + 1
-            }
-            return nil
-        } ?? nil
+        for line in lines(path) where line.hasPrefix(key + " ") {
+            return Double(line.dropFirst(key.count + 1))
+        }
+        return nil
     }
 
     /// The `field`th whole number of the first line, fields separated by spaces; nil if the

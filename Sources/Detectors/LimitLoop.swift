@@ -81,7 +81,7 @@ struct LimitLoop {
             let sampled = triggered[unit].map { armed in limits.filter { !armed.contains($0) } } ?? limits
             if !sampled.isEmpty { await sample(unit, group: group, limits: sampled, host: host, deliver: deliver) }
         }
-        watcher.sampler.endRound()
+        watcher.sampler.files.endRound()
         arm(Self.host, watcher.hostLimits, group: nil)
         await evaluateHost(sampledHost, host, deliver: deliver)
         previousHost = host

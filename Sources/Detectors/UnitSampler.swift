@@ -51,8 +51,6 @@ public struct UnitSampler: Sendable {
     private let v1Memory: Bool
     /// The files sampled, kept open between rounds; call `endRound()` after each round.
     public let files = KernelFiles()
-    /// The figures read from /proc, kept while the slice above their cgroup uses no CPU.
-    let quiet = QuietCgroups()
 
     /// `unifiedRoot`: where the unit's cgroup path (systemd's ControlGroup=) is found in the v2
     /// hierarchy (`/sys/fs/cgroup` on a pure v2 host, `/sys/fs/cgroup/unified` on a hybrid one, or
@@ -66,16 +64,6 @@ public struct UnitSampler: Sendable {
         unifiedMemory = controllers.map { $0.split(whereSeparator: \.isWhitespace).contains("memory") } ?? true
         v1Memory = FileManager.default.fileExists(atPath: v1Root + "/memory")
     }
-
-    /// Ends a sampling round: closes the files it did not read and forgets the cgroups it did
-    /// not sample.
-    public func endRound() {
-        files.endRound()
-        quiet.endRound()
-    }
-
-    /// How many cgroups' figures from /proc are kept now.
-    public var quietCount: Int { quiet.count }
 
     /// `/sys/fs/cgroup/unified` on a hybrid host, else `/sys/fs/cgroup`.
     public static var defaultUnifiedRoot: String {
@@ -114,8 +102,7 @@ public struct UnitSampler: Sendable {
     public func sample(controlGroup: String, systemd: UnitState? = nil, figures: Figures = .all) -> UnitSample {
         var sample = UnitSample()
         let v2 = unifiedRoot + controlGroup
-        // The unit's processes are read only when a figure needs them, and not again while its
-        // slice uses no CPU.
+        // The unit's processes are read only when a figure needs them.
         let processes = ProcessList(path: v2 + "/cgroup.procs", files: files)
         if figures.contains(.memory), let (bytes, source) = memory(controlGroup, systemd: systemd, processes: processes) {
             (sample.memoryBytes, sample.sources["memory"]) = (bytes, source)
@@ -134,11 +121,9 @@ public struct UnitSampler: Sendable {
         if figures.contains(.tasks), let (count, source) = tasks(controlGroup, systemd: systemd, processes: processes) {
             (sample.tasks, sample.sources["tasks"]) = (count, source)
         }
-        if figures.contains(.fds), let fds = fromProcesses(.fds, controlGroup, processes, {
-            $0.isEmpty ? nil : Double($0.map { countEntries("\(procRoot)/\($0)/fd") ?? 0 }.reduce(0, +))
-        }) {
-            sample.fds = fds
-            sample.fdLimit = fromProcesses(.fdLimit, controlGroup, processes) { $0.first.flatMap(openFilesLimit) }
+        if figures.contains(.fds), !processes.pids.isEmpty {
+            sample.fds = Double(processes.pids.map { countEntries("\(procRoot)/\($0)/fd") ?? 0 }.reduce(0, +))
+            sample.fdLimit = openFilesLimit(of: processes.pids[0])
             sample.sources["fds"] = "proc"
         }
         return sample
@@ -149,13 +134,11 @@ public struct UnitSampler: Sendable {
         if unifiedMemory, let bytes = files.number(unifiedRoot + controlGroup + "/memory.current") { return (bytes, "cgroup2") }
         if v1Memory, let bytes = files.number(v1Root + "/memory" + controlGroup + "/memory.usage_in_bytes") { return (bytes, "cgroup1") }
         if let bytes = Self.valid(systemd?.memoryCurrent) { return (bytes, "systemd") }
-        let bytes = fromProcesses(.memory, controlGroup, processes) { pids -> Double? in
-            guard !pids.isEmpty else { return nil }
-            // statm's second field: resident pages.
-            let pages = pids.reduce(Int64(0)) { $0 + (files.field(procRoot + "/" + String($1) + "/statm", 1) ?? 0) }
-            return Double(pages) * Double(sysconf(Int32(_SC_PAGESIZE)))
-        }
-        return bytes.map { ($0, "proc") }
+        guard !processes.pids.isEmpty else { return nil }
+        let pageSize = Double(sysconf(Int32(_SC_PAGESIZE)))
+        // statm's second field: resident pages.
+        let pages = processes.pids.reduce(Int64(0)) { $0 + (files.field(procRoot + "/" + String($1) + "/statm", 1) ?? 0) }
+        return (Double(pages) * pageSize, "proc")
     }
 
     /// CPU seconds used so far, and where they came from.
@@ -172,18 +155,8 @@ public struct UnitSampler: Sendable {
     private func tasks(_ controlGroup: String, systemd: UnitState?, processes: ProcessList) -> (Double, String)? {
         if let count = files.number(unifiedRoot + controlGroup + "/pids.current") { return (count, "cgroup2") }
         if let count = Self.valid(systemd?.tasksCurrent) { return (count, "systemd") }
-        let count = fromProcesses(.tasks, controlGroup, processes) { pids in
-            pids.isEmpty ? nil : Double(pids.map { countEntries("\(procRoot)/\($0)/task") ?? 1 }.reduce(0, +))
-        }
-        return count.map { ($0, "proc") }
-    }
-
-    /// A figure summed over the cgroup's processes by `read`, or as read before while the slice
-    /// above it has used no CPU since (`QuietCgroups`).
-    private func fromProcesses(
-        _ figure: QuietCgroups.Figure, _ controlGroup: String, _ processes: ProcessList, _ read: ([pid_t]) -> Double?
-    ) -> Double? {
-        quiet.figure(figure, of: controlGroup, usage: { files.keyedInteger(unifiedRoot + $0 + "/cpu.stat", "usage_usec") }) { read(processes.pids) }
+        guard !processes.pids.isEmpty else { return nil }
+        return (Double(processes.pids.map { countEntries("\(procRoot)/\($0)/task") ?? 1 }.reduce(0, +)), "proc")
     }
 
     /// systemd's accounting figures, where it has one (UINT64_MAX means none).

@@ -97,7 +97,7 @@ struct ResourceTests {
         // The next round reads the same files again, fresh: a process grew, one more started.
         try "52000 5000 300 10 0 400 0\n".write(toFile: root + "/proc/100/statm", atomically: false, encoding: .utf8)
         try "100\n200\n".write(toFile: group + "/cgroup.procs", atomically: false, encoding: .utf8)
-        sampler.endRound()
+        sampler.files.endRound()
         #expect(sampler.sample(controlGroup: "/system.slice/web.service", figures: [.memory]).memoryBytes == 5020 * page)
 
         // A cgroup with no process has no figure from its processes.
@@ -121,15 +121,15 @@ struct ResourceTests {
         let sampler = UnitSampler(unifiedRoot: root)
         #expect((sampler.sample(controlGroup: name, figures: [.fds]).fds ?? 0) > 0, "sleep has its standard files open")
         #expect(sampler.files.openCount == 1, "cgroup.procs is kept open")
-        sampler.endRound()
+        sampler.files.endRound()
 
         kill(sleeper.processIdentifier, SIGKILL)
         sleeper.waitUntilExit()
         #expect(sampler.sample(controlGroup: name, figures: [.fds]).fds == nil, "the same descriptor reads the cgroup as it is now: empty")
         #expect(sampler.files.openCount == 1)
-        sampler.endRound()
+        sampler.files.endRound()
 
-        sampler.endRound()
+        sampler.files.endRound()
         #expect(sampler.files.openCount == 0, "not read for a round: closed")
 
         _ = sampler.sample(controlGroup: name, figures: [.fds])
@@ -175,67 +175,8 @@ struct ResourceTests {
         for _ in 0..<2 {
             let sample = sampler.sample(controlGroup: name, figures: [.fds])
             #expect(sample.fds == Double(descriptors), "open files of every process: \(descriptors)")
-            sampler.endRound()
+            sampler.files.endRound()
         }
-    }
-
-    @Test("idle units' memory from /proc is read once: while their slice uses no CPU a round reads only the slice's cpu.stat; a process that joins and runs is counted")
-    func quietSliceReadOnce() throws {
-        let slice = "/medic-quiet-\(getpid())"
-        let name = slice + "/idle.service"
-        let group = UnitSampler.defaultUnifiedRoot + name
-        try FileManager.default.createDirectory(atPath: group, withIntermediateDirectories: true)
-        defer {
-            Self.removeGroup(group)
-            rmdir(UnitSampler.defaultUnifiedRoot + slice)
-        }
-        // No memory controller is asked: memory comes from the processes, as on a host without one.
-        let sampler = UnitSampler(unifiedRoot: UnitSampler.defaultUnifiedRoot, v1Root: "/nonexistent")
-        let first = try Self.sleeper(joining: group, count: 1)
-        let idle = sampler.sample(controlGroup: name, figures: [.memory])
-        #expect(idle.sources["memory"] == "proc")
-        #expect(idle.memoryBytes == Self.resident(first), "the sleep's resident pages")
-        sampler.endRound()
-        #expect(sampler.sample(controlGroup: name, figures: [.memory]).memoryBytes == idle.memoryBytes)
-        sampler.endRound()
-        #expect(sampler.files.openCount == 1, "only the slice's cpu.stat was read in the second round: cgroup.procs and statm are closed")
-        #expect(sampler.quietCount == 1)
-
-        // A second sleep moves itself in and runs there: the slice's CPU time moved, so the next
-        // round reads the processes again and counts both.
-        let both = try Self.sleeper(joining: group, count: 2)
-        let busy = sampler.sample(controlGroup: name, figures: [.memory])
-        #expect(busy.memoryBytes == Self.resident(both), "both sleeps' resident pages")
-        #expect((busy.memoryBytes ?? 0) > (idle.memoryBytes ?? 0))
-        #expect(sampler.files.openCount == 4, "the slice's cpu.stat, cgroup.procs and two statm files")
-    }
-
-    /// Starts a `sleep` that moves itself into `group`, and waits until the group has `count`
-    /// processes, each of them sleeping; returns their PIDs.
-    private static func sleeper(joining group: String, count: Int) throws -> [pid_t] {
-        let shell = Process()
-        shell.executableURL = URL(fileURLWithPath: "/bin/sh")
-        shell.arguments = ["-c", "echo $$ > \(group)/cgroup.procs && exec sleep 60"]
-        try shell.run()
-        let deadline = ContinuousClock.now + .seconds(10)
-        while ContinuousClock.now < deadline {
-            let pids = (WholeFile.text(group + "/cgroup.procs") ?? "").split(separator: "\n").compactMap { pid_t($0) }
-            let sleeping = pids.filter {
-                WholeFile.text("/proc/\($0)/comm") == "sleep\n" && (WholeFile.text("/proc/\($0)/stat") ?? "").contains(") S ")
-            }
-            if pids.count == count, sleeping.count == count {
-                usleep(100_000)
-                return pids
-            }
-            usleep(20_000)
-        }
-        throw POSIXError(.ETIMEDOUT)
-    }
-
-    /// The processes' resident bytes, as /proc/PID/statm says now.
-    private static func resident(_ pids: [pid_t]) -> Double {
-        let pages = pids.compactMap { WholeFile.text("/proc/\($0)/statm")?.split(separator: " ").dropFirst().first.flatMap { Double($0) } }
-        return pages.reduce(0, +) * Double(sysconf(Int32(_SC_PAGESIZE)))
     }
 
     /// How many files the processes have open, from /proc.

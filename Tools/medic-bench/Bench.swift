@@ -38,7 +38,7 @@ struct Bench {
         let start = ContinuousClock.now
         for _ in 0..<rounds {
             for i in 0..<units { _ = sampler.sample(controlGroup: "/system.slice/svc\(i).service", figures: [.memory, .cpu, .tasks]) }
-            sampler.endRound()
+            sampler.files.endRound()
         }
         let perRound = (processCPUSeconds() - cpuBefore) / Double(rounds)
         let wall = (ContinuousClock.now - start).seconds / Double(rounds)
