@@ -3,8 +3,8 @@ import Glibc
 
 /// The sd_notify protocol: telling the service manager about this process's state. A no-op when
 /// the process was not started by systemd with a notify socket. A send can block while the
-/// socket's queue is full, so every notification is sent from a thread of its own, in order, and the
-/// caller never waits; of several `STATUS=` lines not yet sent, only the latest is.
+/// socket's queue is full, so every notification is sent from a thread of its own, in order, and
+/// the caller never waits; of several `STATUS=` lines not yet sent, only the latest is.
 public enum Notify {
     private static let sender = BlockingCallThread(name: "medic-sd-notify", capacity: 64)
     /// `$NOTIFY_SOCKET` as it was at the first message, when medicd can send to it itself.
