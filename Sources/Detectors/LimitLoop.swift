@@ -12,6 +12,7 @@ struct LimitLoop {
     let generation: Int
     private var tracker = LimitTracker()
     private var rates = RateMeter()
+    private var quiet = QuietSlices()
     private var previousHost: HostSample?
     private var groups: [String: String] = [:]
     /// Per target, the limits an armed PSI trigger watches: rounds do not sample them.
@@ -75,16 +76,36 @@ struct LimitLoop {
         if !unknown.isEmpty, let states = try? await watcher.manager.read([.service("ControlGroup")], of: unknown) {
             for (unit, state) in states { groups[unit] = state.controlGroup }
         }
+        let now = ContinuousClock.now
+        quiet.beginRound(at: now)
+        var skipped = false
         for (unit, limits) in watcher.unitLimits {
             guard let group = groups[unit], !group.isEmpty else { continue }
             arm(unit, limits, group: group)
             let sampled = triggered[unit].map { armed in limits.filter { !armed.contains($0) } } ?? limits
-            if !sampled.isEmpty { await sample(unit, group: group, limits: sampled, host: host, deliver: deliver) }
+            guard !sampled.isEmpty else { continue }
+            if unchanged(unit, group: group, limits: sampled) {
+                rates.unchanged(unit, at: now)
+                skipped = true
+                continue
+            }
+            await sample(unit, group: group, limits: sampled, host: host, deliver: deliver)
         }
-        watcher.sampler.files.endRound()
+        // The files of the units skipped stay open for their next read; every file is read
+        // again in a refreshing round at the latest.
+        if !skipped { watcher.sampler.files.endRound() }
         arm(Self.host, watcher.hostLimits, group: nil)
         await evaluateHost(sampledHost, host, deliver: deliver)
         previousHost = host
+    }
+
+    /// Whether `unit`'s `limits` are all below their thresholds and stay there because its
+    /// slice has used no CPU since the round before (`QuietSlices`): then it is not sampled.
+    private mutating func unchanged(_ unit: String, group: String, limits: [ResourceLimit]) -> Bool {
+        // The slice is read before any unit in it is sampled this round.
+        let files = watcher.sampler.files, root = watcher.sampler.unifiedRoot
+        guard quiet.isQuiet(group, usage: { files.keyed(root + $0 + "/cpu.stat", "usage_usec") }) else { return false }
+        return limits.allSatisfy { QuietSlices.holdsWhileIdle($0) && !tracker.isActive(target: unit, limit: $0) }
     }
 
     /// Looks at `target` now, after a kernel event or as its follow-up: every limit of it.

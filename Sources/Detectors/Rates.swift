@@ -33,6 +33,14 @@ struct RateMeter {
         return rates
     }
 
+    /// Records that `target`'s CPU time is the same at `now` as at its previous sample (it did
+    /// not run), so that the next rate is worked out from `now`, not averaged over the time it
+    /// was idle.
+    mutating func unchanged(_ target: String, at now: ContinuousClock.Instant) {
+        guard let seconds = last[target]?.cpu?.0 else { return }
+        last[target]?.cpu = (seconds, now)
+    }
+
     private static func rate(from old: (Double, ContinuousClock.Instant), to new: (Double, ContinuousClock.Instant)) -> Double? {
         guard new.1 > old.1 else { return nil }
         return max(0, new.0 - old.0) / (new.1 - old.1).seconds

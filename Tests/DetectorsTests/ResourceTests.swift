@@ -185,7 +185,7 @@ struct ResourceTests {
     }
 
     /// Kills every process of a test's cgroup by its PID and removes the cgroup.
-    private static func removeGroup(_ group: String) {
+    static func removeGroup(_ group: String) {
         let deadline = ContinuousClock.now + .seconds(5)
         while let text = WholeFile.text(group + "/cgroup.procs"), !text.isEmpty, ContinuousClock.now < deadline {
             for pid in text.split(separator: "\n").compactMap({ pid_t($0) }) { kill(pid, SIGKILL) }

@@ -95,6 +95,50 @@ struct ResourceIntegrationTests {
         }
     }
 
+    @Test("units of a slice that uses no CPU are not sampled while they sleep; one that wakes and leaks is caught as soon as it runs, with a figure read then")
+    func quietSliceWakes() async throws {
+        try await withTestHost("quiet") { host in
+            // Every unit in one slice; the leak's shell stops itself until the test wakes it.
+            let manager = try await installAndStart(host, [
+                "idle@.service": "[Service]\nSlice=workers.slice\nExecStart=/bin/sleep infinity\n",
+                "leak.service": """
+                    [Service]
+                    Slice=workers.slice
+                    ExecStart=/bin/sh -c 'kill -STOP $$$$; exec \(try Paths.backend()) --port \(freePort()) --leak-mb-per-s 100'
+                    """,
+            ], start: ["idle@1.service", "idle@2.service", "idle@3.service", "leak.service"])
+            defer { manager.bus.close() }
+            let medicd = try RunningMedicd.start(on: host, playbook: """
+                playbook: leak
+                targets:
+                  - unit: idle@1.service
+                  - unit: idle@2.service
+                  - unit: idle@3.service
+                  - unit: leak.service
+                guards: { stabilise: 200ms, rate: { restart: 1 in 10m } }
+                on:
+                  - when: memory > 60MiB for 300ms
+                    do: [ restart ]
+                """, arguments: ["--sample-interval", "100ms", "--cgroup-root", host.cgroupDirectory])
+            defer { medicd.process.stop() }
+            #expect(await eventually { Self.watched(medicd).contains("memory > 60MiB for 300ms  sampled every 100ms") }, "\(Self.watched(medicd))")
+            // Twenty rounds with every process of the slice asleep.
+            try await Task.sleep(for: .seconds(2))
+
+            try await manager.killUnit("leak.service", signal: SIGCONT)
+            let exceeded = await eventually(timeout: .seconds(10)) {
+                ((try? medicd.records(kinds: [.observation]).contains { $0.message.hasPrefix("limit held: memory > 60MiB for 300ms") }) ?? false)
+            }
+            #expect(exceeded, "\((try? medicd.records().map(\.message)) ?? [])\n\(medicd.process.output)")
+            let held = try #require(try medicd.records(kinds: [.observation]).first { $0.message.hasPrefix("limit held") })
+            #expect(held.target == "leak.service", "\(held.facts)")
+            #expect(Double(held.facts["memory_bytes"] ?? "0")! > 60 * 1_048_576, "read after it woke: \(held.facts)")
+            #expect(await eventually { ((try? medicd.records(kinds: [.stepResult]).contains { $0.step == "restart" }) ?? false) })
+            let others = try medicd.records(kinds: [.observation]).filter { $0.target?.hasPrefix("idle@") == true && $0.message.hasPrefix("limit") }
+            #expect(others.isEmpty, "the sleeping units stay below their limit: \(others.map(\.message))")
+        }
+    }
+
     private static func watched(_ medicd: RunningMedicd) -> String {
         (try? medic(["status", "--socket", medicd.socket]).output) ?? ""
     }
