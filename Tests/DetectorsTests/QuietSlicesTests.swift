@@ -34,43 +34,55 @@ struct QuietSlicesTests {
         let reads = SliceReads(root: root)
         var quiet = QuietSlices()
         var now = ContinuousClock.now
+        var isQuiet: Bool
 
         quiet.beginRound(at: now)
-        #expect(!quiet.isQuiet(first, usage: reads.usage), "the first round reads every unit")
-        #expect(!quiet.isQuiet(second, usage: reads.usage))
+        isQuiet = quiet.isQuiet(first, usage: reads.usage)
+        #expect(!isQuiet, "the first round reads every unit")
+        isQuiet = quiet.isQuiet(second, usage: reads.usage)
+        #expect(!isQuiet)
         #expect(reads.count == 1, "one read of the slice for both units")
 
         now += .seconds(5)
         quiet.beginRound(at: now)
-        #expect(quiet.isQuiet(first, usage: reads.usage), "the sleep did not run: the slice's CPU time did not move")
-        #expect(quiet.isQuiet(second, usage: reads.usage))
+        isQuiet = quiet.isQuiet(first, usage: reads.usage)
+        #expect(isQuiet, "the sleep did not run: the slice's CPU time did not move")
+        isQuiet = quiet.isQuiet(second, usage: reads.usage)
+        #expect(isQuiet)
         #expect(reads.count == 2)
 
         // A process joins the second unit and runs there before it sleeps.
         try Self.sleep(in: root + second)
         now += .seconds(5)
         quiet.beginRound(at: now)
-        #expect(!quiet.isQuiet(first, usage: reads.usage), "a process ran in the slice: every unit of it is read")
+        isQuiet = quiet.isQuiet(first, usage: reads.usage)
+        #expect(!isQuiet, "a process ran in the slice: every unit of it is read")
         now += .seconds(5)
         quiet.beginRound(at: now)
-        #expect(quiet.isQuiet(second, usage: reads.usage), "both sleep now")
+        isQuiet = quiet.isQuiet(second, usage: reads.usage)
+        #expect(isQuiet, "both sleep now")
 
         now += QuietSlices.refreshEvery
         quiet.beginRound(at: now)
-        #expect(!quiet.isQuiet(first, usage: reads.usage), "every unit is read again once a refresh is due")
+        isQuiet = quiet.isQuiet(first, usage: reads.usage)
+        #expect(!isQuiet, "every unit is read again once a refresh is due")
         now += .seconds(5)
         quiet.beginRound(at: now)
-        #expect(quiet.isQuiet(first, usage: reads.usage))
+        isQuiet = quiet.isQuiet(first, usage: reads.usage)
+        #expect(isQuiet)
 
         // A round that skipped the slice: its figure is from two rounds ago, not the round before.
         now += .seconds(5)
         quiet.beginRound(at: now)
         now += .seconds(5)
         quiet.beginRound(at: now)
-        #expect(!quiet.isQuiet(first, usage: reads.usage), "a slice not read in the round before is not trusted")
+        isQuiet = quiet.isQuiet(first, usage: reads.usage)
+        #expect(!isQuiet, "a slice not read in the round before is not trusted")
 
-        #expect(!quiet.isQuiet("/top.service", usage: reads.usage), "a cgroup right below the root has no slice")
-        #expect(!quiet.isQuiet(slice + "/gone.service", usage: Self.unreadable), "a slice without cpu.stat is never quiet")
+        isQuiet = quiet.isQuiet("/top.service", usage: reads.usage)
+        #expect(!isQuiet, "a cgroup right below the root has no slice")
+        isQuiet = quiet.isQuiet(slice + "/gone.service", usage: Self.unreadable)
+        #expect(!isQuiet, "a slice without cpu.stat is never quiet")
     }
 
     @Test("only limits on figures that grow by running, and only above a threshold, are skipped while idle")
