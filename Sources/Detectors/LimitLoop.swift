@@ -99,13 +99,15 @@ struct LimitLoop {
         previousHost = host
     }
 
-    /// Whether `unit`'s `limits` are all below their thresholds and stay there because its
+    /// Whether `unit`'s `limits` were all below their thresholds at its last sample and stay there because its
     /// slice has used no CPU since the round before (`QuietSlices`): then it is not sampled.
     private mutating func unchanged(_ unit: String, group: String, limits: [ResourceLimit]) -> Bool {
         // The slice is read before any unit in it is sampled this round.
         let files = watcher.sampler.files, root = watcher.sampler.unifiedRoot
         guard quiet.isQuiet(group, usage: { files.keyed(root + $0 + "/cpu.stat", "usage_usec") }) else { return false }
-        return limits.allSatisfy { QuietSlices.holdsWhileIdle($0) && !tracker.isActive(target: unit, limit: $0) }
+        // A unit not evaluated since its cgroup became known is sampled: it may have started above
+        // a limit and slept since.
+        return limits.allSatisfy { QuietSlices.holdsWhileIdle($0) && tracker.wasBelow(target: unit, limit: $0) }
     }
 
     /// Looks at `target` now, after a kernel event or as its follow-up: every limit of it.

@@ -66,6 +66,12 @@ public struct LimitTracker: Sendable {
         states[Key(target: target, limit: limit)].map { $0.since != nil || $0.fired } ?? false
     }
 
+    /// Whether `limit` of `target` has been evaluated and was below its threshold then, not
+    /// held: false for a target never evaluated (its cgroup just became known).
+    public func wasBelow(target: String, limit: ResourceLimit) -> Bool {
+        states[Key(target: target, limit: limit)].map { $0.since == nil && !$0.fired } ?? false
+    }
+
     static func format(_ value: Double, _ limit: ResourceLimit) -> String {
         if limit.isPercentage { return Quantity.formatPercent(value) }
         if limit.resource == .memory { return Quantity.formatSize(value) }

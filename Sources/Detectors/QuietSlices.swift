@@ -30,7 +30,7 @@ struct QuietSlices {
     private var round: UInt64 = 0
     private var refreshedAt: ContinuousClock.Instant?
     /// Whether this round reads every unit.
-    private(set) var refreshing = true
+    private var refreshing = true
 
     /// Starts a round at `now`.
     mutating func beginRound(at now: ContinuousClock.Instant) {

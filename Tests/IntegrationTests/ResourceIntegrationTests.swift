@@ -95,7 +95,7 @@ struct ResourceIntegrationTests {
         }
     }
 
-    @Test("units of a slice that uses no CPU are not sampled while they sleep; one that wakes and leaks is caught as soon as it runs, with a figure read then")
+    @Test("a unit of a slice that used no CPU for twenty rounds, woken and leaking, is caught as soon as it runs, with a figure read then; its sleeping neighbours never fire")
     func quietSliceWakes() async throws {
         try await withTestHost("quiet") { host in
             // Every unit in one slice; the leak's shell stops itself until the test wakes it.
